@@ -1,0 +1,36 @@
+# The two commands: `make test` and `make demo`. Both set themselves up (idempotently) first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENVS := $(CURDIR)/.venvs
+# Tool locations written by setup (PREFLOOP_VENVS_DIR, PREFLOOP_LLAMA_CPP_DIR).
+WITH_ENV = set -a; source $(VENVS)/env; set +a;
+PYTEST = -m pytest -q -p no:cacheprovider
+
+.PHONY: setup test demo lock clean help
+
+help:
+	@echo "make demo   run the loop on the embedded default (sets itself up first)"
+	@echo "make test   run every test suite, each in its service's own venv"
+	@echo "make setup  only the setup: venvs, llama.cpp build, model package"
+	@echo "make lock   re-pin constraints.txt after changing a pyproject.toml"
+
+setup:
+	@infra/setup.sh
+
+# Each suite runs in the venv of the code it tests: core in the collector's (no torch), etc.
+test: setup
+	@$(WITH_ENV) \
+	echo "[test] core (in the collector venv: no torch)"; $(VENVS)/collector/bin/python $(PYTEST) libs/core/tests; \
+	for svc in collector server trainer exporter; do \
+	  echo "[test] $$svc"; $(VENVS)/$$svc/bin/python $(PYTEST) services/$$svc/tests; \
+	done; \
+	echo "[test] flows, layout and end to end"; $(VENVS)/flows/bin/python $(PYTEST) flows/tests tests
+
+demo: setup
+	@$(WITH_ENV) ./prefloop demo
+
+lock:
+	@infra/lock.sh
+
+clean:
+	rm -rf $(VENVS)

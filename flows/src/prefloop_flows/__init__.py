@@ -1,0 +1,1 @@
+"""prefloop flows: the Prefect flows that run and gate the loop."""

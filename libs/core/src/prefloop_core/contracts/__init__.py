@@ -1,0 +1,45 @@
+"""Pydantic contracts shared by every stage. Import them from here."""
+
+from prefloop_core.contracts.common import (
+    SCHEMA_VERSION,
+    Artifact,
+    ArtifactKind,
+    ChatMessage,
+    Contract,
+    StoredFile,
+)
+from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
+from prefloop_core.contracts.qa import QARecord
+from prefloop_core.contracts.releases import (
+    ExportMode,
+    HistoryAction,
+    Quantization,
+    Release,
+    ReleaseHistoryEntry,
+)
+from prefloop_core.contracts.review import PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus
+from prefloop_core.contracts.runs import TrainingMethod, TrainingRun
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Artifact",
+    "ArtifactKind",
+    "ChatMessage",
+    "CheckResult",
+    "Contract",
+    "DatasetManifest",
+    "ExportMode",
+    "HistoryAction",
+    "PreferencePair",
+    "QARecord",
+    "Quantization",
+    "RejectedAnswer",
+    "Release",
+    "ReleaseHistoryEntry",
+    "ReviewItem",
+    "ReviewStatus",
+    "StoredFile",
+    "TrainingMethod",
+    "TrainingRun",
+    "Verdict",
+]

@@ -1,0 +1,95 @@
+"""Pieces every contract shares: the base model, schema versions, and the artifact envelope."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+
+class Contract(BaseModel):
+    """Base of every contract crossing a boundary: strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+    schema_version: int = Field(
+        default=SCHEMA_VERSION,
+        description="Version of this record's schema; readers refuse versions newer than they know.",
+    )
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value < 1 or value > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {value} is not supported by this prefloop "
+                f"(knows 1..{SCHEMA_VERSION}); upgrade prefloop to read it"
+            )
+        return value
+
+
+class ArtifactKind(str, enum.Enum):
+    """Top-level folders of the bucket, one per kind of published artifact."""
+
+    DATASET = "datasets"
+    RUN = "runs"
+    RELEASE = "models"
+    QA_REPORT = "qa"
+
+
+class StoredFile(BaseModel):
+    """One data object of an artifact, as recorded in its manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="Object key in the bucket (content-addressed, under the artifact's prefix).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes, hex.")
+    size: int = Field(ge=0, description="Size in bytes.")
+
+
+class ChatMessage(BaseModel):
+    """One message of a conversation, in the OpenAI / TRL conversational shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Artifact(Contract):
+    """An immutable, published bundle of files plus this manifest, written last.
+
+    Subclasses name their kind (the bucket folder), the manifest's file name and the
+    field that holds the id. `published_at` and the fields in `volatile_fields` are not
+    part of the content: re-publishing the same files and metadata is a no-op even if
+    those differ.
+    """
+
+    kind: ClassVar[ArtifactKind]
+    manifest_name: ClassVar[str]
+    id_field: ClassVar[str]
+    volatile_fields: ClassVar[frozenset[str]] = frozenset()
+
+    files: dict[str, StoredFile] = Field(
+        default_factory=dict,
+        description="Files of the artifact by name; filled in by the store when it publishes.",
+    )
+    published_at: datetime | None = Field(
+        default=None, description="When the store wrote the manifest (UTC); set by the store."
+    )
+
+    @property
+    def artifact_id(self) -> str:
+        return str(getattr(self, self.id_field))
+
+    def content_fingerprint(self) -> str:
+        """Hash of everything that makes this artifact what it is (not when it was published)."""
+        skip = {"published_at", *self.volatile_fields}
+        payload: dict[str, Any] = self.model_dump(mode="json", exclude=skip)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

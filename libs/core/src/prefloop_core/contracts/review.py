@@ -1,0 +1,54 @@
+"""The review queue's items and the preference pairs they become."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from pydantic import Field
+
+from prefloop_core.contracts.common import ChatMessage, Contract
+
+
+class ReviewStatus(str, enum.Enum):
+    PENDING = "pending"  # has a rejected answer, waits for a person
+    CHOSEN = "chosen"  # a person wrote the correct answer: a trainable pair
+    SKIPPED = "skipped"  # looked at, left for later
+    DELETED = "deleted"  # excluded from training for good
+
+
+class RejectedAnswer(Contract):
+    """A bad answer the served model gave to the item's question."""
+
+    answer: str
+    score: float = Field(ge=0.0, le=1.0)
+    model: str
+    asked_at: datetime
+    record_id: str = Field(description="QA record this answer came from; ingesting it again adds nothing.")
+
+
+class ReviewItem(Contract):
+    """One question in the review queue with its rejected answers and, once reviewed, the chosen one."""
+
+    item_id: int
+    question: str = Field(min_length=1)
+    game: str | None = None
+    context: str | None = None
+    status: ReviewStatus = ReviewStatus.PENDING
+    rejected: list[RejectedAnswer] = Field(default_factory=list)
+    chosen: str | None = Field(default=None, description="The correct answer a reviewer wrote.")
+    reviewer: str | None = Field(default=None, description="Who wrote `chosen`.")
+    version: int = Field(default=0, ge=0, description="Bumped on every save; a save on a stale version conflicts.")
+    updated_at: datetime | None = None
+
+
+class PreferencePair(Contract):
+    """One training example in TRL's conversational preference format, plus where it came from."""
+
+    prompt: list[ChatMessage] = Field(min_length=1, description="Messages up to the answer (system + user).")
+    chosen: list[ChatMessage] = Field(min_length=1, description="The correct assistant answer.")
+    rejected: list[ChatMessage] = Field(min_length=1, description="The bad assistant answer.")
+    item_id: int | None = Field(default=None, description="Review item the pair came from.")
+    game: str | None = None
+    reviewer: str | None = None
+    source: str = Field(default="review", description="review, import or generated.")

@@ -1,0 +1,42 @@
+"""A published training run: the adapter and everything needed to trust and reproduce it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from prefloop_core.contracts.common import Artifact, ArtifactKind
+from prefloop_core.ids import SafeId
+
+
+class TrainingMethod(str, enum.Enum):
+    DPO = "dpo"
+    ORPO = "orpo"
+    KTO = "kto"
+    SFT = "sft"
+    SFT_DPO = "sft+dpo"
+
+
+class TrainingRun(Artifact):
+    """`runs/<run_id>/run.json`: resolved config, inputs, versions, device and timings of one run."""
+
+    kind: ClassVar[ArtifactKind] = ArtifactKind.RUN
+    manifest_name: ClassVar[str] = "run.json"
+    id_field: ClassVar[str] = "run_id"
+    volatile_fields: ClassVar[frozenset[str]] = frozenset({"timings", "finished_at"})
+
+    run_id: SafeId
+    dataset_id: SafeId
+    base_model: str = Field(description="HF directory, hub id or GGUF file the adapter was trained on.")
+    method: TrainingMethod
+    config: dict[str, Any] = Field(default_factory=dict, description="The fully resolved training config.")
+    versions: dict[str, str] = Field(default_factory=dict, description="torch, transformers, trl, peft, ...")
+    device: str = Field(description="cuda, mps or cpu (with the GPU name when there is one).")
+    dtype: str = Field(description="bfloat16, float16 or float32.")
+    started_at: datetime
+    finished_at: datetime | None = None
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per phase.")
+    final_metrics: dict[str, float] = Field(default_factory=dict, description="Last logged loss, reward accuracy, ...")

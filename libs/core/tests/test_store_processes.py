@@ -1,0 +1,124 @@
+"""The store across processes: racing publishers, a publisher killed mid-upload, memory on a 1 GB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from helpers import release, write
+
+from prefloop_core.contracts import Release
+from prefloop_core.store import ArtifactStore, LocalBackend, S3Backend
+
+HERE = Path(__file__).parent
+
+
+def spec_for(store: ArtifactStore, **extra: object) -> dict[str, object]:
+    backend = store.backend
+    if isinstance(backend, LocalBackend):
+        return {"kind": "local", "root": str(backend.root), **extra}
+    assert isinstance(backend, S3Backend)
+    return {"kind": "s3", "endpoint": backend.endpoint, "bucket": backend.bucket, **extra}
+
+
+def publisher(spec: dict[str, object]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "publisher.py"), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=HERE,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+    )
+
+
+def outcome(proc: subprocess.Popen[str]) -> dict[str, object]:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sparse_file(path: Path, size: int, tail: bytes) -> Path:
+    with open(path, "wb") as fh:
+        fh.truncate(size - len(tail))
+        fh.seek(size - len(tail))
+        fh.write(tail)
+    return path
+
+
+def test_two_processes_publishing_the_same_new_tag_exactly_one_wins(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
+    for round_ in range(3):
+        tag = f"tiny-dpo-20261123-{round_ + 1}"
+        files = [write(tmp_path / f"r{round_}-{i}.gguf", f"content of writer {i}".encode() * 1000) for i in range(2)]
+        start_at = time.time() + 1.5  # both interpreters are up by then
+        procs = [publisher(spec_for(store, tag=tag, file=str(f), start_at=start_at)) for f in files]
+        results = [outcome(p) for p in procs]
+
+        assert sorted(r["result"] for r in results) == ["conflict", "published"], results
+        loser = next(r for r in results if r["result"] == "conflict")
+        assert "already published with other content" in str(loser["message"])
+        winner_file = files[[r["result"] for r in results].index("published")]
+        published = store.require(Release, tag)
+        fetched = store.fetch(published, tmp_path / f"out{round_}")["model.gguf"]
+        assert fetched.read_bytes() == winner_file.read_bytes()
+
+
+def test_a_publisher_killed_mid_upload_publishes_nothing(store: ArtifactStore, tmp_path: Path) -> None:
+    big = sparse_file(tmp_path / "big.gguf", 600 * 1024 * 1024, b"end")
+    proc = publisher(spec_for(store, tag="tiny-dpo-20261123-1", file=str(big)))
+    upload_started = _upload_started_probe(store)
+    deadline = time.monotonic() + 120
+    while not upload_started() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    assert upload_started(), "the upload never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    assert store.get(Release, "tiny-dpo-20261123-1") is None
+    assert store.ids(Release) == []
+    # The id is still free: a new publish of the same tag goes through.
+    small = write(tmp_path / "small.gguf", b"after the crash")
+    published = store.publish(release("tiny-dpo-20261123-1"), {"model.gguf": small})
+    assert store.fetch(published, tmp_path / "out")["model.gguf"].read_bytes() == b"after the crash"
+
+
+def _upload_started_probe(store: ArtifactStore) -> Callable[[], bool]:
+    backend = store.backend
+    if isinstance(backend, LocalBackend):
+        # The local backend writes into a '.partial-' file beside the blob's key.
+        return lambda: any(p.name.startswith(".partial-") for p in backend.root.rglob("*"))
+    assert isinstance(backend, S3Backend)
+
+    def multipart_in_progress() -> bool:
+        try:
+            result = backend.client._list_multipart_uploads(backend.bucket)  # noqa: SLF001 - test probe
+        except Exception:  # the bucket may not exist yet
+            return False
+        return bool(list(result.uploads))
+
+    return multipart_in_progress
+
+
+def test_a_1gb_file_streams_up_and_down_with_flat_memory(store: ArtifactStore, tmp_path: Path) -> None:
+    size = 1024 * 1024 * 1024
+    big = sparse_file(tmp_path / "big.gguf", size, b"the end of a big model")
+    proc = publisher(spec_for(store, tag="big-dpo-20261123-1", file=str(big), fetch_to=str(tmp_path / "out")))
+    result = outcome(proc)
+
+    assert result["result"] == "published"
+    fetched = tmp_path / "out" / "model.gguf"
+    assert fetched.stat().st_size == size
+    with open(fetched, "rb") as fh:
+        fh.seek(size - 22)
+        assert fh.read() == b"the end of a big model"
+    # Peak RSS of the whole publishing process, interpreter and client included, for a 1 GiB file.
+    assert float(result["max_rss_mb"]) < 250, result

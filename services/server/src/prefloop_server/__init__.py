@@ -1,0 +1,1 @@
+"""prefloop server service."""
