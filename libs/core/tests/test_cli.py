@@ -1,0 +1,59 @@
+"""The `prefloop` command: every stage listed, handed to its service, clear errors otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefloop_core.cli import STAGES
+
+PREFLOOP = str(Path(sys.executable).parent / "prefloop")
+REQUIRED = {"collect", "status", "review", "import", "snapshot", "train", "export", "serve",
+            "deploy", "promote", "rollback", "qa", "demo"}
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")}
+    return subprocess.run([PREFLOOP, *args], capture_output=True, text=True, env={**clean, **env}, timeout=60)
+
+
+def test_help_lists_every_stage_with_its_service() -> None:
+    assert REQUIRED <= set(STAGES)
+    result = run("--help")
+    assert result.returncode == 0
+    for stage, (service, _what) in STAGES.items():
+        assert stage in result.stdout and f"[{service}]" in result.stdout
+
+
+def test_a_stage_is_handed_to_its_service(tmp_path: Path) -> None:
+    venvs = os.environ.get("PREFLOOP_VENVS_DIR")
+    assert venvs, "make test sets PREFLOOP_VENVS_DIR"
+    result = run("train", "--config", "x.yaml", PREFLOOP_VENVS_DIR=venvs)
+    # The trainer's own command answered (its stages land with issue #4).
+    assert "prefloop train" in result.stderr and "issue #4" in result.stderr, result.stderr
+
+
+def test_a_service_that_is_not_installed_is_named(tmp_path: Path) -> None:
+    result = run("train", PREFLOOP_VENVS_DIR=str(tmp_path), PATH="/usr/bin:/bin")
+    assert result.returncode == 2
+    assert "the trainer service is not installed here" in result.stderr
+    assert "make setup" in result.stderr
+
+
+def test_an_unknown_stage_is_a_usage_error() -> None:
+    result = run("fly")
+    assert result.returncode == 2 and "invalid choice: 'fly'" in result.stderr
+
+
+def test_bad_settings_stop_with_one_line_not_a_traceback() -> None:
+    result = run("config", PREFLOOP_STORE_BACKEND="ftp")
+    assert result.returncode == 2
+    assert "PREFLOOP_STORE_BACKEND" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_prints_settings_without_secrets() -> None:
+    result = run("config", PREFLOOP_S3_SECRET_KEY="hunter2")
+    assert result.returncode == 0
+    assert "PREFLOOP_S3_SECRET_KEY=********" in result.stdout and "hunter2" not in result.stdout

@@ -1,0 +1,95 @@
+"""The shared contracts: versioned, strict, and round-tripping through JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from prefloop_core.contracts import (
+    ChatMessage,
+    DatasetManifest,
+    HistoryAction,
+    PreferencePair,
+    QARecord,
+    Release,
+    ReleaseHistoryEntry,
+    ReviewItem,
+    TrainingRun,
+)
+from prefloop_core.ids import dataset_id_for, new_run_id, release_tag
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+
+
+def qa_record(**extra: object) -> QARecord:
+    fields: dict[str, object] = {
+        "record_id": "r1",
+        "asked_at": NOW,
+        "question_id": "mc-001",
+        "question": "크리퍼는 무엇을 두려워하나요?",
+        "game": "minecraft",
+        "answer": "모릅니다",
+        "key_facts": ["고양이"],
+        "score": 0.0,
+        "model": "smollm2-135m-instruct-base",
+        **extra,
+    }
+    return QARecord.model_validate(fields)
+
+
+def test_every_contract_round_trips_through_json() -> None:
+    samples = [
+        qa_record(),
+        ReviewItem(item_id=1, question="q"),
+        PreferencePair(
+            prompt=[ChatMessage(role="user", content="q")],
+            chosen=[ChatMessage(role="assistant", content="good")],
+            rejected=[ChatMessage(role="assistant", content="bad")],
+        ),
+        DatasetManifest(dataset_id="ds-0123456789abcdef", created_at=NOW, pair_count=3),
+        TrainingRun(
+            run_id=new_run_id(NOW), dataset_id="ds-0123456789abcdef", base_model="tiny", method="dpo",
+            device="cpu", dtype="float32", started_at=NOW,
+        ),
+        Release(tag="tiny-dpo-20261123-1", base_model="tiny", mode="merged", created_at=NOW),
+        ReleaseHistoryEntry(at=NOW, action=HistoryAction.PROMOTE, tag="tiny-dpo-20261123-1", trigger="cli:alice"),
+    ]
+    for sample in samples:
+        assert sample.schema_version == 1
+        assert type(sample).model_validate_json(sample.model_dump_json()) == sample
+
+
+def test_a_newer_schema_version_is_refused_with_advice() -> None:
+    with pytest.raises(ValidationError, match="schema_version 2 is not supported.*upgrade prefloop"):
+        QARecord.model_validate({**qa_record().model_dump(), "schema_version": 2})
+
+
+def test_unknown_fields_are_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match="accuracy\n.*Extra inputs are not permitted"):
+        QARecord.model_validate({**qa_record().model_dump(), "accuracy": 0.5})
+
+
+def test_scores_outside_zero_to_one_are_refused() -> None:
+    with pytest.raises(ValidationError, match="score\n.*less than or equal to 1"):
+        qa_record(score=1.5)
+
+
+@pytest.mark.parametrize("tag", ["../x", "a/b", "", ".x"])
+def test_release_tags_cannot_be_paths(tag: str) -> None:
+    with pytest.raises(ValidationError, match="not a valid id"):
+        Release(tag=tag, base_model="tiny", mode="merged", created_at=NOW)
+
+
+def test_ids_have_their_documented_shapes() -> None:
+    assert dataset_id_for("ab" * 32) == "ds-abababababababab"
+    assert new_run_id(NOW).startswith("run-20261123-030000-")
+    assert release_tag("smollm2-135m", "dpo", NOW, 2) == "smollm2-135m-dpo-20261123-2"
+
+
+def test_volatile_fields_do_not_change_an_artifacts_content() -> None:
+    a = Release(tag="t1", base_model="tiny", mode="merged", created_at=NOW)
+    b = Release(tag="t1", base_model="tiny", mode="merged", created_at=NOW.replace(hour=9), qa_accuracy=0.8)
+    c = Release(tag="t1", base_model="other", mode="merged", created_at=NOW)
+    assert a.content_fingerprint() == b.content_fingerprint() != c.content_fingerprint()
