@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from helpers import release, write
 
 from prefloop_core.contracts import Release
-from prefloop_core.store import ArtifactStore, LocalBackend, S3Backend
+from prefloop_core.store import ArtifactStore, IntegrityError, LocalBackend, S3Backend
 
 HERE = Path(__file__).parent
 
@@ -122,3 +124,26 @@ def test_a_1gb_file_streams_up_and_down_with_flat_memory(store: ArtifactStore, t
         assert fh.read() == b"the end of a big model"
     # Peak RSS of the whole publishing process, interpreter and client included, for a 1 GiB file.
     assert float(result["max_rss_mb"]) < 250, result
+
+
+def test_a_source_truncated_during_upload_publishes_nothing(store: ArtifactStore, tmp_path: Path) -> None:
+    """The file shrinks after it was hashed (a writer still at work): the upload is refused."""
+    import threading
+
+    big = sparse_file(tmp_path / "big.gguf", 300 * 1024 * 1024, b"end")
+    upload_started = _upload_started_probe(store)
+
+    def truncate_once_uploading() -> None:
+        deadline = time.monotonic() + 60
+        while not upload_started() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.truncate(big, 1024)
+
+    cutter = threading.Thread(target=truncate_once_uploading)
+    cutter.start()
+    try:
+        with pytest.raises(IntegrityError, match="nothing was published|failed"):
+            store.publish(release(), {"model.gguf": big})
+    finally:
+        cutter.join()
+    assert store.get(Release, release().tag) is None
