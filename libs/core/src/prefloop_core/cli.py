@@ -19,8 +19,9 @@ from prefloop_core.settings import Settings, SettingsError, load_settings
 STAGES: dict[str, tuple[str, str]] = {
     "collect": ("collector", "read QA logs; queue every answer at or under the threshold for review"),
     "status": ("collector", "dataset status: rejected, chosen, pending, trainable pairs, balance"),
-    "review": ("collector", "review queued answers one by one in the terminal"),
+    "review": ("collector", "review queued answers in the terminal (--web: the review UI and API)"),
     "import": ("collector", "import reviewed pairs from a JSON file (all or nothing)"),
+    "template": ("collector", "write pending items as a JSON template to hand out and import back"),
     "snapshot": ("collector", "publish the reviewed pairs as an immutable dataset"),
     "train": ("trainer", "train a LoRA adapter with DPO/ORPO/KTO on a dataset snapshot"),
     "export": ("exporter", "merge, convert to GGUF and quantize a run into a release"),

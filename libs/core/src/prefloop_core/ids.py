@@ -29,6 +29,21 @@ def check_safe_id(value: str) -> str:
 
 SafeId = Annotated[str, AfterValidator(check_safe_id)]
 
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def check_slug(value: str) -> str:
+    """A short lowercase name (a game, a reviewer): no spaces, no path separators."""
+    value = value.strip().lower()
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use 1-64 lowercase letters, digits, '_' or '-' (e.g. 'minecraft')"
+        )
+    return value
+
+
+Slug = Annotated[str, AfterValidator(check_slug)]
+
 
 def dataset_id_for(content_sha256: str) -> str:
     """A dataset id is its content hash, so the same pairs always get the same id."""

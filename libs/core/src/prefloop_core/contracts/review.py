@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from prefloop_core.contracts.common import ChatMessage, Contract
+from prefloop_core.ids import Slug
 
 
 class ReviewStatus(str, enum.Enum):
@@ -32,7 +33,7 @@ class ReviewItem(Contract):
 
     item_id: int
     question: str = Field(min_length=1)
-    game: str | None = None
+    game: Slug | None = None
     context: str | None = None
     status: ReviewStatus = ReviewStatus.PENDING
     rejected: list[RejectedAnswer] = Field(default_factory=list)
@@ -49,6 +50,6 @@ class PreferencePair(Contract):
     chosen: list[ChatMessage] = Field(min_length=1, description="The correct assistant answer.")
     rejected: list[ChatMessage] = Field(min_length=1, description="The bad assistant answer.")
     item_id: int | None = Field(default=None, description="Review item the pair came from.")
-    game: str | None = None
+    game: Slug | None = None
     reviewer: str | None = None
     source: str = Field(default="review", description="review, import or generated.")

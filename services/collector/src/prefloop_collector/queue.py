@@ -1,0 +1,326 @@
+"""The review queue: SQLite in WAL mode, one committed transaction per save.
+
+Items are questions (one per normalized question and game); each has the bad answers the
+served model gave (`rejected`) and, once a person wrote it, the correct one (`chosen`).
+Every save names the version it edits; a save on a stale version is a conflict that shows
+the answer already saved, never a silent overwrite. `synchronous=FULL` makes every
+acknowledged save survive a kill -9 or a power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefloop_core.contracts import ChatMessage, QARecord, RejectedAnswer, ReviewItem, ReviewStatus
+from prefloop_collector.importer import ImportEntry, ImportReport
+from prefloop_collector.text import normalize, question_key
+
+MIGRATIONS: list[str] = [
+    # 1: items and their rejected answers
+    """
+    CREATE TABLE items (
+      id INTEGER PRIMARY KEY,
+      question_key TEXT NOT NULL UNIQUE,
+      question TEXT NOT NULL,
+      game TEXT,
+      context TEXT,
+      prompt_json TEXT,
+      status TEXT NOT NULL CHECK (status IN ('pending', 'chosen', 'skipped', 'deleted')),
+      chosen TEXT,
+      reviewer TEXT,
+      version INTEGER NOT NULL DEFAULT 0,
+      source TEXT NOT NULL DEFAULT 'qa',
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    );
+    CREATE TABLE rejected (
+      id INTEGER PRIMARY KEY,
+      item_id INTEGER NOT NULL REFERENCES items(id),
+      record_id TEXT NOT NULL UNIQUE,
+      answer TEXT NOT NULL,
+      score REAL NOT NULL,
+      model TEXT NOT NULL,
+      asked_at TEXT NOT NULL
+    );
+    CREATE INDEX rejected_by_item ON rejected(item_id);
+    CREATE INDEX items_by_status ON items(status, game);
+    """,
+]
+
+
+class Conflict(Exception):
+    """The item changed since the caller read it; `current` is what is saved now."""
+
+    def __init__(self, current: ReviewItem) -> None:
+        who = f" by {current.reviewer}" if current.reviewer else ""
+        super().__init__(f"item {current.item_id} was changed{who} (now version {current.version}, {current.status.value})")
+        self.current = current
+
+
+class ItemNotFound(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    new_rejected: int = 0
+    new_items: int = 0
+    already_known: int = 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    game: str | None = None
+    status: ReviewStatus | None = ReviewStatus.PENDING
+    min_score: float | None = None
+    max_score: float | None = None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ReviewQueue:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._migrate(conn)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front so concurrent writers queue instead of failing."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this collector knows "
+                    f"({len(MIGRATIONS)}): upgrade prefloop"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def ingest(self, records: Iterable[QARecord]) -> IngestCounts:
+        """Queue bad answers (the caller filtered them): a new question becomes a pending item,
+        a known one gets the answer attached; an answer already queued adds nothing."""
+        new_rejected = new_items = known = 0
+        with self._write() as conn:
+            for record in records:
+                if conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (record.record_id,)).fetchone():
+                    known += 1
+                    continue
+                item_id, created = self._item_for(conn, record.question, record.game, record.context)
+                new_items += created
+                self._attach(conn, item_id, record.record_id, record.answer, record.score, record.model, record.asked_at)
+                new_rejected += 1
+        return IngestCounts(new_rejected, new_items, known)
+
+    def _item_for(
+        self, conn: sqlite3.Connection, question: str, game: str | None, context: str | None,
+        prompt: list[ChatMessage] | None = None, source: str = "qa",
+    ) -> tuple[int, bool]:
+        key = question_key(question, game)
+        row = conn.execute("SELECT id, context FROM items WHERE question_key = ?", (key,)).fetchone()
+        if row:
+            if context and not row["context"]:
+                conn.execute("UPDATE items SET context = ? WHERE id = ?", (context, row["id"]))
+            return int(row["id"]), False
+        now = _now()
+        prompt_json = json.dumps([m.model_dump() for m in prompt], ensure_ascii=False) if prompt else None
+        cursor = conn.execute(
+            "INSERT INTO items (question_key, question, game, context, prompt_json, status, source, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (key, question, game, context, prompt_json, source, now, now),
+        )
+        return int(cursor.lastrowid or 0), True
+
+    @staticmethod
+    def _attach(
+        conn: sqlite3.Connection, item_id: int, record_id: str, answer: str, score: float, model: str, asked_at: datetime
+    ) -> None:
+        conn.execute(
+            "INSERT INTO rejected (item_id, record_id, answer, score, model, asked_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (item_id, record_id, answer, score, model, asked_at.isoformat()),
+        )
+
+    def _save(self, item_id: int, version: int, status: ReviewStatus, chosen: str | None, reviewer: str | None) -> ReviewItem:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE items SET status = ?, chosen = COALESCE(?, chosen), reviewer = COALESCE(?, reviewer),"
+                " version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+                (status.value, chosen, reviewer, _now(), item_id, version),
+            )
+            if cursor.rowcount == 0:
+                current = self._load(conn, item_id)
+                raise Conflict(current)
+            return self._load(conn, item_id)
+
+    def save_chosen(self, item_id: int, chosen: str, reviewer: str, version: int) -> ReviewItem:
+        """Store the correct answer a reviewer wrote; the item becomes a trainable pair."""
+        if not chosen.strip():
+            raise ValueError("the correct answer is empty")
+        return self._save(item_id, version, ReviewStatus.CHOSEN, chosen.strip(), reviewer)
+
+    def skip(self, item_id: int, version: int) -> ReviewItem:
+        return self._save(item_id, version, ReviewStatus.SKIPPED, None, None)
+
+    def delete(self, item_id: int, version: int) -> ReviewItem:
+        """Exclude the question from training for good (kept, so it is not queued again)."""
+        return self._save(item_id, version, ReviewStatus.DELETED, None, None)
+
+    def import_entries(self, entries: Sequence[ImportEntry], reviewer: str) -> ImportReport:
+        """Import reviewed pairs in one transaction (the caller validated every entry)."""
+        report = ImportReport()
+        seen: dict[str, int] = {}
+        with self._write() as conn:
+            for index, entry in enumerate(entries):
+                if not entry.chosen.strip():
+                    report.unanswered += 1
+                    continue
+                key = question_key(entry.question, entry.game)
+                if key in seen:
+                    report.duplicates.append((index, f"repeats item {seen[key]} of this file"))
+                    continue
+                seen[key] = index
+                row = conn.execute("SELECT id, status, chosen, reviewer FROM items WHERE question_key = ?", (key,)).fetchone()
+                if row and row["status"] == ReviewStatus.DELETED.value:
+                    report.duplicates.append((index, f"question was excluded from training (item {row['id']})"))
+                    continue
+                if row and row["status"] == ReviewStatus.CHOSEN.value:
+                    same = normalize(row["chosen"] or "") == normalize(entry.chosen)
+                    reason = "already imported" if same else f"already answered by {row['reviewer']}; not overwritten"
+                    report.duplicates.append((index, f"{reason} (item {row['id']})"))
+                    continue
+                item_id, _ = self._item_for(conn, entry.question, entry.game, entry.context, entry.messages(), "import")
+                if not conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (entry.record_id(),)).fetchone():
+                    self._attach(conn, item_id, entry.record_id(), entry.rejected, 0.0, "import", datetime.now(timezone.utc))
+                conn.execute(
+                    "UPDATE items SET status = 'chosen', chosen = ?, reviewer = ?, version = version + 1,"
+                    " updated_at = ? WHERE id = ?",
+                    (entry.chosen.strip(), reviewer, _now(), item_id),
+                )
+                report.imported += 1
+        return report
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> ReviewItem:
+        with self._connect() as conn:
+            return self._load(conn, item_id)
+
+    def _load(self, conn: sqlite3.Connection, item_id: int) -> ReviewItem:
+        row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise ItemNotFound(item_id)
+        return self._item(conn, row)
+
+    @staticmethod
+    def _item(conn: sqlite3.Connection, row: sqlite3.Row) -> ReviewItem:
+        rejected = [
+            RejectedAnswer(
+                answer=r["answer"], score=r["score"], model=r["model"],
+                asked_at=datetime.fromisoformat(r["asked_at"]), record_id=r["record_id"],
+            )
+            for r in conn.execute(
+                "SELECT * FROM rejected WHERE item_id = ? ORDER BY score, asked_at DESC", (row["id"],)
+            )
+        ]
+        return ReviewItem(
+            item_id=row["id"], question=row["question"], game=row["game"], context=row["context"],
+            status=ReviewStatus(row["status"]), rejected=rejected, chosen=row["chosen"],
+            reviewer=row["reviewer"], version=row["version"], updated_at=datetime.fromisoformat(row["updated_at"]),
+        )
+
+    def prompt_override(self, item_id: int) -> list[ChatMessage] | None:
+        """An imported item's own prompt, if it came with one (else the template builds it)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT prompt_json FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None or row["prompt_json"] is None:
+            return None
+        return [ChatMessage.model_validate(m) for m in json.loads(row["prompt_json"])]
+
+    def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
+        """Items matching the filters, lowest score first (the worst answers are reviewed first)."""
+        where, params = ["1 = 1"], []
+        if filters.status is not None:
+            where.append("i.status = ?")
+            params.append(filters.status.value)
+        if filters.game is not None:
+            where.append("i.game = ?")
+            params.append(filters.game)
+        having = []
+        if filters.min_score is not None:
+            having.append("MIN(r.score) >= ?")
+            params.append(filters.min_score)
+        if filters.max_score is not None:
+            having.append("MIN(r.score) <= ?")
+            params.append(filters.max_score)
+        sql = (
+            "SELECT i.*, MIN(r.score) AS worst FROM items i LEFT JOIN rejected r ON r.item_id = i.id"
+            f" WHERE {' AND '.join(where)} GROUP BY i.id"
+            + (f" HAVING {' AND '.join(having)}" if having else "")
+            + " ORDER BY worst IS NULL, worst, i.id"
+            + (" LIMIT ? OFFSET ?" if limit is not None else "")
+        )
+        if limit is not None:
+            params += [limit, offset]
+        with self._connect() as conn:
+            return [self._item(conn, row) for row in conn.execute(sql, params).fetchall()]
+
+    def counts(self) -> dict[str, object]:
+        """Numbers for the status block: per status, rejected answers, trainable pairs per game."""
+        with self._connect() as conn:
+            by_status = {ReviewStatus(r[0]).value: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")}
+            rejected = conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+            trainable = {
+                (r[0] or "other"): r[1]
+                for r in conn.execute(
+                    "SELECT game, COUNT(*) FROM items i WHERE status = 'chosen'"
+                    " AND EXISTS (SELECT 1 FROM rejected r WHERE r.item_id = i.id) GROUP BY game"
+                )
+            }
+        return {"by_status": by_status, "rejected": rejected, "trainable_by_game": trainable}
+

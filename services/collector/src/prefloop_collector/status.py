@@ -1,0 +1,65 @@
+"""The dataset status block the source prints after every collect: where the data stands."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from prefloop_collector.queue import ReviewQueue
+from prefloop_collector.settings import CollectorSettings
+
+
+class DatasetStatus(BaseModel):
+    rejected: int = Field(description="Bad answers collected (all items).")
+    chosen: int = Field(description="Items with a correct answer written.")
+    pending: int
+    skipped: int
+    deleted: int
+    trainable_pairs: int = Field(description="Chosen items that have a rejected answer.")
+    target: int
+    recommended_min: int
+    progress: float = Field(description="trainable_pairs / target, capped at 1.")
+    games: dict[str, float] = Field(description="Share of trainable pairs per game.")
+
+
+def dataset_status(queue: ReviewQueue, settings: CollectorSettings) -> DatasetStatus:
+    counts = queue.counts()
+    by_status: dict[str, int] = counts["by_status"]  # type: ignore[assignment]
+    per_game: dict[str, int] = counts["trainable_by_game"]  # type: ignore[assignment]
+    trainable = sum(per_game.values())
+    games = {game: 0.0 for game in settings.collector_games}
+    for game, n in per_game.items():
+        games[game] = n / trainable
+    return DatasetStatus(
+        rejected=int(counts["rejected"]),  # type: ignore[call-overload]
+        chosen=by_status.get("chosen", 0),
+        pending=by_status.get("pending", 0),
+        skipped=by_status.get("skipped", 0),
+        deleted=by_status.get("deleted", 0),
+        trainable_pairs=trainable,
+        target=settings.collector_target_pairs,
+        recommended_min=settings.collector_warn_pairs,
+        progress=min(trainable / settings.collector_target_pairs, 1.0),
+        games=games,
+    )
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    filled = round(fraction * width)
+    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction:.0%}"
+
+
+def render_status(status: DatasetStatus) -> str:
+    shares = " · ".join(f"{game} {share:.0%}" for game, share in status.games.items()) or "no pairs yet"
+    return "\n".join(
+        [
+            "Dataset status",
+            f"  rejected answers   {status.rejected:>6}",
+            f"  chosen (reviewed)  {status.chosen:>6}",
+            f"  pending review     {status.pending:>6}",
+            f"  skipped            {status.skipped:>6}",
+            f"  deleted            {status.deleted:>6}",
+            f"  trainable pairs    {status.trainable_pairs:>6} of {status.target} "
+            f"{progress_bar(status.progress)}  (at least {status.recommended_min} for a useful run)",
+            f"  per game           {shares}",
+        ]
+    )
