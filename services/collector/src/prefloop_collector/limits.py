@@ -1,15 +1,15 @@
-"""Request body size limit, as plain ASGI middleware (also for bodies sent without Content-Length)."""
+"""Request body size limit, as plain ASGI middleware (also for bodies sent without Content-Length).
+
+A body that grows past the limit while it is read gets a 413 at once; the application then
+sees the client as disconnected and whatever it tries to send is dropped.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-Scope = dict[str, Any]
-
-
-class BodyTooLarge(Exception):
-    pass
+Message = dict[str, Any]
 
 
 class BodySizeLimit:
@@ -17,7 +17,7 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -26,20 +26,26 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         seen = 0
+        refused = False
 
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal seen
+        async def counting_receive() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
 
     async def _refuse(self, send: Any) -> None:
         body = json.dumps(

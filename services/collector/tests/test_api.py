@@ -1,0 +1,104 @@
+"""The collector's HTTP API over real HTTP: tokens, conflicts, limits, field-level errors, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Collector, record
+
+
+def seed(collector: Collector, n: int = 3) -> list[int]:
+    collector.queue.ingest([record(i, game=["minecraft", "palworld", "overwatch"][i % 3]) for i in range(n)])
+    return [item.item_id for item in collector.queue.items()]
+
+
+def test_every_api_call_needs_a_reviewer_token(collector: Collector) -> None:
+    seed(collector)
+    anonymous = collector.client(None)
+    assert anonymous.get("/api/items").status_code == 401
+    assert anonymous.post("/api/items/1/chosen", json={"chosen": "x", "version": 0}).status_code == 401
+    wrong = anonymous.get("/api/items", headers={"Authorization": "Bearer not-a-token"})
+    assert wrong.status_code == 401 and "PREFLOOP_COLLECTOR_REVIEWERS" in wrong.json()["detail"]
+    assert anonymous.get("/health").status_code == 200
+
+
+def test_submit_stores_the_reviewer_and_a_second_save_conflicts_with_the_first_answer(collector: Collector) -> None:
+    item_id = seed(collector)[0]
+    minji, joon = collector.client("minji"), collector.client("joon")
+    item = minji.get(f"/api/items/{item_id}").json()
+    saved = minji.post(f"/api/items/{item_id}/chosen", json={"chosen": "고양이요.", "version": item["version"]})
+    assert saved.status_code == 200 and saved.json()["reviewer"] == "minji" and saved.json()["status"] == "chosen"
+
+    late = joon.post(f"/api/items/{item_id}/chosen", json={"chosen": "오셀롯", "version": item["version"]})
+    assert late.status_code == 409
+    assert late.json()["detail"]["current"]["chosen"] == "고양이요."
+    assert late.json()["detail"]["current"]["reviewer"] == "minji"
+
+
+def test_skip_delete_and_filters(collector: Collector) -> None:
+    ids = seed(collector, 6)
+    client = collector.client()
+    first = client.get(f"/api/items/{ids[0]}").json()
+    assert client.post(f"/api/items/{ids[0]}/skip", json={"version": first["version"]}).json()["status"] == "skipped"
+    second = client.get(f"/api/items/{ids[1]}").json()
+    assert client.post(f"/api/items/{ids[1]}/delete", json={"version": second["version"]}).json()["status"] == "deleted"
+    assert len(client.get("/api/items", params={"status": "pending"}).json()) == 4
+    assert {i["game"] for i in client.get("/api/items", params={"game": "palworld"}).json()} == {"palworld"}
+    assert client.get("/api/items/9999").status_code == 404
+
+
+def test_validation_errors_are_4xx_with_field_locations(collector: Collector) -> None:
+    item_id = seed(collector)[0]
+    client = collector.client()
+    bad = client.post(f"/api/items/{item_id}/chosen", json={"chosen": "", "version": -1})
+    assert bad.status_code == 422
+    assert {tuple(e["loc"]) for e in bad.json()["detail"]} == {("body", "chosen"), ("body", "version")}
+    bad_records = client.post("/api/ingest", json=[{"question": "q", "score": 3}])
+    assert bad_records.status_code == 422
+    assert ["body", 0, "score"] in [e["loc"] for e in bad_records.json()["detail"]]
+    bad_query = client.get("/api/items", params={"min_score": 5})
+    assert bad_query.status_code == 422
+
+
+def test_request_bodies_over_the_limit_are_refused(collector: Collector) -> None:
+    client = collector.client()
+    huge = json.dumps([{"question": "q", "rejected": "r", "chosen": "가" * 600_000}])  # ~1.8 MB > 1 MB
+    response = client.post("/api/import", content=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "PREFLOOP_COLLECTOR_MAX_BODY_MB" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is counted while reading
+        for _ in range(20):
+            yield b" " * 100_000
+
+    streamed = client.post("/api/import", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_ingest_import_template_checks_status_and_snapshot(collector: Collector) -> None:
+    client = collector.client()
+    records = [record(i, score=0.1 if i % 2 else 0.9).model_dump(mode="json") for i in range(6)]
+    result = client.post("/api/ingest", json=records).json()
+    assert result == {"received": 6, "bad_answers": 3, "new_rejected": 3, "new_items": 3, "already_known": 0}
+
+    template = client.get("/api/template").json()
+    for entry in template:
+        entry["chosen"] = f"정답 {entry['id']}"
+    imported = client.post("/api/import", json=template).json()
+    assert imported["imported"] == 3
+    assert all(i["reviewer"] == "minji" for i in client.get("/api/items", params={"status": "chosen"}).json())
+
+    assert client.get("/api/status").json()["trainable_pairs"] == 3
+    assert {c["name"] for c in client.get("/api/checks").json()} >= {"min_pairs", "game_balance"}
+    published = client.post("/api/snapshots")
+    assert published.status_code == 201 and published.json()["pair_count"] == 3
+
+
+def test_snapshot_refused_by_a_hard_check_is_a_409_with_the_checks(collector: Collector) -> None:
+    response = collector.client().post("/api/snapshots")
+    assert response.status_code == 409
+    assert any(c["name"] == "min_pairs" and c["verdict"] == "fail" for c in response.json()["detail"]["checks"])
+
+
+def test_openapi_is_published(collector: Collector) -> None:
+    paths = collector.client(None).get("/openapi.json").json()["paths"]
+    assert {"/api/items", "/api/items/{item_id}/chosen", "/api/import", "/api/snapshots", "/api/ingest"} <= set(paths)
