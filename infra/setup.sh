@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3.11}"
 UV_VERSION="0.13.9"
 SMOLLM2_VERSION="0.1.2"
 SERVICES=(collector server trainer exporter flows)
-STEPS=$((2 + ${#SERVICES[@]} + 2))
+STEPS=$((3 + ${#SERVICES[@]} + 2))
 step=0
 
 say() { step=$((step + 1)); printf '[setup %d/%d] %s\n' "$step" "$STEPS" "$*"; }
@@ -28,6 +28,21 @@ if [[ -d /opt/wheels ]] && compgen -G "/opt/wheels/torch-*" >/dev/null; then
   TORCH_SOURCE=(--find-links /opt/wheels)
 else
   TORCH_SOURCE=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+fi
+
+# The review UI is tested in a real Chromium and the terminal review in tmux; Korean needs a CJK font.
+SYSTEM_PACKAGES=(chromium chromium-driver fonts-nanum tmux)
+say "system packages: ${SYSTEM_PACKAGES[*]}"
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=(); [[ $(id -u) -ne 0 ]] && SUDO=(sudo -n)
+  command -v apt-get >/dev/null || fail "missing ${missing[*]} and no apt-get to install them; install them by hand"
+  { "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+    || { "${SUDO[@]}" apt-get update -q >/dev/null 2>&1 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >/dev/null; }; } \
+    || fail "could not apt-get install ${missing[*]} (run as root, or install them by hand)"
 fi
 
 say "uv $UV_VERSION"
