@@ -7,7 +7,7 @@ import resource
 import sys
 from pathlib import Path
 
-from helpers import release
+from store_helpers import release
 
 from prefloop_core.store import ArtifactConflict, ArtifactStore, LocalBackend
 from prefloop_core.testing import make_s3_backend

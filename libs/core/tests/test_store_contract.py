@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import dataset, read_raw, release, replace_raw, write
+from store_helpers import dataset, read_raw, release, replace_raw, write
 
 from prefloop_core.contracts import DatasetManifest, Release
 from prefloop_core.store import ArtifactConflict, ArtifactNotFound, ArtifactStore, IntegrityError, InvalidKey

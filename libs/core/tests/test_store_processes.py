@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import release, write
+from store_helpers import release, write
 
 from prefloop_core.contracts import Release
 from prefloop_core.store import ArtifactStore, IntegrityError, LocalBackend, S3Backend

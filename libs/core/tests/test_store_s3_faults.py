@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from helpers import release, write
+from store_helpers import release, write
 
 from prefloop_core.contracts import Release
 from prefloop_core.store import ArtifactStore

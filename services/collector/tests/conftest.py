@@ -1,55 +1,18 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+from collector_helpers import TOKENS, Collector, collector_env
 
-from prefloop_core.contracts import QARecord
 from prefloop_core.net import free_port
 from prefloop_collector.queue import ReviewQueue
 from prefloop_collector.settings import CollectorSettings
-
-TOKENS = {"minji": "minji-token-0123456789", "joon": "joon-token-0123456789"}
-NOW = datetime.now(timezone.utc)
-
-
-def record(n: int, score: float = 0.2, game: str = "minecraft", days_ago: float = 1, **extra: object) -> QARecord:
-    fields: dict[str, object] = {
-        "record_id": f"rec-{n}",
-        "asked_at": NOW - timedelta(days=days_ago),
-        "question_id": f"q-{n}",
-        "question": f"질문 {n}: 크리퍼는 무엇을 두려워하나요?",
-        "game": game,
-        "language": "ko",
-        "context": f"위키 문단 {n}: 크리퍼는 고양이와 오셀롯을 피해 다닌다.",
-        "answer": f"잘 모르겠습니다 {n}",
-        "key_facts": ["고양이"],
-        "score": score,
-        "model": "smollm2-135m-instruct-base",
-        **extra,
-    }
-    return QARecord.model_validate(fields)
-
-
-def collector_env(home: Path) -> dict[str, str]:
-    import json
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")}
-    env.update(
-        PREFLOOP_HOME=str(home),
-        PREFLOOP_COLLECTOR_REVIEWERS=json.dumps(TOKENS),
-        PREFLOOP_COLLECTOR_MIN_PAIRS="2",
-        PREFLOOP_COLLECTOR_MAX_BODY_MB="1",
-    )
-    return env
 
 
 @pytest.fixture
@@ -60,17 +23,6 @@ def settings(tmp_path: Path) -> CollectorSettings:
 @pytest.fixture
 def queue(settings: CollectorSettings) -> ReviewQueue:
     return ReviewQueue(settings.db_path)
-
-
-@dataclass
-class Collector:
-    url: str
-    home: Path
-    queue: ReviewQueue
-
-    def client(self, reviewer: str | None = "minji") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {TOKENS[reviewer]}"} if reviewer else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Collector, record
+from collector_helpers import Collector, record
 
 
 def seed(collector: Collector, n: int = 3) -> list[int]:

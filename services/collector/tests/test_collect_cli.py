@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from conftest import collector_env, record
+from collector_helpers import collector_env, record
 
 from prefloop_core.contracts import DatasetManifest, PreferencePair
 from prefloop_core.qalog import write_jsonl, write_markdown

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import record
+from collector_helpers import record
 
 from prefloop_core.contracts import ReviewStatus
 from prefloop_collector.queue import Conflict, Filters, ReviewQueue

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import collector_env, record
+from collector_helpers import collector_env, record
 
 from prefloop_core.contracts import ReviewStatus
 from prefloop_collector.queue import ReviewQueue
@@ -81,8 +81,8 @@ def terminal(home: Path) -> Iterator[Tmux]:
 
 
 def test_write_skip_delete_in_a_real_terminal_with_korean(terminal: Tmux, home: Path) -> None:
-    screen = terminal.wait_for("[1/3]")
-    assert "Existing answer (accuracy 10%" in screen and "1 write the correct answer" in screen
+    screen = terminal.wait_for("q quit")  # the last line printed before the prompt
+    assert "[1/3]" in screen and "Existing answer (accuracy 10%" in screen and "1 write the correct answer" in screen
 
     # Wide characters: every wrapped line fits the terminal and body lines keep their 2-cell indent.
     lines = [line for line in terminal.raw_lines() if line.strip()]
@@ -110,7 +110,7 @@ def test_write_skip_delete_in_a_real_terminal_with_korean(terminal: Tmux, home: 
 
 
 def test_quit_keeps_what_was_saved_and_a_wrong_key_asks_again(terminal: Tmux, home: Path) -> None:
-    terminal.wait_for("[1/3]")
+    terminal.wait_for("q quit")
     terminal.type("x")
     terminal.wait_for("choose 1, 2, 3 or q")
     terminal.type("2")

@@ -30,7 +30,7 @@ included.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -73,42 +73,51 @@ def _too_long(record: QARecord, max_chars: int | None, source: str, where: str) 
 # -- JSONL -----------------------------------------------------------------------------------
 
 
-def parse_jsonl(data: bytes, source: str, max_chars: int | None = None) -> tuple[list[QARecord], list[Problem]]:
-    """Records of a JSONL file's bytes; undecodable, malformed or invalid lines become problems."""
-    records: list[QARecord] = []
-    problems: list[Problem] = []
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # a UTF-8 byte order mark is harmless
-    if not data.strip():
-        return [], [Problem(source, "", None, "file is empty: no QA records in it")]
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+def iter_jsonl(lines: Iterable[bytes], source: str, max_chars: int | None = None) -> Iterator[QARecord | Problem]:
+    """Records of JSONL lines, one at a time (a big file is never held whole); bad lines become problems."""
+    seen_any = False
+    for number, raw in enumerate(lines, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte order mark is harmless
         where = f"line {number}"
         if not raw.strip():
             continue
+        seen_any = True
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(Problem(source, where, None, f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8"))
+            yield Problem(source, where, None, f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(source, where, None, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            yield Problem(source, where, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
             continue
         if not isinstance(obj, dict):
-            problems.append(Problem(source, where, None, f"expected a JSON object, got {type(obj).__name__}"))
+            yield Problem(source, where, None, f"expected a JSON object, got {type(obj).__name__}")
             continue
         try:
             record = QARecord.model_validate(obj)
         except ValidationError as exc:
-            problems.extend(problems_from(exc, source, where))
+            yield from problems_from(exc, source, where)
             continue
         too_long = _too_long(record, max_chars, source, where)
-        if too_long:
-            problems.extend(too_long)
-            continue
-        records.append(record)
+        yield from too_long or [record]
+    if not seen_any:
+        yield Problem(source, "", None, "file is empty: no QA records in it")
+
+
+def _split(items: Iterable[QARecord | Problem]) -> tuple[list[QARecord], list[Problem]]:
+    records: list[QARecord] = []
+    problems: list[Problem] = []
+    for item in items:
+        (problems if isinstance(item, Problem) else records).append(item)  # type: ignore[arg-type]
     return records, problems
+
+
+def parse_jsonl(data: bytes, source: str, max_chars: int | None = None) -> tuple[list[QARecord], list[Problem]]:
+    """Records of a JSONL file's bytes, and the problems of its bad lines."""
+    return _split(iter_jsonl(data.split(b"\n"), source, max_chars))
 
 
 def write_jsonl(records: Iterable[QARecord]) -> str:
@@ -212,14 +221,24 @@ def _parse_section(lines: list[tuple[int, str]], source: str) -> tuple[QARecord 
         return None, problems_from(exc, source, f"line {start}")
 
 
-def read_records(path: Path, max_chars: int | None = None) -> tuple[list[QARecord], list[Problem]]:
-    """QA records of a `.jsonl` or `.md` file."""
+def iter_records(path: Path, max_chars: int | None = None) -> Iterator[QARecord | Problem]:
+    """QA records (and problems) of a `.jsonl` file, streamed, or of a daily `.md` log."""
     source = str(path)
     if path.suffix not in (".jsonl", ".md"):
-        return [], [Problem(source, "", None, "not a QA log: expected a .jsonl file or a daily .md log")]
+        yield Problem(source, "", None, "not a QA log: expected a .jsonl file or a daily .md log")
+        return
     try:
-        data = path.read_bytes()
+        if path.suffix == ".jsonl":
+            with open(path, "rb") as fh:
+                yield from iter_jsonl(fh, source, max_chars)
+        else:
+            records, problems = parse_markdown(path.read_bytes(), source, max_chars)
+            yield from records
+            yield from problems
     except OSError as exc:
-        return [], [Problem(source, "", None, f"cannot read: {exc.strerror}")]
-    parse = parse_jsonl if path.suffix == ".jsonl" else parse_markdown
-    return parse(data, source, max_chars)
+        yield Problem(source, "", None, f"cannot read: {exc.strerror}")
+
+
+def read_records(path: Path, max_chars: int | None = None) -> tuple[list[QARecord], list[Problem]]:
+    """QA records of a `.jsonl` or `.md` file, and the problems found."""
+    return _split(iter_records(path, max_chars))

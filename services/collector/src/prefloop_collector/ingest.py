@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prefloop_core.contracts import QARecord
 from prefloop_core.problems import Problem
-from prefloop_core.qalog import read_records
+from prefloop_core.qalog import iter_records
 from prefloop_collector.queue import IngestCounts, ReviewQueue
 
 LOG_SUFFIXES = (".jsonl", ".md")
@@ -38,28 +38,38 @@ def log_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     return found, problems
 
 
-def select(records: list[QARecord], since: datetime, threshold: float) -> tuple[list[QARecord], int]:
-    """Bad answers (score <= threshold) asked since `since`; also how many were in the window."""
-    in_window = [r for r in records if r.asked_at >= since]
-    return [r for r in in_window if r.score <= threshold], len(in_window)
-
-
 def collect(
     queue: ReviewQueue, paths: list[Path], threshold: float, window_days: int, max_chars: int,
-    now: datetime | None = None,
+    now: datetime | None = None, batch: int = 5000,
 ) -> CollectReport:
+    """Stream the logs and queue their bad answers in batches (one transaction each)."""
     report = CollectReport()
     files, report.problems = log_files(paths)
     since = (now or datetime.now(timezone.utc)) - timedelta(days=window_days)
-    bad: list[QARecord] = []
+    pending: list[QARecord] = []
+    totals = IngestCounts()
+
+    def flush() -> None:
+        nonlocal totals
+        counts = queue.ingest(pending)
+        totals = IngestCounts(*(a + b for a, b in zip(astuple(totals), astuple(counts))))
+        pending.clear()
+
     for path in files:
-        records, problems = read_records(path, max_chars)
         report.files += 1
-        report.records += len(records)
-        report.problems += problems
-        selected, in_window = select(records, since, threshold)
-        report.in_window += in_window
-        bad += selected
-    report.bad_answers = len(bad)
-    report.counts = queue.ingest(bad)
+        for item in iter_records(path, max_chars):
+            if isinstance(item, Problem):
+                report.problems.append(item)
+                continue
+            report.records += 1
+            if item.asked_at < since:
+                continue
+            report.in_window += 1
+            if item.score <= threshold:
+                report.bad_answers += 1
+                pending.append(item)
+                if len(pending) >= batch:
+                    flush()
+    flush()
+    report.counts = totals
     return report

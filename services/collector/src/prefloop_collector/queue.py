@@ -270,17 +270,10 @@ class ReviewQueue:
         ]
         return ReviewItem(
             item_id=row["id"], question=row["question"], game=row["game"], context=row["context"],
+            prompt=[ChatMessage.model_validate(m) for m in json.loads(row["prompt_json"])] if row["prompt_json"] else None,
             status=ReviewStatus(row["status"]), rejected=rejected, chosen=row["chosen"],
             reviewer=row["reviewer"], version=row["version"], updated_at=datetime.fromisoformat(row["updated_at"]),
         )
-
-    def prompt_override(self, item_id: int) -> list[ChatMessage] | None:
-        """An imported item's own prompt, if it came with one (else the template builds it)."""
-        with self._connect() as conn:
-            row = conn.execute("SELECT prompt_json FROM items WHERE id = ?", (item_id,)).fetchone()
-        if row is None or row["prompt_json"] is None:
-            return None
-        return [ChatMessage.model_validate(m) for m in json.loads(row["prompt_json"])]
 
     def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
         """Items matching the filters, lowest score first (the worst answers are reviewed first)."""

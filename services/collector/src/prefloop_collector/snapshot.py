@@ -42,10 +42,10 @@ def candidates(items: list[ReviewItem]) -> list[Candidate]:
     return [Candidate(i.item_id, i.question, i.game, i.chosen or "", i.rejected[0].answer) for i in items]
 
 
-def build_pairs(queue: ReviewQueue, items: list[ReviewItem], template: PromptTemplate) -> list[PreferencePair]:
+def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[PreferencePair]:
     pairs = []
     for item in sorted(items, key=lambda i: i.item_id):
-        prompt = queue.prompt_override(item.item_id) or template.render(item.question, item.context)
+        prompt = item.prompt or template.render(item.question, item.context)
         pairs.append(
             PreferencePair(
                 prompt=prompt,
@@ -68,7 +68,7 @@ def snapshot(
     checks = run_checks(candidates(items), settings)
     if blocking(checks) and not allow_failed_checks:
         return SnapshotResult(checks, None)
-    pairs = build_pairs(queue, items, template)
+    pairs = build_pairs(items, template)
     body = "".join(json.dumps(p.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n" for p in pairs)
     content = body + json.dumps([c.model_dump(mode="json") for c in checks], sort_keys=True) + template.model_dump_json()
     manifest = DatasetManifest(

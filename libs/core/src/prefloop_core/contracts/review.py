@@ -35,6 +35,9 @@ class ReviewItem(Contract):
     question: str = Field(min_length=1)
     game: Slug | None = None
     context: str | None = None
+    prompt: list[ChatMessage] | None = Field(
+        default=None, description="The item's own prompt (from an import); None: built from the RAG template."
+    )
     status: ReviewStatus = ReviewStatus.PENDING
     rejected: list[RejectedAnswer] = Field(default_factory=list)
     chosen: str | None = Field(default=None, description="The correct answer a reviewer wrote.")
