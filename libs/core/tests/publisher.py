@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import resource
+import threading
 import sys
 from pathlib import Path
 
@@ -19,8 +19,32 @@ def open_store(spec: dict[str, str]) -> ArtifactStore:
     return ArtifactStore(make_s3_backend(spec["endpoint"], spec["bucket"], part_size=16 * 1024 * 1024))
 
 
+class PeakRss:
+    """Samples this process's resident memory while it works. (ru_maxrss will not do: Linux keeps
+    the parent's high-water mark across fork and exec, so a child would report pytest's peak.)"""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def stop_mb(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, self._process.memory_info().rss) / 1024 / 1024
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    rss = PeakRss()
     store = open_store(spec)
     source = Path(spec["file"])
     if "start_at" in spec:  # line up racing publishers on a wall-clock instant
@@ -36,7 +60,7 @@ def main() -> None:
     except ArtifactConflict as exc:
         outcome["result"] = "conflict"
         outcome["message"] = str(exc)
-    outcome["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    outcome["max_rss_mb"] = rss.stop_mb()
     print(json.dumps(outcome))
 
 

@@ -101,4 +101,4 @@ def test_snapshot_refused_by_a_hard_check_is_a_409_with_the_checks(collector: Co
 
 def test_openapi_is_published(collector: Collector) -> None:
     paths = collector.client(None).get("/openapi.json").json()["paths"]
-    assert {"/api/items", "/api/items/{item_id}/chosen", "/api/import", "/api/snapshots", "/api/ingest"} <= set(paths)
+    assert {"/api/items", "/api/items/{item_id}/chosen", "/api/items/{item_id}/{action}", "/api/import", "/api/snapshots", "/api/ingest"} <= set(paths)

@@ -1,25 +1,26 @@
-"""The exporter's venv has what it needs: the pinned CPU torch stack and the default base model."""
+"""The exporter's venv runs llama.cpp's own converters, and the pinned quantizer is there."""
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
+import subprocess
+import sys
 
 from prefloop_core.settings import load_settings
-from prefloop_core.toolchain import SMOLLM2_FILE, base_gguf
+from prefloop_core.toolchain import llama_cpp
 
 
-def test_the_pinned_ml_stack_is_installed() -> None:
-    assert importlib.metadata.version("torch").startswith("2.13.0")
-    assert importlib.metadata.version("transformers") == "5.23.0"
-    assert importlib.metadata.version("peft") == "0.21.2"
+def test_llama_cpps_converters_run_in_this_venv_with_their_own_gguf_py() -> None:
+    tools = llama_cpp(load_settings())
+    env = {**os.environ, "PYTHONPATH": str(tools.gguf_py)}
+    for script in (tools.convert_hf, tools.convert_lora):
+        result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "usage:" in result.stdout
 
 
-def test_the_default_base_model_loads_through_transformers_gguf_support() -> None:
-    from transformers import AutoTokenizer
-
-    path = base_gguf(load_settings())
-    assert path.name == SMOLLM2_FILE
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "안녕"}], add_generation_prompt=True)
-    ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a BatchEncoding
-    assert "안녕" in tokenizer.decode(ids)
+def test_the_quantizer_is_the_pinned_build() -> None:
+    tools = llama_cpp(load_settings())
+    assert tools.version == "0.3.36"
+    result = subprocess.run([str(tools.quantize), "--help"], capture_output=True, text=True, timeout=30)
+    assert "Q4_K_M" in result.stdout + result.stderr

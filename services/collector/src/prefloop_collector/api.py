@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
@@ -110,20 +110,14 @@ def submit_chosen(item_id: int, body: ChosenBody, queue: Queue, reviewer: Review
         raise _conflict(exc) from None
 
 
-@router.post("/items/{item_id}/skip", response_model=ReviewItem)
-def submit_skip(item_id: int, body: VersionBody, queue: Queue, _: Reviewer) -> ReviewItem:
+@router.post("/items/{item_id}/{action}", response_model=ReviewItem)
+def submit_skip_or_delete(
+    item_id: int, action: Literal["skip", "delete"], body: VersionBody, queue: Queue, _: Reviewer
+) -> ReviewItem:
+    """`skip` leaves the item for later; `delete` excludes its question from training for good."""
     _item(queue, item_id)
     try:
-        return queue.skip(item_id, body.version)
-    except Conflict as exc:
-        raise _conflict(exc) from None
-
-
-@router.post("/items/{item_id}/delete", response_model=ReviewItem)
-def submit_delete(item_id: int, body: VersionBody, queue: Queue, _: Reviewer) -> ReviewItem:
-    _item(queue, item_id)
-    try:
-        return queue.delete(item_id, body.version)
+        return queue.skip(item_id, body.version) if action == "skip" else queue.delete(item_id, body.version)
     except Conflict as exc:
         raise _conflict(exc) from None
 
