@@ -148,3 +148,24 @@ def test_import_refuses_bad_files_clearly(tmp_path: Path) -> None:
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"question": "q", "rejected": "a", "chosen": "b"}]).encode())
     assert "imported 1 pair(s)" in run(home, "import", str(bom)).stdout
+
+
+def test_an_imported_prompt_is_trained_on_as_given(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    entries = [
+        {"question": "Q1", "rejected": "bad one", "chosen": "good one", "prompt": {"instruction": "Answer:", "input": "Q1?"}},
+        {"question": "Q2", "rejected": "bad two", "chosen": "good two", "prompt": "Plain prompt for Q2"},
+        {"question": "Q3", "rejected": "bad three", "chosen": "good three", "context": "ctx 3"},
+    ]
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(entries))
+    assert run(home, "import", str(path)).returncode == 0
+    env_home = collector_env(home)
+    env_home["PREFLOOP_COLLECTOR_MIN_PAIRS"] = "1"
+    snap = subprocess.run([EXE, "snapshot", "--json", "--allow-failed-checks"], capture_output=True, text=True, env=env_home)
+    manifest = DatasetManifest.model_validate_json(snap.stdout)
+    lines = open_store(Settings(home=home)).read_bytes(manifest, "pairs.jsonl").decode().splitlines()
+    prompts = [PreferencePair.model_validate_json(line).prompt for line in lines]
+    assert [m.content for m in prompts[0]] == ["Answer:\n\nQ1?"]
+    assert [m.content for m in prompts[1]] == ["Plain prompt for Q2"]
+    assert prompts[2][-1].content == "Context:\nctx 3\n\nQuestion: Q3"
