@@ -125,3 +125,18 @@ def test_conditional_create_has_exactly_one_winner(store: ArtifactStore) -> None
         assert results.count(True) == 1, results
         winner = results.index(True)
         assert store.backend.read(key) == f"writer {winner}".encode()
+
+
+def test_release_history_is_append_only_and_ordered(store: ArtifactStore) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from prefloop_core.contracts import HistoryAction, ReleaseHistoryEntry
+
+    t0 = datetime(2026, 11, 23, 3, tzinfo=timezone.utc)
+    entries = [
+        ReleaseHistoryEntry(at=t0 + timedelta(seconds=i), action=action, tag=f"t{i}", trigger="test")
+        for i, action in enumerate([HistoryAction.DEPLOY, HistoryAction.PROMOTE, HistoryAction.ROLLBACK])
+    ]
+    for entry in reversed(entries):
+        store.append_history(entry)
+    assert store.history() == entries

@@ -30,6 +30,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "deploy": ("server", "load a release into the idle slot"),
     "promote": ("server", "send traffic to the slot just deployed"),
     "rollback": ("server", "put an earlier release back in service"),
+    "discard": ("server", "unload the candidate from the idle slot"),
+    "slots": ("server", "what each slot serves, which is live, and the release history"),
     "qa": ("server", "run a QA set against an endpoint and score every answer"),
     "demo": ("flows", "run the loop end to end on the embedded default"),
 }

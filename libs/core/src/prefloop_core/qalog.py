@@ -22,7 +22,7 @@ The markdown log (`log/YYYY-MM-DD.md`), one section per answered question:
     > 모릅니다.
 
 Metadata lines are `- <name>: <value>` (names: record, asked, model, score, scorer, game,
-language, qa set, latency, key facts as a JSON list). Text sections (Question, Context,
+language, qa set, split, latency, key facts as a JSON list). Text sections (Question, Context,
 Answer, Reference) quote every line with `> ` so an answer may contain anything, headings
 included.
 """
@@ -48,6 +48,7 @@ _META = {
     "game": "game",
     "language": "language",
     "qa set": "qa_set",
+    "split": "split",
     "latency": "latency_s",
     "key facts": "key_facts",
 }

@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from prefloop_core.contracts import CheckResult, DatasetManifest, QARecord, ReviewItem, ReviewStatus
+from prefloop_core.asgi_limits import BodySizeLimit
 from prefloop_core.prompts import load_template
 from prefloop_core.store import open_store
 from prefloop_collector.auth import require_reviewer
 from prefloop_collector.checks import run_checks
 from prefloop_collector.importer import ImportEntry, template_entries
-from prefloop_collector.limits import BodySizeLimit
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.snapshot import candidates, reviewed_items, snapshot
@@ -182,7 +182,8 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     app.state.queue = ReviewQueue(settings.db_path)
     app.include_router(router)
     app.include_router(web_router)
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.collector_max_body_mb * 1024 * 1024))
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.collector_max_body_mb * 1024 * 1024),
+                       setting="PREFLOOP_COLLECTOR_MAX_BODY_MB")
 
     @app.get("/health", include_in_schema=False)
     def health() -> JSONResponse:

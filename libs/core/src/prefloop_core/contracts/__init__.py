@@ -9,7 +9,7 @@ from prefloop_core.contracts.common import (
     StoredFile,
 )
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
-from prefloop_core.contracts.qa import QARecord
+from prefloop_core.contracts.qa import QAQuestion, QARecord, QASet
 from prefloop_core.contracts.releases import (
     ExportMode,
     HistoryAction,
@@ -31,7 +31,9 @@ __all__ = [
     "ExportMode",
     "HistoryAction",
     "PreferencePair",
+    "QAQuestion",
     "QARecord",
+    "QASet",
     "Quantization",
     "RejectedAnswer",
     "Release",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
 
 from prefloop_core.contracts.common import ChatMessage, Contract
 from prefloop_core.ids import Slug
@@ -28,4 +30,38 @@ class QARecord(Contract):
     scorer: str = Field(default="key_facts", description="Which scorer produced `score`.")
     model: str = Field(description="Release tag (or model name) that answered.")
     qa_set: str | None = Field(default=None, description="Name of the QA set the question came from.")
+    split: Literal["train", "heldout"] | None = Field(default=None, description="The question's split in its QA set.")
     latency_s: float | None = Field(default=None, ge=0, description="Seconds the answer took.")
+
+
+class QAQuestion(Contract):
+    """One question of a QA set: what to ask, what a correct answer must contain."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    question: str = Field(min_length=1)
+    game: Slug | None = None
+    language: str | None = Field(default=None, description="'ko', 'en', ...")
+    context: str | None = Field(default=None, description="Retrieved wiki passage put into the RAG prompt.")
+    reference: str | None = Field(default=None, description="A reference answer (for people, embeddings, judges).")
+    key_facts: list[str] = Field(
+        min_length=1,
+        description="Facts a correct answer contains; `a|b` accepts either spelling (e.g. 'Paris|파리').",
+    )
+    split: Literal["train", "heldout"] | None = Field(
+        default=None, description="train: its failures go to review; heldout: only measured."
+    )
+
+
+class QASet(Contract):
+    """A named list of questions: the same set is asked of every model that is compared."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    questions: list[QAQuestion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> QASet:
+        seen: set[str] = set()
+        dupes = sorted({q.id for q in self.questions if q.id in seen or seen.add(q.id)})  # type: ignore[func-returns-value]
+        if dupes:
+            raise ValueError(f"question ids must be unique; repeated: {', '.join(dupes)}")
+        return self

@@ -25,6 +25,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from prefloop_core.contracts.common import Artifact, ArtifactKind, StoredFile
+from prefloop_core.contracts.releases import ReleaseHistoryEntry
 from prefloop_core.ids import check_safe_id
 from prefloop_core.store.backend import Backend, ObjectInfo
 from prefloop_core.store.errors import (
@@ -230,6 +231,26 @@ class ArtifactStore:
             raise IntegrityError(
                 f"{entry.key}: sha256 {sha256} does not match the manifest's {entry.sha256} (corrupted object)"
             )
+
+    # -- release history: an append-only log of immutable entries ------------------------------
+
+    HISTORY_PREFIX = "releases/history/"
+
+    def append_history(self, entry: ReleaseHistoryEntry) -> str:
+        """Add one entry; entries are never rewritten, so concurrent writers cannot lose each other's."""
+        key = f"{self.HISTORY_PREFIX}{entry.at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:8]}.json"
+        if not self.backend.create(key, entry.model_dump_json().encode()):  # pragma: no cover - uuid collision
+            raise StoreError(f"{key} exists already")
+        return key
+
+    def history(self) -> list[ReleaseHistoryEntry]:
+        """Every history entry, oldest first."""
+        entries = []
+        for info in self.backend.list(self.HISTORY_PREFIX):
+            data = self.backend.read(info.key)
+            if data is not None:
+                entries.append(ReleaseHistoryEntry.model_validate_json(data))
+        return entries
 
     # -- deleting ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Request body size limit, as plain ASGI middleware (also for bodies sent without Content-Length).
+"""Request body size limit for every service's HTTP app, as plain ASGI middleware (also for bodies sent without Content-Length).
 
 A body that grows past the limit while it is read gets a 413 at once; the application then
 sees the client as disconnected and whatever it tries to send is dropped.
@@ -13,9 +13,10 @@ Message = dict[str, Any]
 
 
 class BodySizeLimit:
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, setting: str) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.setting = setting  # the variable that raises the limit, named in the refusal
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -49,7 +50,7 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Any) -> None:
         body = json.dumps(
-            {"detail": f"request body is over the limit of {self.max_bytes:,} bytes (PREFLOOP_COLLECTOR_MAX_BODY_MB)"}
+            {"detail": f"request body is over the limit of {self.max_bytes:,} bytes ({self.setting})"}
         ).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

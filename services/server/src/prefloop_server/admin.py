@@ -1,0 +1,151 @@
+"""The admin API (its own token): status, history, deploy, promote, rollback, discard, and the QA gate."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from prefloop_core.contracts import QARecord, QASet, ReleaseHistoryEntry
+from prefloop_core.ids import SafeId
+from prefloop_core.prompts import load_template
+from prefloop_core.store import ArtifactNotFound, IntegrityError
+from prefloop_server.bluegreen import BlueGreen, OperationRefused, ServerStatus
+from prefloop_server.qa.gate import GateRule, GateVerdict, compare, markdown
+from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
+from prefloop_server.settings import ServerSettings
+from prefloop_server.slots import SlotFailed, SlotState, SlotStatus
+
+
+def require_admin(request: Request) -> None:
+    settings: ServerSettings = request.app.state.settings
+    if settings.server_admin_token is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the admin API is off: set PREFLOOP_SERVER_ADMIN_TOKEN")
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not hmac.compare_digest(token.encode(), settings.server_admin_token.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "admin token required: 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+def bluegreen_of(request: Request) -> BlueGreen:
+    return request.app.state.bluegreen
+
+
+Slots = Annotated[BlueGreen, Depends(bluegreen_of)]
+
+
+class DeployBody(BaseModel):
+    tag: SafeId
+    trigger: str = Field(default="api", max_length=200)
+
+
+class PromoteBody(BaseModel):
+    accuracy: float | None = Field(default=None, ge=0, le=1, description="QA accuracy to record with the promotion.")
+    trigger: str = Field(default="api", max_length=200)
+
+
+class RollbackBody(BaseModel):
+    tag: SafeId | None = Field(default=None, description="Release to put back; none: the one before the current.")
+    trigger: str = Field(default="api", max_length=200)
+
+
+class TriggerBody(BaseModel):
+    trigger: str = Field(default="api", max_length=200)
+
+
+class GateBody(BaseModel):
+    qa_set: QASet
+    rule: GateRule | None = None
+
+
+class GateReport(BaseModel):
+    verdict: GateVerdict
+    markdown: str
+    live: RunSummary
+    candidate: RunSummary
+    live_records: list[QARecord]
+    candidate_records: list[QARecord]
+
+
+def _refusal(exc: Exception) -> HTTPException:
+    if isinstance(exc, OperationRefused):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    if isinstance(exc, SlotFailed):
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, {"message": str(exc), "log_tail": exc.log_tail})
+    if isinstance(exc, ArtifactNotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+
+ERRORS = (OperationRefused, SlotFailed, ArtifactNotFound, IntegrityError)
+
+
+@router.get("/status", response_model=ServerStatus)
+def get_status(bluegreen: Slots) -> ServerStatus:
+    return bluegreen.status()
+
+
+@router.get("/history", response_model=list[ReleaseHistoryEntry])
+def get_history(bluegreen: Slots) -> list[ReleaseHistoryEntry]:
+    return bluegreen.store.history()
+
+
+@router.post("/deploy", response_model=SlotState)
+async def deploy(body: DeployBody, bluegreen: Slots) -> SlotState:
+    try:
+        return await bluegreen.deploy(body.tag, body.trigger)
+    except ERRORS as exc:
+        raise _refusal(exc) from None
+
+
+@router.post("/promote", response_model=ServerStatus)
+async def promote(body: PromoteBody, bluegreen: Slots) -> ServerStatus:
+    try:
+        return await bluegreen.promote(body.trigger, body.accuracy)
+    except ERRORS as exc:
+        raise _refusal(exc) from None
+
+
+@router.post("/rollback", response_model=ServerStatus)
+async def rollback(body: RollbackBody, bluegreen: Slots) -> ServerStatus:
+    try:
+        return await bluegreen.rollback(body.trigger, body.tag)
+    except ERRORS as exc:
+        raise _refusal(exc) from None
+
+
+@router.post("/discard", response_model=ServerStatus)
+async def discard(body: TriggerBody, bluegreen: Slots) -> ServerStatus:
+    try:
+        return await bluegreen.discard(body.trigger)
+    except ERRORS as exc:
+        raise _refusal(exc) from None
+
+
+@router.post("/gate", response_model=GateReport)
+async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport:
+    """Run the QA set on the live slot and on the deployed candidate; compare with the rule."""
+    settings: ServerSettings = request.app.state.settings
+    live, candidate = bluegreen.live_slot(), bluegreen.idle()
+    if live is None or live.model is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no model is live to compare against")
+    if candidate.status is not SlotStatus.READY or candidate.model is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no candidate: deploy a tag to the idle slot first")
+    rule = body.rule or GateRule(min_delta=settings.server_gate_min_delta,
+                                 max_regressions=settings.server_gate_max_regressions, correct_at=settings.server_correct_at)
+    template = load_template(settings.prompt_template)
+    options = {"concurrency": settings.server_qa_concurrency, "decoding": Decoding(max_tokens=settings.server_qa_max_tokens),
+               "correct_at": rule.correct_at}
+    live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), template, model=live.model.tag, **options)
+    cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag), template,
+                                  model=candidate.model.tag, **options)
+    verdict = compare(live_run.records, cand_run.records, rule)
+    assert live_run.summary and cand_run.summary
+    return GateReport(verdict=verdict, markdown=markdown(verdict), live=live_run.summary, candidate=cand_run.summary,
+                      live_records=live_run.records, candidate_records=cand_run.records)

@@ -1,0 +1,40 @@
+"""From a release tag to files a slot can load: fetched from the bucket, sha256 verified."""
+
+from __future__ import annotations
+
+from prefloop_core.contracts import ExportMode, Quantization, Release
+from prefloop_core.ids import check_safe_id
+from prefloop_core.store import ArtifactNotFound, ArtifactStore
+from prefloop_server.settings import ServerSettings
+from prefloop_server.slots import Model
+
+# When a release holds several quantizations, serve the first of these it has.
+PREFERENCE = [Quantization.Q4_K_M, Quantization.Q5_K_M, Quantization.Q6_K, Quantization.Q8_0, Quantization.Q4_1, Quantization.F16]
+
+
+def _gguf_name(release: Release) -> str:
+    ggufs = [name for name in release.files if name.endswith(".gguf") and not name.startswith("lora")]
+    for quant in PREFERENCE:
+        for name in ggufs:
+            if quant.value in name:
+                return name
+    if not ggufs:
+        raise ArtifactNotFound(f"release {release.tag} has no model GGUF")
+    return sorted(ggufs)[0]
+
+
+def materialize(store: ArtifactStore, tag: str, settings: ServerSettings) -> Model:
+    """Fetch what serving `tag` needs into the models folder; an adapter release brings its base."""
+    release = store.require(Release, check_safe_id(tag))
+    folder = settings.models_dir / release.tag
+    if release.mode is ExportMode.ADAPTER:
+        if release.base_release is None:
+            raise ArtifactNotFound(f"adapter release {release.tag} names no base release")
+        base = materialize(store, release.base_release, settings)
+        lora_names = [n for n in release.files if n.endswith(".gguf")]
+        if not lora_names:
+            raise ArtifactNotFound(f"adapter release {release.tag} has no LoRA GGUF")
+        lora = store.fetch(release, folder, [lora_names[0]])[lora_names[0]]
+        return Model(tag=release.tag, gguf=base.gguf, lora=lora)
+    name = _gguf_name(release)
+    return Model(tag=release.tag, gguf=store.fetch(release, folder, [name])[name])

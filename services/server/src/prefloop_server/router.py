@@ -1,0 +1,86 @@
+"""The one stable OpenAI-compatible endpoint: every request goes to the slot that is live when it arrives.
+
+The live slot is read once per request, so a promotion sends new requests to the new slot at
+once while requests (and streams) already under way finish on the old one; each slot counts
+its in-flight requests, which is what replacing a slot waits for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from prefloop_server.bluegreen import BlueGreen
+from prefloop_server.slots import Slot
+
+log = logging.getLogger("prefloop.router")
+router = APIRouter()
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse({"error": {"message": "no model is live yet: deploy and promote a release", "type": "unavailable"}},
+                        status_code=503)
+
+
+def _headers(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+
+
+async def _forward(request: Request, path: str) -> Response:
+    bluegreen: BlueGreen = request.app.state.bluegreen
+    client: httpx.AsyncClient = request.app.state.http
+    slot: Slot | None = bluegreen.live_slot()  # read once: this request stays on this slot
+    if slot is None:
+        return _unavailable()
+    body = await request.body()
+    if request.app.state.settings.server_log_prompts:
+        log.info("%s %s -> %s: %s", request.method, path, slot.name.value, body[:2000].decode(errors="replace"))
+    slot.in_flight += 1
+    try:
+        upstream = await client.send(
+            client.build_request(request.method, f"{slot.url}{path}", content=body,
+                                 headers={"content-type": request.headers.get("content-type", "application/json")}),
+            stream=True,
+        )
+    except httpx.HTTPError as exc:
+        slot.in_flight -= 1
+        return JSONResponse({"error": {"message": f"the live slot did not answer: {exc}", "type": "upstream"}}, status_code=502)
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+            slot.in_flight -= 1
+
+    return StreamingResponse(relay(), status_code=upstream.status_code, headers=_headers(upstream.headers))
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    return await _forward(request, "/v1/chat/completions")
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    return await _forward(request, "/v1/completions")
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> Response:
+    return await _forward(request, "/v1/models")
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    bluegreen: BlueGreen = request.app.state.bluegreen
+    live = bluegreen.live_slot()
+    if live is None or live.model is None:
+        return JSONResponse({"status": "no model live"}, status_code=503)
+    return JSONResponse({"status": "ok", "live": live.name.value, "tag": live.model.tag})

@@ -1,0 +1,43 @@
+"""The server's own settings (`PREFLOOP_SERVER_*`), on top of the shared ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from prefloop_core.settings import Settings
+
+
+class ServerSettings(Settings):
+    server_host: str = Field(default="127.0.0.1", description="Address the router binds to.")
+    server_port: int = Field(default=8090, ge=1, le=65535, description="The router's one stable port.")
+    server_url: str = Field(
+        default="http://127.0.0.1:8090", description="Where `deploy`, `promote`, `rollback`, `discard` find the router."
+    )
+    server_admin_token: SecretStr | None = Field(
+        default=None, description="Token for the admin API (deploy, promote, rollback, discard, gate); none: admin refused."
+    )
+    server_models_dir: Path | None = Field(
+        default=None, description="Where fetched releases are kept (default: `$PREFLOOP_HOME/server/models`)."
+    )
+    server_ctx: int = Field(default=4096, ge=256, description="llama-server `-c`: context size of each slot.")
+    server_parallel: int = Field(default=4, ge=1, description="llama-server `-np`: requests a slot serves at once.")
+    server_gpu_layers: int = Field(default=0, ge=0, description="llama-server `-ngl`: layers on the GPU (999: all).")
+    server_threads: int | None = Field(default=None, ge=1, description="llama-server `-t` (default: llama.cpp's choice).")
+    server_extra_args: str = Field(default="", description="More llama-server arguments, passed through as written.")
+    server_health_timeout_s: float = Field(default=180, gt=0, description="How long a slot may take to load.")
+    server_drain_timeout_s: float = Field(
+        default=60, gt=0, description="How long a slot being replaced may finish its in-flight requests."
+    )
+    server_log_prompts: bool = Field(default=False, description="Log prompts and answers passing the router.")
+    server_max_body_mb: float = Field(default=4, gt=0, description="Largest request body the router accepts (MB).")
+    server_qa_concurrency: int = Field(default=4, ge=1, description="QA requests in flight at once.")
+    server_qa_max_tokens: int = Field(default=256, ge=1, description="Longest answer the QA runner asks for (tokens).")
+    server_gate_min_delta: float = Field(default=0.02, description="QA gate: candidate accuracy must be >= live + this.")
+    server_gate_max_regressions: int = Field(default=2, ge=0, description="QA gate: most live-correct questions that may regress.")
+    server_correct_at: float = Field(default=0.7, ge=0, le=1, description="A QA score at or above this counts as correct.")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.server_models_dir or self.home / "server" / "models"

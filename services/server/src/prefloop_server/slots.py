@@ -1,0 +1,154 @@
+"""A slot: one llama-server process on a loopback port, loaded with one release.
+
+Two slots (blue and green) let a new model load while the old one keeps answering. A slot
+counts its in-flight requests so that replacing it waits for them to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import shlex
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from prefloop_core.net import free_port
+from prefloop_core.toolchain import LlamaCpp
+from prefloop_server.settings import ServerSettings
+
+
+class SlotName(str, enum.Enum):
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> SlotName:
+        return SlotName.GREEN if self is SlotName.BLUE else SlotName.BLUE
+
+
+class SlotStatus(str, enum.Enum):
+    EMPTY = "empty"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class SlotState(BaseModel):
+    name: SlotName
+    status: SlotStatus
+    tag: str | None
+    port: int | None
+    pid: int | None
+    in_flight: int
+    loaded_at: datetime | None
+    error: str | None
+
+
+class SlotFailed(RuntimeError):
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a slot loads: a GGUF, optionally with a GGUF LoRA applied over it."""
+
+    tag: str
+    gguf: Path
+    lora: Path | None = None
+
+
+class Slot:
+    def __init__(self, name: SlotName, llama: LlamaCpp, settings: ServerSettings, logs: Path) -> None:
+        self.name = name
+        self.llama = llama
+        self.settings = settings
+        self.log_path = logs / f"slot-{name.value}.log"
+        self.status = SlotStatus.EMPTY
+        self.model: Model | None = None
+        self.port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.in_flight = 0
+        self.loaded_at: datetime | None = None
+        self.error: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def state(self) -> SlotState:
+        return SlotState(
+            name=self.name, status=self.status, tag=self.model.tag if self.model else None, port=self.port,
+            pid=self.proc.pid if self.proc else None, in_flight=self.in_flight, loaded_at=self.loaded_at, error=self.error,
+        )
+
+    def command(self, model: Model, port: int) -> list[str]:
+        s = self.settings
+        cmd = [str(self.llama.server), "-m", str(model.gguf), "--host", "127.0.0.1", "--port", str(port),
+               "-c", str(s.server_ctx), "-np", str(s.server_parallel), "-ngl", str(s.server_gpu_layers),
+               "--alias", model.tag, "--no-webui"]
+        if s.server_threads:
+            cmd += ["-t", str(s.server_threads)]
+        if model.lora:
+            cmd += ["--lora", str(model.lora)]
+        return cmd + shlex.split(s.server_extra_args)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return "".join(deque(fh, maxlen=lines))
+        except OSError:
+            return ""
+
+    async def start(self, model: Model) -> None:
+        """Load `model`; returns once `/health` answers 200, raises SlotFailed with the log tail otherwise."""
+        await self.stop()
+        self.status, self.model, self.error = SlotStatus.LOADING, model, None
+        self.port = free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(model, self.port), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.settings.server_health_timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    return await self._fail(f"llama-server exited with code {self.proc.returncode} while loading {model.tag}")
+                try:
+                    if (await client.get(f"{self.url}/health")).status_code == 200:
+                        self.status, self.loaded_at = SlotStatus.READY, datetime.now(timezone.utc)
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        await self._fail(f"{model.tag} did not become healthy within {self.settings.server_health_timeout_s:.0f} s")
+
+    async def _fail(self, message: str) -> None:
+        tail = self.log_tail()
+        await self.stop(drain=False)
+        self.status, self.error = SlotStatus.FAILED, message
+        raise SlotFailed(message, tail)
+
+    async def stop(self, drain: bool = True) -> None:
+        """Stop the process, first letting in-flight requests finish (up to the drain timeout)."""
+        if drain:
+            deadline = time.monotonic() + self.settings.server_drain_timeout_s
+            while self.in_flight > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await asyncio.to_thread(self.proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        self.proc = None
+        self.status, self.model, self.port, self.loaded_at = SlotStatus.EMPTY, None, None, None

@@ -1,0 +1,116 @@
+"""Shared pieces of the server tests: releases of real GGUFs in a bucket, the running server, QA sets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+from prefloop_core.contracts import ExportMode, QASet, Quantization, Release
+from prefloop_core.net import free_port
+from prefloop_core.settings import Settings
+from prefloop_core.store import ArtifactStore, LocalBackend
+from prefloop_core.toolchain import base_gguf, llama_cpp
+
+ADMIN = "admin-token-0123456789"
+
+# SmolLM2-135M answers these correctly as shipped (Q4_1) and mostly wrongly requantized to Q2_K.
+EASY_QUESTIONS = [
+    ("spider", "How many legs does a spider have?", ["8|eight"]),
+    ("hot", "What is the opposite of hot?", ["cold"]),
+    ("bees", "What do bees make?", ["honey"]),
+    ("ice", "What is frozen water called?", ["ice"]),
+    ("paris", "What is the capital of France?", ["Paris"]),
+    ("sky", "What color is the sky on a clear day?", ["blue"]),
+]
+
+
+def easy_qa_set() -> QASet:
+    return QASet(name="easy", questions=[
+        {"id": qid, "question": q, "key_facts": facts, "game": "minecraft", "split": "train"}
+        for qid, q, facts in EASY_QUESTIONS
+    ])
+
+
+def build_bucket(root: Path) -> dict[str, Path]:
+    """Releases: `good` and `good-copy` (SmolLM2 Q4_1), `worse` (requantized Q2_K), `broken` (truncated)."""
+    settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
+    gguf = base_gguf(settings)
+    work = root / "work"
+    work.mkdir(parents=True)
+    worse = work / "model-Q2_K.gguf"
+    subprocess.run([str(llama_cpp(settings).quantize), "--allow-requantize", str(gguf), str(worse), "Q2_K"],
+                   check=True, capture_output=True)
+    broken = work / "model-Q4_1.gguf"
+    broken.write_bytes(gguf.read_bytes()[: 5 * 1024 * 1024])
+    store = ArtifactStore(LocalBackend(root / "bucket"))
+    now = datetime.now(timezone.utc)
+    for tag, path, quant in (("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1"), ("worse", worse, "Q2_K"), ("broken", broken, "Q4_1")):
+        release = Release(tag=tag, base_model="SmolLM2-135M-Instruct", mode=ExportMode.BASE, created_at=now,
+                          quantizations=[Quantization(quant)] if quant != "Q2_K" else [])
+        store.publish(release, {f"model-{quant}.gguf": path})
+    template = root / "template.json"
+    template.write_text(json.dumps({"name": "plain", "system": None, "without_context": "{question} Answer in a few words."}))
+    return {"bucket": root / "bucket", "template": template}
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=300)
+
+    def env(self) -> dict[str, str]:
+        return server_env(self.home, self.url, self.home.parent / "bucket", self.home.parent / "template.json")
+
+
+def server_env(home: Path, url: str, bucket: Path, template: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_") or k in ("PREFLOOP_LLAMA_CPP_DIR", "PREFLOOP_VENVS_DIR")}
+    env.update(
+        PREFLOOP_HOME=str(home), PREFLOOP_STORE_DIR=str(bucket), PREFLOOP_SERVER_ADMIN_TOKEN=ADMIN,
+        PREFLOOP_SERVER_URL=url, PREFLOOP_SERVER_CTX="2048", PREFLOOP_SERVER_PARALLEL="4",
+        PREFLOOP_SERVER_QA_MAX_TOKENS="32", PREFLOOP_SERVER_DRAIN_TIMEOUT_S="30", PREFLOOP_PROMPT_TEMPLATE=str(template),
+    )
+    return env
+
+
+def start_server(home: Path, bucket: Path, template: Path, *extra: str) -> Server:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = home / "server.log"
+    home.mkdir(parents=True, exist_ok=True)
+    exe = str(Path(sys.executable).parent / "prefloop-server")
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], env=server_env(home, url, bucket, template),
+                                stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            if httpx.get(f"{url}/admin/status", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=1).status_code == 200:
+                return Server(url, home, proc, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()

@@ -1,0 +1,128 @@
+"""Real llama-server slots behind the router: deploy, promote, rollback, discard, failures, the gate."""
+
+from __future__ import annotations
+
+import httpx
+from server_helpers import ADMIN, Server, easy_qa_set
+
+from prefloop_core.settings import Settings
+from prefloop_core.store import open_store
+
+
+def ask(server: Server, question: str = "What is the capital of France?") -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/chat/completions", timeout=120, json={
+        "messages": [{"role": "user", "content": question}], "max_tokens": 16, "temperature": 0})
+
+
+def live(server: Server) -> str | None:
+    return server.admin().get("/admin/status").json()["live_tag"]
+
+
+def test_nothing_live_answers_503_and_admin_needs_its_token(server: Server) -> None:
+    assert ask(server).status_code == 503
+    assert httpx.get(f"{server.url}/health").status_code == 503
+    assert httpx.post(f"{server.url}/admin/deploy", json={"tag": "good"}).status_code == 401
+    wrong = httpx.post(f"{server.url}/admin/deploy", json={"tag": "good"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+
+
+def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
+    admin = server.admin()
+    deployed = admin.post("/admin/deploy", json={"tag": "good", "trigger": "test"})
+    assert deployed.status_code == 200 and deployed.json()["status"] == "ready"
+    assert ask(server).status_code == 503  # deployed is not live until promoted
+    admin.post("/admin/promote", json={"accuracy": 0.5, "trigger": "test"}).raise_for_status()
+    answer = ask(server, "How many legs does a spider have? Answer in a few words.").json()
+    assert live(server) == "good" and "8" in answer["choices"][0]["message"]["content"]
+    assert httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "good"
+
+    admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    assert live(server) == "worse"
+    status = admin.get("/admin/status").json()
+    assert {s["tag"] for s in status["slots"]} == {"good", "worse"}  # the old slot stays loaded
+
+    back = admin.post("/admin/rollback", json={})
+    assert back.status_code == 200 and back.json()["live_tag"] == "good"
+    again = admin.post("/admin/rollback", json={"tag": "good-copy"})  # an older tag: deployed, then promoted
+    assert again.status_code == 200 and again.json()["live_tag"] == "good-copy"
+
+    history = admin.get("/admin/history").json()
+    assert [(h["action"], h["tag"]) for h in history] == [
+        ("deploy", "good"), ("promote", "good"), ("deploy", "worse"), ("promote", "worse"),
+        ("rollback", "good"), ("deploy", "good-copy"), ("rollback", "good-copy"),
+    ]
+    assert history[1]["accuracy"] == 0.5 and history[3]["previous_tag"] == "good"
+    # It is in the bucket, where the flows and a restarted server read it.
+    bucket = Settings(home=server.home, store_dir=server.home.parent / "bucket")
+    assert len(open_store(bucket).history()) == 7
+
+
+def test_a_broken_gguf_never_takes_traffic(server: Server) -> None:
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    failed = admin.post("/admin/deploy", json={"tag": "broken"})
+    assert failed.status_code == 502
+    detail = failed.json()["detail"]
+    assert "exited" in detail["message"] or "healthy" in detail["message"]
+    assert detail["log_tail"].strip()  # llama-server's own words
+    assert admin.post("/admin/promote", json={}).status_code == 409  # nothing promotable
+    assert live(server) == "good" and ask(server).status_code == 200
+    slots = admin.get("/admin/status").json()["slots"]
+    assert sorted(s["status"] for s in slots) == ["failed", "ready"]
+
+
+def test_unknown_tags_and_paths_are_refused(server: Server) -> None:
+    admin = server.admin()
+    assert admin.post("/admin/deploy", json={"tag": "nope"}).status_code == 404
+    bad = admin.post("/admin/deploy", json={"tag": "../../etc"})
+    assert bad.status_code == 422 and "not a valid id" in bad.text
+    assert admin.post("/admin/rollback", json={}).status_code == 409
+
+
+def test_discard_unloads_the_candidate(server: Server) -> None:
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
+    status = admin.post("/admin/discard", json={}).json()
+    assert sorted(s["status"] for s in status["slots"]) == ["empty", "ready"] and status["live_tag"] == "good"
+
+
+def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server) -> None:
+    admin = server.admin()
+    qa_set = easy_qa_set().model_dump(mode="json")
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
+    refused = admin.post("/admin/gate", json={"qa_set": qa_set}).json()
+    assert not refused["verdict"]["accepted"], refused["markdown"]
+    assert refused["verdict"]["regressions"] and "REFUSED" in refused["markdown"]
+    assert refused["live"]["accuracy"] > refused["candidate"]["accuracy"]
+
+    admin.post("/admin/promote", json={}).raise_for_status()  # now `worse` is live and `good` idle
+    admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
+    accepted = admin.post("/admin/gate", json={"qa_set": qa_set}).json()
+    assert accepted["verdict"]["accepted"], accepted["markdown"]
+    assert len(accepted["live_records"]) == len(accepted["candidate_records"]) == 6
+
+
+def test_the_last_live_release_is_restored_when_the_server_restarts(server: Server) -> None:
+    from server_helpers import start_server, stop_server
+
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    stop_server(server)
+    again = start_server(server.home, server.home.parent / "bucket", server.home.parent / "template.json")
+    try:
+        import time
+
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{again.url}/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert httpx.get(f"{again.url}/health").json()["tag"] == "good-copy"
+    finally:
+        stop_server(again)
+    assert ADMIN
