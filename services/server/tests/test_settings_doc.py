@@ -1,0 +1,14 @@
+"""The server's settings are documented in the README (generated table, kept in sync)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefloop_core.settings import settings_markdown
+from prefloop_server.settings import ServerSettings
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_the_readme_documents_every_server_setting() -> None:
+    assert settings_markdown(ServerSettings) in (REPO / "README.md").read_text()
