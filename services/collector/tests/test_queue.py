@@ -55,8 +55,8 @@ def test_filters_by_game_status_and_score(queue: ReviewQueue) -> None:
 
 def test_migrations_are_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
-    assert ReviewQueue(path).schema_version == 1
-    assert ReviewQueue(path).schema_version == 1  # re-opening migrates nothing
+    assert ReviewQueue(path).schema_version == 2
+    assert ReviewQueue(path).schema_version == 2  # re-opening migrates nothing
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=99")
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -89,3 +89,37 @@ def test_a_kill_9_loses_no_acknowledged_save(tmp_path: Path) -> None:
     saved = {i.item_id for i in ReviewQueue(path).items(Filters(status=ReviewStatus.CHOSEN))}
     assert set(acked) <= saved
     assert len(saved) < 400, "the saver should have been killed mid-way"
+
+
+def test_a_version_1_queue_is_migrated_keeping_its_items(tmp_path: Path) -> None:
+    from prefloop_collector.queue import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=1")
+        conn.execute("INSERT INTO items (question_key, question, status, created_at, updated_at)"
+                     " VALUES ('k', 'old question', 'pending', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00')")
+    queue = ReviewQueue(path)
+    assert queue.schema_version == len(MIGRATIONS) == 2
+    item = queue.get(1)
+    assert item.question == "old question" and item.suggestion is None
+
+
+def test_candidates_bring_a_suggestion_that_never_replaces_a_written_answer(queue: ReviewQueue) -> None:
+    from prefloop_core.contracts import CandidateRecord
+
+    first = CandidateRecord(record=record(1, score=0.0), suggestion="고양이를 무서워해요", suggestion_score=0.8)
+    queue.ingest([first])
+    assert queue.get(1).suggestion == "고양이를 무서워해요"
+    worse = CandidateRecord(record=record(1, score=0.1).model_copy(update={"record_id": "x2"}), suggestion="별로", suggestion_score=0.75)
+    better = CandidateRecord(record=record(1, score=0.2).model_copy(update={"record_id": "x3"}), suggestion="고양이와 오셀롯", suggestion_score=1.0)
+    queue.ingest([worse, better])
+    item = queue.get(1)
+    assert item.suggestion == "고양이와 오셀롯" and len(item.rejected) == 3
+    queue.save_chosen(1, "사람이 쓴 답", "minji", item.version)
+    queue.ingest([CandidateRecord(record=record(1, score=0.0).model_copy(update={"record_id": "x4"}),
+                                  suggestion="다른 제안", suggestion_score=1.0)])
+    assert queue.get(1).suggestion == "고양이와 오셀롯" and queue.get(1).chosen == "사람이 쓴 답"

@@ -119,3 +119,21 @@ def test_quit_keeps_what_was_saved_and_a_wrong_key_asks_again(terminal: Tmux, ho
     terminal.wait_for("Reviewed 1 of 3")
     queue = ReviewQueue(CollectorSettings(home=home).db_path)
     assert [queue.get(i).status for i in (1, 2, 3)] == [ReviewStatus.SKIPPED, ReviewStatus.PENDING, ReviewStatus.PENDING]
+
+
+def test_a_suggested_answer_can_be_accepted_with_4(tmp_path: Path) -> None:
+    from prefloop_core.contracts import CandidateRecord
+
+    home = tmp_path / "home2"
+    queue = ReviewQueue(CollectorSettings(home=home).db_path)
+    queue.ingest([CandidateRecord(record=record(1, score=0.0), suggestion="크리퍼는 고양이를 두려워합니다.", suggestion_score=1.0)])
+    exe = str(Path(sys.executable).parent / "prefloop-collector")
+    terminal = Tmux([exe, "review", "--reviewer", "minji"], collector_env(home))
+    try:
+        screen = terminal.wait_for("q quit")
+        assert "Suggested answer (a sample that scored 100%" in screen and "4 accept the suggestion" in screen
+        terminal.type("4")
+        terminal.wait_for("saved (item 1, by minji)")
+    finally:
+        terminal.close()
+    assert queue.get(1).chosen == "크리퍼는 고양이를 두려워합니다." and queue.get(1).reviewer == "minji"

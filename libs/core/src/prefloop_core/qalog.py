@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from prefloop_core.contracts import QARecord
+from prefloop_core.contracts import CandidateRecord, QARecord
 from prefloop_core.problems import Problem, problems_from
 
 _META = {
@@ -74,7 +74,9 @@ def _too_long(record: QARecord, max_chars: int | None, source: str, where: str) 
 # -- JSONL -----------------------------------------------------------------------------------
 
 
-def iter_jsonl(lines: Iterable[bytes], source: str, max_chars: int | None = None) -> Iterator[QARecord | Problem]:
+def iter_jsonl(
+    lines: Iterable[bytes], source: str, max_chars: int | None = None, model: type[QARecord | CandidateRecord] = QARecord
+) -> Iterator[QARecord | CandidateRecord | Problem]:
     """Records of JSONL lines, one at a time (a big file is never held whole); bad lines become problems."""
     seen_any = False
     for number, raw in enumerate(lines, start=1):
@@ -98,21 +100,25 @@ def iter_jsonl(lines: Iterable[bytes], source: str, max_chars: int | None = None
             yield Problem(source, where, None, f"expected a JSON object, got {type(obj).__name__}")
             continue
         try:
-            record = QARecord.model_validate(obj)
+            record = model.model_validate(obj)
         except ValidationError as exc:
             yield from problems_from(exc, source, where)
             continue
-        too_long = _too_long(record, max_chars, source, where)
+        qa = record.record if isinstance(record, CandidateRecord) else record
+        too_long = _too_long(qa, max_chars, source, where)
         yield from too_long or [record]
     if not seen_any:
         yield Problem(source, "", None, "file is empty: no QA records in it")
 
 
-def _split(items: Iterable[QARecord | Problem]) -> tuple[list[QARecord], list[Problem]]:
+def _split(items: Iterable[QARecord | CandidateRecord | Problem]) -> tuple[list[QARecord], list[Problem]]:
     records: list[QARecord] = []
     problems: list[Problem] = []
     for item in items:
-        (problems if isinstance(item, Problem) else records).append(item)  # type: ignore[arg-type]
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            records.append(item.record if isinstance(item, CandidateRecord) else item)
     return records, problems
 
 
@@ -222,16 +228,21 @@ def _parse_section(lines: list[tuple[int, str]], source: str) -> tuple[QARecord 
         return None, problems_from(exc, source, f"line {start}")
 
 
-def iter_records(path: Path, max_chars: int | None = None) -> Iterator[QARecord | Problem]:
-    """QA records (and problems) of a `.jsonl` file, streamed, or of a daily `.md` log."""
+CANDIDATES_SUFFIX = ".candidates.jsonl"
+
+
+def iter_records(path: Path, max_chars: int | None = None) -> Iterator[QARecord | CandidateRecord | Problem]:
+    """QA records (and problems) of a `.jsonl` file, streamed, or of a daily `.md` log;
+    a `*.candidates.jsonl` file holds sampled candidates with suggestions."""
     source = str(path)
     if path.suffix not in (".jsonl", ".md"):
         yield Problem(source, "", None, "not a QA log: expected a .jsonl file or a daily .md log")
         return
     try:
         if path.suffix == ".jsonl":
+            model = CandidateRecord if path.name.endswith(CANDIDATES_SUFFIX) else QARecord
             with open(path, "rb") as fh:
-                yield from iter_jsonl(fh, source, max_chars)
+                yield from iter_jsonl(fh, source, max_chars, model)
         else:
             records, problems = parse_markdown(path.read_bytes(), source, max_chars)
             yield from records

@@ -6,7 +6,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from prefloop_core.contracts import QARecord
+from prefloop_core.contracts import CandidateRecord, QARecord
 from prefloop_core.problems import Problem
 from prefloop_core.qalog import iter_records
 from prefloop_collector.queue import IngestCounts, ReviewQueue
@@ -46,7 +46,7 @@ def collect(
     report = CollectReport()
     files, report.problems = log_files(paths)
     since = (now or datetime.now(timezone.utc)) - timedelta(days=window_days)
-    pending: list[QARecord] = []
+    pending: list[QARecord | CandidateRecord] = []
     totals = IngestCounts()
 
     def flush() -> None:
@@ -62,10 +62,11 @@ def collect(
                 report.problems.append(item)
                 continue
             report.records += 1
-            if item.asked_at < since:
+            record = item.record if isinstance(item, CandidateRecord) else item
+            if record.asked_at < since:
                 continue
             report.in_window += 1
-            if item.score <= threshold:
+            if record.score <= threshold:
                 report.bad_answers += 1
                 pending.append(item)
                 if len(pending) >= batch:

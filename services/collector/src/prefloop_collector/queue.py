@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefloop_core.contracts import ChatMessage, QARecord, RejectedAnswer, ReviewItem, ReviewStatus
+from prefloop_core.contracts import CandidateRecord, ChatMessage, QARecord, RejectedAnswer, ReviewItem, ReviewStatus
 from prefloop_collector.importer import ImportEntry, ImportReport
 from prefloop_collector.text import normalize, question_key
 
@@ -50,6 +50,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rejected_by_item ON rejected(item_id);
     CREATE INDEX items_by_status ON items(status, game);
+    """,
+    # 2: a suggested answer from candidate generation, shown to the reviewer to confirm
+    """
+    ALTER TABLE items ADD COLUMN suggestion TEXT;
+    ALTER TABLE items ADD COLUMN suggestion_score REAL
     """,
 ]
 
@@ -143,12 +148,14 @@ class ReviewQueue:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def ingest(self, records: Iterable[QARecord]) -> IngestCounts:
+    def ingest(self, records: Iterable[QARecord | CandidateRecord]) -> IngestCounts:
         """Queue bad answers (the caller filtered them): a new question becomes a pending item,
-        a known one gets the answer attached; an answer already queued adds nothing."""
+        a known one gets the answer attached; an answer already queued adds nothing. A candidate's
+        suggestion is kept on its item (the better one wins) until someone writes the answer."""
         new_rejected = new_items = known = 0
         with self._write() as conn:
-            for record in records:
+            for entry in records:
+                record = entry.record if isinstance(entry, CandidateRecord) else entry
                 if conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (record.record_id,)).fetchone():
                     known += 1
                     continue
@@ -156,6 +163,12 @@ class ReviewQueue:
                 new_items += created
                 self._attach(conn, item_id, record.record_id, record.answer, record.score, record.model, record.asked_at)
                 new_rejected += 1
+                if isinstance(entry, CandidateRecord) and entry.suggestion:
+                    conn.execute(
+                        "UPDATE items SET suggestion = ?, suggestion_score = ? WHERE id = ? AND chosen IS NULL"
+                        " AND (suggestion_score IS NULL OR suggestion_score < ?)",
+                        (entry.suggestion, entry.suggestion_score, item_id, entry.suggestion_score or 0.0),
+                    )
         return IngestCounts(new_rejected, new_items, known)
 
     def _item_for(
@@ -272,6 +285,7 @@ class ReviewQueue:
             item_id=row["id"], question=row["question"], game=row["game"], context=row["context"],
             prompt=[ChatMessage.model_validate(m) for m in json.loads(row["prompt_json"])] if row["prompt_json"] else None,
             status=ReviewStatus(row["status"]), rejected=rejected, chosen=row["chosen"],
+            suggestion=row["suggestion"], suggestion_score=row["suggestion_score"],
             reviewer=row["reviewer"], version=row["version"], updated_at=datetime.fromisoformat(row["updated_at"]),
         )
 

@@ -60,7 +60,11 @@ def show(console: Console, item: ReviewItem, position: int, total: int) -> None:
         _block(console, f"Existing answer (accuracy {worst.score:.0%}, {worst.model}{more})", worst.answer, style="red")
     if item.chosen:
         _block(console, f"Correct answer so far (by {item.reviewer})", item.chosen, style="green")
-    console.print("  1 write the correct answer   2 skip   3 delete (exclude this question)   q quit")
+    elif item.suggestion:
+        _block(console, f"Suggested answer (a sample that scored {item.suggestion_score or 0:.0%}; check it)", item.suggestion,
+               style="yellow")
+    accept = "   4 accept the suggestion" if item.suggestion and not item.chosen else ""
+    console.print(f"  1 write the correct answer   2 skip   3 delete (exclude this question){accept}   q quit")
 
 
 def read_answer(console: Console) -> str:
@@ -100,11 +104,12 @@ def review_loop(queue: ReviewQueue, filters: Filters, reviewer: str, console: Co
     for position, listed in enumerate(items, start=1):
         item = queue.get(listed.item_id)  # fresh: someone may have reviewed it meanwhile
         show(console, item, position, len(items))
+        choices = ("1", "2", "3", "4", "q") if item.suggestion and not item.chosen else ("1", "2", "3", "q")
         while True:
             choice = input("> ").strip().lower()
-            if choice in ("1", "2", "3", "q"):
+            if choice in choices:
                 break
-            console.print("  choose 1, 2, 3 or q")
+            console.print(f"  choose {', '.join(choices[:-1])} or q")
         if choice == "q":
             break
         try:
@@ -114,6 +119,8 @@ def review_loop(queue: ReviewQueue, filters: Filters, reviewer: str, console: Co
                     console.print("  empty answer: nothing saved")
                     continue
                 _save_with_conflict(console, queue, item, answer, reviewer)
+            elif choice == "4":
+                _save_with_conflict(console, queue, item, item.suggestion or "", reviewer)
             elif choice == "2":
                 queue.skip(item.item_id, item.version)
                 console.print("  skipped")

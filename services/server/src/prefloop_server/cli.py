@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 from prefloop_core.clients import ServerAdminClient, ServiceError
-from prefloop_core.prompts import PromptTemplateError, load_template
+from prefloop_core.contracts import QASet
+from prefloop_core.prompts import PromptTemplate, PromptTemplateError, load_template
+from prefloop_core.qalog import CANDIDATES_SUFFIX
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
+from prefloop_server.qa.candidates import generate
 from prefloop_server.qa.gate import GateVerdict, chart
 from prefloop_server.qa.qaset import QASetError, load_qa_set
 from prefloop_server.qa.report import summary_lines, write_run
@@ -114,6 +117,10 @@ def cmd_qa(args: list[str]) -> int:
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (e.g. the router)")
     parser.add_argument("--model", default=None, help="name recorded as the answering model (default: from /v1/models)")
     parser.add_argument("--gate", action="store_true", help="run the QA gate: live slot vs candidate slot")
+    parser.add_argument("--candidates", type=int, metavar="N",
+                        help="sample N answers per question (temperature > 0) and write the bad ones, with the best "
+                        "as a suggestion, to <out>/<set>-<model>.candidates.jsonl for `prefloop collect`")
+    parser.add_argument("--temperature", type=float, default=0.8, help="with --candidates (default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("qa-out"), help="output folder (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=settings.server_qa_concurrency)
     parser.add_argument("--max-tokens", type=int, default=settings.server_qa_max_tokens)
@@ -132,6 +139,8 @@ def cmd_qa(args: list[str]) -> int:
     if not ns.endpoint:
         parser.error("--endpoint is required (or --gate)")
     model = ns.model or _served_model(ns.endpoint)
+    if ns.candidates:
+        return _candidates(ns, qa_set, template, model, settings)
     run = run_qa(qa_set, Endpoint(ns.endpoint, model), template, model=model, scorer=_scorer(ns),
                  concurrency=ns.concurrency, decoding=Decoding(max_tokens=ns.max_tokens), correct_at=settings.server_correct_at,
                  on_answer=lambda done, total: print(f"\r  answered {done}/{total}", end="", file=sys.stderr, flush=True))
@@ -140,6 +149,22 @@ def cmd_qa(args: list[str]) -> int:
     print("\n".join(summary_lines(run)))
     print(f"records: {paths['records']}\nlog:     {paths['log']}\nsummary: {paths['summary']}")
     return 0 if not run.failures else 1
+
+
+def _candidates(ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate, model: str, settings: ServerSettings) -> int:
+    if ns.candidates < 2 or ns.temperature <= 0:
+        print("prefloop qa --candidates: sample at least 2 answers with --temperature above 0", file=sys.stderr)
+        return 2
+    found = generate(qa_set, Endpoint(ns.endpoint, model), template, model=model, samples=ns.candidates,
+                     temperature=ns.temperature, max_tokens=ns.max_tokens, correct_at=settings.server_correct_at,
+                     concurrency=ns.concurrency, scorer=_scorer(ns))
+    ns.out.mkdir(parents=True, exist_ok=True)
+    path = ns.out / f"{qa_set.name}-{model}{CANDIDATES_SUFFIX}"
+    path.write_text("".join(c.model_dump_json() + "\n" for c in found), encoding="utf-8")
+    suggested = sum(1 for c in found if c.suggestion)
+    print(f"{len(found)} bad sampled answer(s) from {len(qa_set.questions)} question(s), {suggested} with a suggested answer")
+    print(f"written: {path} (queue them with `prefloop collect {path}`)")
+    return 0
 
 
 def _served_model(endpoint: str) -> str:

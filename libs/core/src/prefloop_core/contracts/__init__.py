@@ -9,7 +9,7 @@ from prefloop_core.contracts.common import (
     StoredFile,
 )
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
-from prefloop_core.contracts.qa import QAQuestion, QARecord, QASet
+from prefloop_core.contracts.qa import CandidateRecord, QAQuestion, QARecord, QASet
 from prefloop_core.contracts.releases import (
     ExportMode,
     HistoryAction,
@@ -23,6 +23,7 @@ from prefloop_core.contracts.runs import TrainingMethod, TrainingRun
 __all__ = [
     "SCHEMA_VERSION",
     "Artifact",
+    "CandidateRecord",
     "ArtifactKind",
     "ChatMessage",
     "CheckResult",

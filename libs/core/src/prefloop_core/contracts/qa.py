@@ -65,3 +65,15 @@ class QASet(Contract):
         if dupes:
             raise ValueError(f"question ids must be unique; repeated: {', '.join(dupes)}")
         return self
+
+
+class CandidateRecord(Contract):
+    """A sampled answer that scored badly, with the best sampled answer as a suggestion to confirm.
+
+    Candidate generation (the DPO guide's method 3) writes these; the collector queues `record`
+    as a rejected answer and shows `suggestion` to the reviewer, who confirms or rewrites it.
+    """
+
+    record: QARecord
+    suggestion: str | None = Field(default=None, description="The best-scoring sampled answer, if it scored well.")
+    suggestion_score: float | None = Field(default=None, ge=0, le=1)

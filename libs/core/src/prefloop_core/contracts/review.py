@@ -41,6 +41,10 @@ class ReviewItem(Contract):
     status: ReviewStatus = ReviewStatus.PENDING
     rejected: list[RejectedAnswer] = Field(default_factory=list)
     chosen: str | None = Field(default=None, description="The correct answer a reviewer wrote.")
+    suggestion: str | None = Field(
+        default=None, description="A well-scoring sampled answer offered to the reviewer (never trained on unconfirmed)."
+    )
+    suggestion_score: float | None = Field(default=None, ge=0, le=1)
     reviewer: str | None = Field(default=None, description="Who wrote `chosen`.")
     version: int = Field(default=0, ge=0, description="Bumped on every save; a save on a stale version conflicts.")
     updated_at: datetime | None = None
