@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from prefloop_core.contracts import QARecord, QASet, ReleaseHistoryEntry
@@ -73,17 +75,22 @@ class GateReport(BaseModel):
     candidate_records: list[QARecord]
 
 
-def _refusal(exc: Exception) -> HTTPException:
-    if isinstance(exc, OperationRefused):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    if isinstance(exc, SlotFailed):
-        return HTTPException(status.HTTP_502_BAD_GATEWAY, {"message": str(exc), "log_tail": exc.log_tail})
-    if isinstance(exc, ArtifactNotFound):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+def install_error_handlers(app: FastAPI) -> None:
+    """Admin failures become HTTP answers: refused 409, unknown release 404, a slot that failed 502 with its log."""
 
+    def handler(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def respond(_: Request, exc: Exception) -> JSONResponse:
+            detail: object = str(exc)
+            if isinstance(exc, SlotFailed):
+                detail = {"message": str(exc), "log_tail": exc.log_tail}
+            return JSONResponse({"detail": detail}, status_code=code)
 
-ERRORS = (OperationRefused, SlotFailed, ArtifactNotFound, IntegrityError)
+        return respond
+
+    app.add_exception_handler(OperationRefused, handler(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(ArtifactNotFound, handler(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(SlotFailed, handler(status.HTTP_502_BAD_GATEWAY))
+    app.add_exception_handler(IntegrityError, handler(status.HTTP_502_BAD_GATEWAY))
 
 
 @router.get("/status", response_model=ServerStatus)
@@ -98,34 +105,22 @@ def get_history(bluegreen: Slots) -> list[ReleaseHistoryEntry]:
 
 @router.post("/deploy", response_model=SlotState)
 async def deploy(body: DeployBody, bluegreen: Slots) -> SlotState:
-    try:
-        return await bluegreen.deploy(body.tag, body.trigger)
-    except ERRORS as exc:
-        raise _refusal(exc) from None
+    return await bluegreen.deploy(body.tag, body.trigger)
 
 
 @router.post("/promote", response_model=ServerStatus)
 async def promote(body: PromoteBody, bluegreen: Slots) -> ServerStatus:
-    try:
-        return await bluegreen.promote(body.trigger, body.accuracy)
-    except ERRORS as exc:
-        raise _refusal(exc) from None
+    return await bluegreen.promote(body.trigger, body.accuracy)
 
 
 @router.post("/rollback", response_model=ServerStatus)
 async def rollback(body: RollbackBody, bluegreen: Slots) -> ServerStatus:
-    try:
-        return await bluegreen.rollback(body.trigger, body.tag)
-    except ERRORS as exc:
-        raise _refusal(exc) from None
+    return await bluegreen.rollback(body.trigger, body.tag)
 
 
 @router.post("/discard", response_model=ServerStatus)
 async def discard(body: TriggerBody, bluegreen: Slots) -> ServerStatus:
-    try:
-        return await bluegreen.discard(body.trigger)
-    except ERRORS as exc:
-        raise _refusal(exc) from None
+    return await bluegreen.discard(body.trigger)
 
 
 @router.post("/gate", response_model=GateReport)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from prefloop_core.asgi_limits import BodySizeLimit
 from prefloop_core.store import ArtifactNotFound, IntegrityError, open_store
 from prefloop_core.toolchain import llama_cpp
+from prefloop_server.admin import install_error_handlers
 from prefloop_server.admin import router as admin_router
 from prefloop_server.bluegreen import BlueGreen, OperationRefused
 from prefloop_server.router import router as openai_router
@@ -48,6 +49,7 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
     app.state.settings = settings
     app.include_router(openai_router)
     app.include_router(admin_router)
+    install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.server_max_body_mb * 1024 * 1024),
                        setting="PREFLOOP_SERVER_MAX_BODY_MB")
     return app
