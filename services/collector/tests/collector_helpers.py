@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,9 +10,7 @@ from pathlib import Path
 import httpx
 
 from prefloop_core.contracts import QARecord
-from prefloop_core.net import free_port
 from prefloop_collector.queue import ReviewQueue
-from prefloop_collector.settings import CollectorSettings
 
 TOKENS = {"minji": "minji-token-0123456789", "joon": "joon-token-0123456789"}
 NOW = datetime.now(timezone.utc)

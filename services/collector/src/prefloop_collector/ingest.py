@@ -52,7 +52,7 @@ def collect(
     def flush() -> None:
         nonlocal totals
         counts = queue.ingest(pending)
-        totals = IngestCounts(*(a + b for a, b in zip(astuple(totals), astuple(counts))))
+        totals = IngestCounts(*(a + b for a, b in zip(astuple(totals), astuple(counts), strict=True)))
         pending.clear()
 
     for path in files:

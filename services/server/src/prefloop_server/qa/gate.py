@@ -54,8 +54,9 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule = GateRule()) -> GateVerdict:
+def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | None = None) -> GateVerdict:
     """Compare per question; a question one side failed to answer counts as 0 for that side."""
+    rule = rule or GateRule()
     live_by = {r.question_id: r for r in live}
     cand_by = {r.question_id: r for r in candidate}
     ids = list(dict.fromkeys([*live_by, *cand_by]))

@@ -49,7 +49,7 @@ def key_fact_recall(answer: str, key_facts: list[str]) -> float:
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return 0.0 if norm == 0 else max(0.0, min(1.0, dot / norm))
 
