@@ -1,1 +1,1 @@
-"""prefloop trainer service."""
+"""prefloop trainer: preference training with LoRA through TRL, as a one-shot job."""

@@ -18,7 +18,7 @@ from prefloop_core.contracts.releases import (
     ReleaseHistoryEntry,
 )
 from prefloop_core.contracts.review import PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus
-from prefloop_core.contracts.runs import TrainingMethod, TrainingRun
+from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingRun
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -26,6 +26,7 @@ __all__ = [
     "CandidateRecord",
     "ArtifactKind",
     "ChatMessage",
+    "Checkpoint",
     "CheckResult",
     "Contract",
     "DatasetManifest",

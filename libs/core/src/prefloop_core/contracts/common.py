@@ -41,6 +41,7 @@ class ArtifactKind(str, enum.Enum):
     RUN = "runs"
     RELEASE = "models"
     QA_REPORT = "qa"
+    CHECKPOINT = "checkpoints"
 
 
 class StoredFile(BaseModel):

@@ -40,3 +40,20 @@ class TrainingRun(Artifact):
     finished_at: datetime | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per phase.")
     final_metrics: dict[str, float] = Field(default_factory=dict, description="Last logged loss, reward accuracy, ...")
+
+
+class Checkpoint(Artifact):
+    """`checkpoints/<run_id>-<stage>-<step>/checkpoint.json`: a training checkpoint, so a killed run resumes."""
+
+    kind: ClassVar[ArtifactKind] = ArtifactKind.CHECKPOINT
+    manifest_name: ClassVar[str] = "checkpoint.json"
+    id_field: ClassVar[str] = "checkpoint_id"
+
+    checkpoint_id: SafeId
+    run_id: SafeId
+    stage: str = Field(description="sft or the preference method.")
+    step: int = Field(ge=0)
+
+    @staticmethod
+    def id_for(run_id: str, stage: str, step: int) -> str:
+        return f"{run_id}-{stage}-{step:07d}"

@@ -1,0 +1,88 @@
+"""What the trainer shows and guards while it runs, as transformers callbacks.
+
+- progress: a bar with ETA and `step i/N loss ...` lines for people, and one
+  `PREFLOOP_PROGRESS {json}` line per log for machines (the Prefect flow shows them);
+- metrics: every logged step kept for metrics.json and the plots;
+- NaN guard: a NaN or infinite loss stops the run with a message instead of training on garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+PROGRESS_PREFIX = "PREFLOOP_PROGRESS "
+SHOWN = ("loss", "rewards/accuracies", "rewards/margins", "learning_rate")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def _eta(seconds: float) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes:02d}:{sec:02d}"
+
+
+class Progress(TrainerCallback):
+    def __init__(self, stage: str, stream: Any = None) -> None:
+        self.stage = stage
+        self.stream = stream or sys.stdout
+        self.started = time.monotonic()
+        self.first_step_at: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.monotonic()
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if not logs or state.global_step == 0:
+            return
+        total = max(state.max_steps, 1)
+        step = state.global_step
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / step * (total - step)
+        width = 24
+        filled = int(width * step / total)
+        bar = "#" * filled + "." * (width - filled)
+        values = " ".join(f"{k.split('/')[-1]} {logs[k]:.4g}" for k in SHOWN if k in logs)
+        print(f"[{self.stage}] [{bar}] step {step}/{total} {values} | {elapsed:.0f}s elapsed, ETA {_eta(eta)}",
+              file=self.stream, flush=True)
+        record = {"stage": self.stage, "step": step, "total": total, "eta_s": round(eta, 1),
+                  **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        print(PROGRESS_PREFIX + json.dumps(record), file=self.stream, flush=True)
+
+
+class Metrics(TrainerCallback):
+    def __init__(self) -> None:
+        self.steps: list[dict[str, float]] = []
+        self.eval: list[dict[str, float]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if not logs:
+            return
+        row = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        (self.eval if any(k.startswith("eval_") for k in logs) else self.steps).append(row)
+
+
+class NaNGuard(TrainerCallback):
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.bad_step = state.global_step
+            control.should_training_stop = True
+
+    def check(self) -> None:
+        if self.bad_step is not None:
+            raise NonFiniteLoss(
+                f"the loss became NaN/inf at step {self.bad_step}; training stopped. Lower training.learning_rate "
+                "(e.g. by 10x), or raise method.beta; with fp16 try a GPU with bf16"
+            )

@@ -1,0 +1,121 @@
+"""The pre-flight memory estimate, from the model's shape, LoRA rank, sequence length, batch and dtype.
+
+Counted: base weights (4-bit: ~0.56 byte per linear weight, embeddings in the compute dtype);
+LoRA weights with their fp32 gradients and Adam moments; activations of the policy forward
+(DPO and ORPO run chosen and rejected together: 2 sequences per pair; KTO and SFT one), which
+gradient checkpointing cuts to the layer inputs plus one layer; fp32 logits over the vocabulary
+for the log-probabilities; and what is already in use before weights load (the process itself
+on CPU, the CUDA context on a GPU). A config that does not fit is adjusted — checkpointing on,
+then a smaller micro-batch with more accumulation — or refused with the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from prefloop_trainer.hardware import Resolved
+
+GiB = 2**30
+BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the estimate needs of a model's config."""
+
+    params: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+
+    @classmethod
+    def of(cls, config: object) -> Shape:
+        get = lambda name, default=None: getattr(config, name, default)  # noqa: E731
+        hidden, layers, vocab = get("hidden_size"), get("num_hidden_layers"), get("vocab_size")
+        intermediate = get("intermediate_size") or 4 * hidden
+        heads = get("num_attention_heads")
+        kv_heads = get("num_key_value_heads") or heads
+        head_dim = hidden // heads
+        per_layer = hidden * hidden * 2 + 2 * hidden * kv_heads * head_dim + 3 * hidden * intermediate
+        embeddings = vocab * hidden * (1 if get("tie_word_embeddings", False) else 2)
+        return cls(per_layer * layers + embeddings, hidden, intermediate, layers, heads, kv_heads, vocab)
+
+    def lora_params(self, r: int) -> int:
+        """Trainable parameters of LoRA on every linear layer (q, k, v, o, gate, up, down)."""
+        head_dim = self.hidden // self.heads
+        kv = self.kv_heads * head_dim
+        pairs = [(self.hidden, self.hidden), (self.hidden, kv), (self.hidden, kv), (self.hidden, self.hidden),
+                 (self.hidden, self.intermediate), (self.hidden, self.intermediate), (self.intermediate, self.hidden)]
+        return self.layers * sum(r * (a + b) for a, b in pairs)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    baseline: float
+    weights: float
+    trainable: float
+    activations: float
+    logits: float
+
+    @property
+    def total(self) -> float:
+        return self.baseline + self.weights + self.trainable + self.activations + self.logits
+
+    def lines(self) -> list[str]:
+        return [
+            f"  already in use        {self.baseline / GiB:7.2f} GiB",
+            f"  base weights          {self.weights / GiB:7.2f} GiB",
+            f"  LoRA + grads + Adam   {self.trainable / GiB:7.2f} GiB",
+            f"  activations           {self.activations / GiB:7.2f} GiB",
+            f"  logits                {self.logits / GiB:7.2f} GiB",
+            f"  total                 {self.total / GiB:7.2f} GiB",
+        ]
+
+
+def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_per_example: int, baseline: float) -> Estimate:
+    compute = BYTES[resolved.dtype]
+    embeddings = shape.vocab * shape.hidden
+    linear = shape.params - embeddings
+    weights = linear * 0.5625 + embeddings * compute if resolved.load_in_4bit else shape.params * compute
+    trainable = shape.lora_params(r) * (4 + 4 + 8 + (0 if compute == 4 else 4))  # weights, grads, Adam, fp32 copy
+    tokens = resolved.batch_size * sequences_per_example * seq_len
+    # Per token and layer: ~34 hidden-sized values (attention and MLP intermediates) without
+    # checkpointing; with it, the layer inputs only, plus one layer recomputed at a time.
+    per_layer = tokens * (shape.hidden * 34 + shape.intermediate * 4) * compute / 2
+    activations = tokens * shape.hidden * compute * shape.layers + per_layer if resolved.gradient_checkpointing \
+        else per_layer * shape.layers
+    logits = tokens * shape.vocab * 4 * 3  # fp32 logits, log-softmax and its gradient
+    return Estimate(baseline, weights, trainable, activations, logits)
+
+
+class DoesNotFit(RuntimeError):
+    def __init__(self, message: str, estimate: Estimate) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+
+
+def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
+        budget_gb: float, checkpointing_fixed: bool) -> tuple[Resolved, Estimate]:
+    """The resolved settings adjusted until the estimate fits the budget, or DoesNotFit with the numbers."""
+    budget = budget_gb * GiB
+    current = resolved
+    est = estimate(shape, current, r, seq_len, sequences, baseline)
+    while est.total > budget:
+        if not current.gradient_checkpointing and not checkpointing_fixed:
+            current = replace(current, gradient_checkpointing=True,
+                              notes=[*current.notes, "gradient checkpointing on to fit memory"])
+        elif current.batch_size > 1:
+            batch = current.batch_size // 2
+            accumulation = current.grad_accumulation * (current.batch_size // batch)
+            current = replace(current, batch_size=batch, grad_accumulation=accumulation,
+                              notes=[*current.notes, f"micro-batch {batch} x accumulation {accumulation} to fit memory"])
+        else:
+            raise DoesNotFit(
+                f"estimated {est.total / GiB:.2f} GiB does not fit the {budget_gb:.2f} GiB available, even with "
+                f"micro-batch 1 and gradient checkpointing. Try: data.max_length={max(64, seq_len // 2)}, a smaller "
+                "lora.r, 4-bit on a CUDA GPU, or a machine with more memory.", est)
+        est = estimate(shape, current, r, seq_len, sequences, baseline)
+    return current, est

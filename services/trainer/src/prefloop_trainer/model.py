@@ -1,0 +1,89 @@
+"""The base model: where it is, its shape (without loading weights), and loading it for training.
+
+A GGUF base (the embedded default) is loaded through transformers' `gguf_file` support, which
+dequantizes it; such a model refuses `save_pretrained`, so it is rebuilt from its config as a
+plain checkpoint once and cached by the GGUF's hash (`$PREFLOOP_HOME/cache/hf/<hash>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from prefloop_core.settings import Settings
+from prefloop_core.toolchain import base_gguf
+
+
+def base_location(base: str, settings: Settings) -> tuple[Path | str, str | None]:
+    """(folder or hub id, GGUF file name or None)."""
+    if base == "smollm2":
+        gguf = base_gguf(settings)
+        return gguf.parent, gguf.name
+    path = Path(base)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"model.base: {base} does not exist")
+        return path.parent, path.name
+    return (path if path.exists() else base), None
+
+
+def load_config(base: str, settings: Settings) -> Any:
+    from transformers import AutoConfig
+
+    where, gguf = base_location(base, settings)
+    return AutoConfig.from_pretrained(where, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(where)
+
+
+def load_tokenizer(base: str, settings: Settings) -> Any:
+    from transformers import AutoTokenizer
+
+    where, gguf = base_location(base, settings)
+    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(where)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _file_hash(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+
+
+def hf_checkpoint(base: str, settings: Settings) -> Path | str:
+    """A plain HF checkpoint of the base: itself, or the GGUF rebuilt once and cached."""
+    where, gguf = base_location(base, settings)
+    if gguf is None:
+        return where
+    cached = settings.home / "cache" / "hf" / _file_hash(Path(where) / gguf)
+    if (cached / "config.json").is_file():
+        return cached
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(where, gguf_file=gguf, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    partial = cached.with_name(cached.name + ".partial")
+    plain.save_pretrained(partial)
+    load_tokenizer(base, settings).save_pretrained(partial)
+    partial.rename(cached)
+    return cached
+
+
+def load_model(base: str, settings: Settings, dtype: str, load_in_4bit: bool) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    checkpoint = hf_checkpoint(base, settings)
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch_dtype)
+        return AutoModelForCausalLM.from_pretrained(checkpoint, quantization_config=quant, dtype=torch_dtype)
+    return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)

@@ -1,0 +1,225 @@
+"""The training recipe, top to bottom: plan (hardware, memory, time), data, model, TRL, publish.
+
+Checkpoints go to the bucket as they are saved; started again with the same run id, a run
+resumes from its last checkpoint. Fewer pairs than the minimum, a NaN loss or an out-of-memory
+error stop the run with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, TextIO
+
+from transformers import TrainerCallback
+
+from prefloop_core.contracts import Checkpoint, TrainingMethod, TrainingRun
+from prefloop_core.ids import new_run_id
+from prefloop_core.settings import Settings
+from prefloop_core.store import ArtifactStore
+from prefloop_trainer import data as datasets_
+from prefloop_trainer.callbacks import Metrics, NaNGuard, Progress
+from prefloop_trainer.config import TrainConfig
+from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
+from prefloop_trainer.memory import GiB, Estimate, Shape, fit
+from prefloop_trainer.model import load_config, load_model, load_tokenizer
+from prefloop_trainer.plots import plot_run
+
+PREFERENCE = {TrainingMethod.DPO, TrainingMethod.ORPO, TrainingMethod.SFT_DPO}
+
+
+class TrainingOOM(RuntimeError):
+    pass
+
+
+class UploadCheckpoints(TrainerCallback):
+    """Publish every checkpoint the trainer saves, so a killed run can resume elsewhere."""
+
+    def __init__(self, store: ArtifactStore, run_id: str, stage: str) -> None:
+        self.store, self.run_id, self.stage = store, run_id, stage
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+        self.store.publish(Checkpoint(checkpoint_id=Checkpoint.id_for(self.run_id, self.stage, state.global_step),
+                                      run_id=self.run_id, stage=self.stage, step=state.global_step), files)
+
+
+def latest_checkpoint(store: ArtifactStore, run_id: str, stage: str, out: Path) -> Path | None:
+    """Fetch the run's last published checkpoint of this stage into `out`, or None to start fresh."""
+    ids = store.ids(Checkpoint, prefix=f"{run_id}-{stage}-")
+    if not ids:
+        return None
+    checkpoint = store.require(Checkpoint, ids[-1])
+    folder = out / f"checkpoint-{checkpoint.step}"
+    store.fetch(checkpoint, folder)
+    return folder
+
+
+def rss_bytes() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss)
+
+
+def rough_seconds(shape: Shape, pairs: int, config: TrainConfig, hw: Hardware, sequences: int) -> float:
+    """A rough time estimate: ~8 FLOPs per parameter per token (forward, backward, reference pass)
+    at what the device sustains (measured ~8 GFLOP/s per core on CPU; ~30% of peak on a GPU)."""
+    tokens = pairs * config.training.epochs * sequences * min(config.data.max_length, 256)
+    flops_per_s = 8e9 * hw.cores if hw.device == "cpu" else 60e12
+    return 8 * shape.params * tokens / flops_per_s
+
+
+def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, n_train: int,
+               n_eval: int, config: TrainConfig, run_id: str) -> list[str]:
+    steps = max(1, int(n_train * config.training.epochs / (resolved.batch_size * resolved.grad_accumulation)))
+    if config.training.max_steps > 0:
+        steps = config.training.max_steps
+    lines = [
+        f"run {run_id}: {config.method.name.value} on {config.model.base}, dataset {config.data.dataset_id}",
+        f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
+        f"  device      {hw.name} ({hw.device}), dtype {resolved.dtype}, 4-bit {'on' if resolved.load_in_4bit else 'off'}",
+        f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}; "
+        f"gradient checkpointing {'on' if resolved.gradient_checkpointing else 'off'}; optimizer {resolved.optimizer}",
+        f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}; "
+        f"lr {config.training.learning_rate:g}, beta {config.method.beta:g}",
+        f"  memory      estimated {est.total / GiB:.2f} GiB of {budget:.2f} GiB available",
+        *est.lines(),
+        f"  time        roughly {seconds / 60:.1f} min (the progress line refines it)",
+    ]
+    return lines + [f"  note        {note}" for note in resolved.notes]
+
+
+def _versions() -> dict[str, str]:
+    names = ["torch", "transformers", "trl", "peft", "datasets", "accelerate"]
+    return {"python": platform.python_version(), **{n: version(n) for n in names}}
+
+
+def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: TextIO = sys.stdout,
+          hardware: Hardware | None = None) -> TrainingRun:
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    if not config.data.dataset_id:
+        raise ValueError("data.dataset_id is not set: `prefloop snapshot` publishes one and prints its id")
+    run_id = config.run_id or new_run_id()
+    work = settings.home / "trainer" / run_id
+    manifest, pairs = datasets_.load_pairs(store, config.data.dataset_id, work)
+    warning = datasets_.check_count(pairs, config.data)
+    splits = datasets_.split(pairs, config.data, config.training.seed)
+
+    hw = hardware or detect()
+    method = config.method.name
+    sequences = 2 if method in PREFERENCE else 1
+    resolved = resolve(config, hw)
+    if config.training.precompute_ref_log_probs == "auto":
+        resolved.precompute_ref_log_probs = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO, TrainingMethod.KTO)
+    shape = Shape.of(load_config(config.model.base, settings))
+    budget = config.training.memory_budget_gb or hw.memory_gb
+    baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
+    resolved, est = fit(shape, resolved, config.lora.r, config.data.max_length, sequences, baseline, budget,
+                        checkpointing_fixed=config.training.gradient_checkpointing != "auto")
+    for line in plan_lines(hw, resolved, est, budget, rough_seconds(shape, len(splits.train), config, hw, sequences),
+                           len(splits.train), len(splits.eval), config, run_id):
+        print(line, file=out, flush=True)
+    if warning:
+        print(f"  warning     {warning}", file=out, flush=True)
+    timings["plan"] = time.monotonic() - t0
+
+    t1 = time.monotonic()
+    tokenizer = load_tokenizer(config.model.base, settings)
+    model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)
+    timings["load"] = time.monotonic() - t1
+    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tb")
+    metrics = Metrics()
+    outputs: dict[str, Path] = {}
+
+    def run_stage(stage_method: TrainingMethod, stage: str, model_in: Any, epochs: float | None = None) -> Any:
+        guard = NaNGuard()
+        stage_dir = work / stage
+        trainer = _trainer(stage_method, config, resolved, model_in, tokenizer, splits, stage_dir,
+                           [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)], lora, epochs,
+                           Dataset)
+        resume = latest_checkpoint(store, run_id, stage, stage_dir)
+        if resume is not None:
+            print(f"[{stage}] resuming from {resume.name} (published checkpoint)", file=out, flush=True)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise TrainingOOM(_oom_advice(est, budget, resolved, config)) from exc
+            raise
+        guard.check()
+        return trainer
+
+    t2 = time.monotonic()
+    if method is TrainingMethod.SFT_DPO:
+        sft = run_stage(TrainingMethod.SFT, "sft", model, epochs=config.method.sft_epochs)
+        sft.model.save_pretrained(work / "sft_adapter")
+        outputs.update(_folder_files(work / "sft_adapter", "sft_adapter"))
+        # base -> SFT -> DPO: the SFT adapter is merged, so DPO's reference is the SFT model.
+        model = sft.model.merge_and_unload()
+        final = run_stage(TrainingMethod.DPO, "dpo", model)
+    else:
+        final = run_stage(method, method.value, model)
+    timings["train"] = time.monotonic() - t2
+    final.model.save_pretrained(work / "adapter")
+    tokenizer.save_pretrained(work / "adapter")
+    outputs.update(_folder_files(work / "adapter", "adapter"))
+
+    (work / "metrics.json").write_text(json.dumps({"steps": metrics.steps, "eval": metrics.eval}, indent=1))
+    outputs["metrics.json"] = work / "metrics.json"
+    for plot in plot_run(metrics.steps, metrics.eval, work / "plots"):
+        outputs[f"plots/{plot.name}"] = plot
+    outputs.update(_folder_files(work / "tb", "tb"))
+    last = metrics.steps[-1] if metrics.steps else {}
+    run = TrainingRun(
+        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base, method=method,
+        config=config.model_dump(mode="json"), versions=_versions(), device=f"{hw.device} ({hw.name})",
+        dtype=resolved.dtype, started_at=started, finished_at=datetime.now(timezone.utc),
+        timings={**timings, "total": time.monotonic() - t0},
+        final_metrics={k: float(v) for k, v in last.items() if k != "step"} | {"pairs": float(len(splits.train))},
+    )
+    published = store.publish(run, outputs)
+    print(f"run {run_id} published: {len(outputs)} files (adapter, metrics.json, plots, TensorBoard)", file=out, flush=True)
+    shutil.rmtree(work / "dataset", ignore_errors=True)
+    return published
+
+
+def _folder_files(folder: Path, prefix: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {f"{prefix}/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _trainer(method: TrainingMethod, config: TrainConfig, resolved: Resolved, model: Any, tokenizer: Any,
+             splits: datasets_.Splits, out: Path, callbacks: list[Any], lora: Any, epochs: float | None,
+             dataset_cls: Any) -> Any:
+    from prefloop_trainer.methods import build_trainer
+
+    train = dataset_cls.from_list(datasets_.for_method(splits.train, method))
+    eval_ = dataset_cls.from_list(datasets_.for_method(splits.eval, method)) if splits.eval else None
+    return build_trainer(method, config, resolved, model, tokenizer, train, eval_, out, callbacks, lora, epochs)
+
+
+def _oom_advice(est: Estimate, budget: float, resolved: Resolved, config: TrainConfig) -> str:
+    return (
+        f"out of memory: the estimate was {est.total / GiB:.2f} GiB of {budget:.2f} GiB "
+        f"(micro-batch {resolved.batch_size}, checkpointing {'on' if resolved.gradient_checkpointing else 'off'}). "
+        f"Suggested: --set training.batch_size=1 --set training.grad_accumulation={resolved.batch_size * resolved.grad_accumulation * 4} "
+        f"--set training.gradient_checkpointing=on --set data.max_length={max(128, config.data.max_length // 2)}"
+        + ("" if resolved.load_in_4bit else " and 4-bit on a CUDA GPU (quantization.load_in_4bit=on)")
+    )
+
