@@ -62,12 +62,18 @@ class Metrics(TrainerCallback):
     def __init__(self) -> None:
         self.steps: list[dict[str, float]] = []
         self.eval: list[dict[str, float]] = []
+        self.summary: dict[str, float] = {}
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if not logs:
             return
         row = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
-        (self.eval if any(k.startswith("eval_") for k in logs) else self.steps).append(row)
+        if "train_runtime" in logs:
+            self.summary = row  # the trainer's closing line: runtime, samples/s
+        elif any(k.startswith("eval_") for k in logs):
+            self.eval.append(row)
+        else:
+            self.steps.append(row)
 
 
 class NaNGuard(TrainerCallback):

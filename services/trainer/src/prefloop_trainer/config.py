@@ -66,7 +66,6 @@ class TrainingSection(Section):
     precompute_ref_log_probs: Literal["auto", "on", "off"] = Field(
         default="auto", description="Compute the reference once before training (DPO/KTO); auto: on when cheaper."
     )
-    group_by_length: bool = Field(default=True, description="Batch pairs of similar length together (less padding).")
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     seed: int = 42
     logging_steps: int = Field(default=1, ge=1)

@@ -25,7 +25,7 @@ def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, 
         "fp16": resolved.dtype == "float16",
         "use_cpu": resolved.device == "cpu",
         "optim": resolved.optimizer,
-        "warmup_ratio": t.warmup_ratio,
+        "warmup_steps": t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of the total steps
         "seed": t.seed,
         "logging_steps": t.logging_steps,
         "save_strategy": "steps",
@@ -35,7 +35,6 @@ def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, 
         "eval_steps": max(t.checkpoint_steps // 2, 1) if has_eval else None,
         "report_to": ["tensorboard"],
         "disable_tqdm": True,
-        "train_sampling_strategy": "group_by_length" if t.group_by_length else "random",
         "max_length": config.data.max_length,
     }
 

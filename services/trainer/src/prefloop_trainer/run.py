@@ -179,7 +179,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     tokenizer.save_pretrained(work / "adapter")
     outputs.update(_folder_files(work / "adapter", "adapter"))
 
-    (work / "metrics.json").write_text(json.dumps({"steps": metrics.steps, "eval": metrics.eval}, indent=1))
+    (work / "metrics.json").write_text(json.dumps({"steps": metrics.steps, "eval": metrics.eval,
+                                                   "summary": metrics.summary}, indent=1))
     outputs["metrics.json"] = work / "metrics.json"
     for plot in plot_run(metrics.steps, metrics.eval, work / "plots"):
         outputs[f"plots/{plot.name}"] = plot

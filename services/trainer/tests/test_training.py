@@ -1,0 +1,55 @@
+"""Real TRL training on CPU with the tiny model: the loss falls for DPO, ORPO and KTO; the run is published."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from prefloop_core.contracts import TrainingRun
+from prefloop_core.settings import Settings
+from prefloop_core.store import ArtifactStore
+from prefloop_trainer.config import load_config
+from prefloop_trainer.run import train
+
+
+def config_for(tiny_model: Path, dataset: str, method: str, *extra: str):
+    return load_config(None, [f"model.base={tiny_model}", f"data.dataset_id={dataset}", f"method.name={method}",
+                              "training.learning_rate=5e-3", "training.epochs=4", "training.batch_size=4",
+                              "training.grad_accumulation=1", "data.max_length=64", "training.checkpoint_steps=1000",
+                              *extra])
+
+
+def losses(run: TrainingRun, store: ArtifactStore) -> list[float]:
+    metrics = json.loads(store.read_bytes(run, "metrics.json"))
+    return [row["loss"] for row in metrics["steps"] if "loss" in row]
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo", "kto"])
+def test_the_loss_falls_on_an_easy_preference_set(method: str, tiny_model: Path, dataset: str, settings: Settings,
+                                                   store: ArtifactStore) -> None:
+    out = io.StringIO()
+    run = train(config_for(tiny_model, dataset, method), settings, store, out)
+    curve = losses(run, store)
+    assert len(curve) >= 8 and sum(curve[-3:]) / 3 < sum(curve[:3]) / 3, curve
+    assert "adapter/adapter_model.safetensors" in run.files and "adapter/adapter_config.json" in run.files
+    assert run.method.value == method and run.dtype == "float32" and run.device.startswith("cpu")
+    assert {"torch", "transformers", "trl", "peft"} <= set(run.versions)
+    text = out.getvalue()
+    assert "estimated" in text and "PREFLOOP_PROGRESS " in text
+    assert re.search(r"step (\d+)/\1 ", text), text[-500:]  # the progress line reached the last step
+
+
+def test_a_dpo_run_publishes_metrics_plots_and_tensorboard(tiny_model: Path, dataset: str, settings: Settings,
+                                                           store: ArtifactStore) -> None:
+    run = train(config_for(tiny_model, dataset, "dpo"), settings, store, io.StringIO())
+    published = store.require(TrainingRun, run.run_id)
+    steps = json.loads(store.read_bytes(published, "metrics.json"))["steps"]
+    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "learning_rate"} <= set(steps[-1])
+    assert steps[-1]["rewards/margins"] > steps[0]["rewards/margins"]
+    assert {"plots/loss.png", "plots/margins.png"} <= set(published.files)
+    assert any(name.startswith("tb/") and "tfevents" in name for name in published.files)
+    assert published.config["lora"]["r"] == 16 and published.config["method"]["beta"] == 0.1
