@@ -9,12 +9,20 @@ Defaults are the source's: LoRA rank 16 / alpha 32, lr 5e-5, beta 0.1, batch 1 x
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from prefloop_core.contracts import TrainingMethod
+
+
+def _switch(value: Any) -> Any:
+    # YAML reads on/off/yes/no as booleans: take them back as the words people wrote.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch)]
 
 
 class Section(BaseModel):
@@ -57,13 +65,13 @@ class TrainingSection(Section):
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: by epochs).")
     batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch (memory grows with it).")
     grad_accumulation: int = Field(default=4, ge=1, description="Micro-batches per optimizer step.")
-    gradient_checkpointing: Literal["auto", "on", "off"] = Field(
+    gradient_checkpointing: Switch = Field(
         default="auto", description="Trade compute for memory; auto: on when the memory estimate needs it."
     )
     optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"] = Field(
         default="adamw_torch", description="8-bit and paged optimizers need CUDA (bitsandbytes)."
     )
-    precompute_ref_log_probs: Literal["auto", "on", "off"] = Field(
+    precompute_ref_log_probs: Switch = Field(
         default="auto", description="Compute the reference once before training (DPO/KTO); auto: on when cheaper."
     )
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
@@ -83,7 +91,7 @@ class LoraSection(Section):
 
 
 class QuantizationSection(Section):
-    load_in_4bit: Literal["auto", "on", "off"] = Field(
+    load_in_4bit: Switch = Field(
         default="auto", description="NF4 4-bit base weights (bitsandbytes, CUDA only); auto: on on CUDA."
     )
     quant_type: Literal["nf4", "fp4"] = "nf4"

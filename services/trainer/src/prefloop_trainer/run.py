@@ -69,10 +69,21 @@ def rss_bytes() -> float:
     return float(psutil.Process().memory_info().rss)
 
 
+def longest_example(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> int:
+    """Tokens of the longest prompt + answer in the data (capped at max_length): what memory is sized for."""
+    longest = 0
+    for pair in pairs:
+        for answer in (pair["chosen"], pair["rejected"]):
+            ids = tokenizer.apply_chat_template(pair["prompt"] + answer, tokenize=True)
+            ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a BatchEncoding
+            longest = max(longest, len(ids))
+    return min(longest, max_length)
+
+
 def rough_seconds(shape: Shape, pairs: int, config: TrainConfig, hw: Hardware, sequences: int) -> float:
     """A rough time estimate: ~8 FLOPs per parameter per token (forward, backward, reference pass)
     at what the device sustains (measured ~8 GFLOP/s per core on CPU; ~30% of peak on a GPU)."""
-    tokens = pairs * config.training.epochs * sequences * min(config.data.max_length, 256)
+    tokens = pairs * config.training.epochs * sequences * min(config.data.max_length, 256)  # typical length
     flops_per_s = 8e9 * hw.cores if hw.device == "cpu" else 60e12
     return 8 * shape.params * tokens / flops_per_s
 
@@ -125,9 +136,11 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO, TrainingMethod.KTO)
     shape = Shape.of(load_config(config.model.base, settings))
+    tokenizer = load_tokenizer(config.model.base, settings)
+    seq_len = longest_example(tokenizer, pairs, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
-    resolved, est = fit(shape, resolved, config.lora.r, config.data.max_length, sequences, baseline, budget,
+    resolved, est = fit(shape, resolved, config.lora.r, seq_len, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto")
     for line in plan_lines(hw, resolved, est, budget, rough_seconds(shape, len(splits.train), config, hw, sequences),
                            len(splits.train), len(splits.eval), config, run_id):
@@ -137,7 +150,6 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     timings["plan"] = time.monotonic() - t0
 
     t1 = time.monotonic()
-    tokenizer = load_tokenizer(config.model.base, settings)
     model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)
     timings["load"] = time.monotonic() - t1
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,

@@ -1,0 +1,77 @@
+"""Config precedence and errors, hardware resolution and the memory fit: pure, no weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefloop_trainer.config import ConfigError, load_config
+from prefloop_trainer.hardware import Hardware, resolve
+from prefloop_trainer.memory import GiB, DoesNotFit, Shape, estimate, fit
+
+QWEN7B = Shape(params=7_615_616_512, hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab=152064)
+
+
+def test_defaults_are_the_sources() -> None:
+    c = load_config(None, [])
+    assert (c.lora.r, c.lora.alpha, c.training.learning_rate, c.method.beta) == (16, 32, 5e-5, 0.1)
+    assert (c.training.batch_size, c.training.grad_accumulation, c.training.epochs) == (1, 4, 3.0)
+    assert c.data.eval_fraction == 0.1 and c.data.eval_min_pairs == 50
+
+
+def test_set_overrides_the_file_which_overrides_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("training:\n  learning_rate: 1.0e-4\n  epochs: 2\nmethod:\n  name: orpo\n  loss_type: hinge\n")
+    c = load_config(path, ["training.learning_rate=3e-4", "lora.r=8"])
+    assert c.training.learning_rate == 3e-4  # --set beats the file
+    assert c.training.epochs == 2 and c.method.name.value == "orpo"  # the file beats the defaults
+    assert c.lora.r == 8 and c.method.loss_type == ["hinge"]
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["training.learning_rate=-1", "lora.rank=8", "method.name=ppo"])
+    text = str(info.value)
+    assert "training.learning_rate: Input should be greater than 0" in text
+    assert "lora.rank: unknown field" in text and "method.name:" in text
+    with pytest.raises(ConfigError, match="write section.field=value"):
+        load_config(None, ["learning_rate"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: [1, 2")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, [])
+
+
+@pytest.mark.parametrize(("hw", "dtype", "four_bit"), [
+    (Hardware("cuda", "NVIDIA H100", 70, bf16=True), "bfloat16", True),
+    (Hardware("cuda", "Tesla T4", 14, bf16=False), "float16", True),  # the source's cuBLAS bf16 failure
+    (Hardware("mps", "Apple GPU", 20, bf16=False), "float16", False),
+    (Hardware("cpu", "CPU", 20, bf16=False), "float32", False),
+])
+def test_dtype_and_4bit_follow_the_hardware(hw: Hardware, dtype: str, four_bit: bool) -> None:
+    resolved = resolve(load_config(None, ["quantization.load_in_4bit=on", "training.optimizer=paged_adamw_8bit"]), hw)
+    assert resolved.dtype == dtype and resolved.load_in_4bit is four_bit
+    if hw.device != "cuda":
+        assert any("4-bit needs CUDA" in n for n in resolved.notes) and resolved.optimizer == "adamw_torch"
+
+
+def test_a_7b_model_in_4bit_fits_16gb_after_adjustments_and_not_in_bf16() -> None:
+    config = load_config(None, ["training.batch_size=4", "data.max_length=1024"])
+    t4 = Hardware("cuda", "16 GB GPU", 15.5, bf16=False)
+    resolved, est = fit(QWEN7B, resolve(config, t4), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False)
+    assert est.total <= 15.5 * GiB and resolved.load_in_4bit
+    assert resolved.gradient_checkpointing and resolved.batch_size * resolved.grad_accumulation == 16
+    assert any("to fit memory" in n for n in resolved.notes)
+    no4 = resolve(load_config(None, ["quantization.load_in_4bit=off"]), t4)
+    with pytest.raises(DoesNotFit, match="does not fit the 15.50 GiB available"):
+        fit(QWEN7B, no4, 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False)
+
+
+def test_the_estimate_grows_with_batch_and_sequence() -> None:
+    resolved = resolve(load_config(None, []), Hardware("cpu", "CPU", 20, False))
+    small = estimate(QWEN7B, resolved, 16, 256, 2, 0)
+    resolved.batch_size = 4
+    big = estimate(QWEN7B, resolved, 16, 1024, 2, 0)
+    assert big.activations > 10 * small.activations and big.logits > 10 * small.logits
+    assert big.weights == small.weights
