@@ -53,3 +53,38 @@ def test_a_dpo_run_publishes_metrics_plots_and_tensorboard(tiny_model: Path, dat
     assert {"plots/loss.png", "plots/margins.png"} <= set(published.files)
     assert any(name.startswith("tb/") and "tfevents" in name for name in published.files)
     assert published.config["lora"]["r"] == 16 and published.config["method"]["beta"] == 0.1
+
+
+def test_sft_then_dpo_publishes_both_adapters(tiny_model: Path, dataset: str, settings: Settings, store: ArtifactStore) -> None:
+    out = io.StringIO()
+    run = train(config_for(tiny_model, dataset, "sft+dpo", "method.sft_epochs=2"), settings, store, out)
+    assert run.method.value == "sft+dpo"
+    assert "sft_adapter/adapter_model.safetensors" in run.files and "adapter/adapter_model.safetensors" in run.files
+    text = out.getvalue()
+    assert "[sft]" in text and "[dpo]" in text
+
+
+def test_a_nan_loss_stops_the_run_with_advice(tiny_model: Path, dataset: str, settings: Settings, store: ArtifactStore,
+                                              tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefloop_trainer.callbacks import NonFiniteLoss
+
+    broken = tmp_path / "nan-model"  # a base with one NaN weight: every loss is NaN
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        model.model.norm.weight[0] = float("nan")
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(broken)
+    with pytest.raises(NonFiniteLoss, match="became NaN/inf at step .* Lower training.learning_rate"):
+        train(config_for(broken, dataset, "dpo"), settings, store, io.StringIO())
+    assert store.ids(TrainingRun) == []
+
+
+def test_a_config_that_cannot_fit_is_refused_before_weights_load(tiny_model: Path, dataset: str, settings: Settings,
+                                                                  store: ArtifactStore) -> None:
+    from prefloop_trainer.memory import DoesNotFit
+
+    with pytest.raises(DoesNotFit, match="does not fit the 0.10 GiB available"):
+        train(config_for(tiny_model, dataset, "dpo", "training.memory_budget_gb=0.1"), settings, store, io.StringIO())

@@ -28,6 +28,7 @@ def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, 
         "warmup_steps": t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of the total steps
         "seed": t.seed,
         "logging_steps": t.logging_steps,
+        "logging_nan_inf_filter": False,  # the NaN guard must see a NaN loss, not a filtered average
         "save_strategy": "steps",
         "save_steps": t.checkpoint_steps,
         "save_total_limit": 2,
