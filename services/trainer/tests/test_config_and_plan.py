@@ -75,3 +75,17 @@ def test_the_estimate_grows_with_batch_and_sequence() -> None:
     big = estimate(QWEN7B, resolved, 16, 1024, 2, 0)
     assert big.activations > 10 * small.activations and big.logits > 10 * small.logits
     assert big.weights == small.weights
+
+
+def test_print_config_round_trips(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "prefloop-trainer")
+    printed = subprocess.run([exe, "train", "--print-config", "--set", "method.name=kto"], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    path = tmp_path / "train.yaml"
+    path.write_text(printed.stdout)
+    assert load_config(path, []) == load_config(None, ["method.name=kto"])
+    bad = subprocess.run([exe, "train", "--set", "lora.rank=8"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "lora.rank: unknown field" in bad.stderr and "Traceback" not in bad.stderr

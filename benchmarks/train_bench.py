@@ -1,0 +1,158 @@
+"""Trainer speed: this trainer vs a plain TRL DPOTrainer script with TRL's defaults, same data, model, steps.
+
+    .venvs/trainer/bin/python benchmarks/train_bench.py [--steps 6] [--repeats 3] [--out FILE]
+
+Model: SmolLM2-135M-Instruct (from the bundled GGUF, as an HF checkpoint), LoRA r16 on all linear
+layers, micro-batch 2, CPU. The baseline is TRL's defaults plus `use_cpu=True` (they refuse to
+start on CPU otherwise). Runs alternate (ours, baseline, ours, ...) because timings on a shared
+VM swing between identical runs; each run is its own process so peak RSS is its own. Goals:
+>= 1.3x pairs/s, <= 1.0x peak memory, reward accuracy no worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1] / "services" / "trainer" / "tests"))
+
+
+class Peak:
+    def __init__(self) -> None:
+        import psutil
+
+        self.process, self.peak, self.stop = psutil.Process(), 0, threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def ours(home: Path, dataset: str, steps: int) -> dict[str, float]:
+    from prefloop_core.settings import Settings
+    from prefloop_core.store import ArtifactStore, LocalBackend
+    from prefloop_trainer.config import load_config
+    from prefloop_trainer.run import train
+
+    settings = Settings(home=home)
+    store = ArtifactStore(LocalBackend(settings.bucket_dir))
+    peak = Peak()
+    config = load_config(None, [f"data.dataset_id={dataset}", "training.batch_size=2", "training.grad_accumulation=1",
+                                f"training.max_steps={steps}", "training.checkpoint_steps=1000", "data.max_length=256"])
+    run = train(config, settings, store, io.StringIO())
+    metrics = json.loads(store.read_bytes(run, "metrics.json"))
+    return {"seconds": metrics["summary"]["train_runtime"], "rss_gib": peak.peak / 2**30,
+            "reward_accuracy": metrics["steps"][-1]["rewards/accuracies"]}
+
+
+def baseline(home: Path, dataset: str, steps: int) -> dict[str, float]:
+    """The plain script a user would write: TRL defaults, LoRA, use_cpu."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from prefloop_core.settings import Settings
+    from prefloop_core.store import ArtifactStore, LocalBackend
+    from prefloop_trainer.data import load_pairs
+    from prefloop_trainer.model import hf_checkpoint
+
+    settings = Settings(home=home)
+    store = ArtifactStore(LocalBackend(settings.bucket_dir))
+    _, pairs = load_pairs(store, dataset, home / "baseline")
+    peak = Peak()
+    checkpoint = hf_checkpoint("smollm2", settings)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    args = DPOConfig(output_dir=str(home / "baseline-out"), use_cpu=True, per_device_train_batch_size=2,
+                     max_steps=steps, logging_steps=1, report_to="none", save_strategy="no", max_length=256)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
+                         peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    result = trainer.train()
+    accuracy = [log["rewards/accuracies"] for log in trainer.state.log_history if "rewards/accuracies" in log][-1]
+    return {"seconds": result.metrics["train_runtime"], "rss_gib": peak.peak / 2**30, "reward_accuracy": accuracy}
+
+
+def child(kind: str, home: str, dataset: str, steps: str) -> None:
+    result = (ours if kind == "ours" else baseline)(Path(home), dataset, int(steps))
+    print("RESULT " + json.dumps(result))
+
+
+def prepare(home: Path, n: int) -> str:
+    from trainer_helpers import TOPICS, publish_dataset
+
+    from prefloop_core.contracts import ChatMessage, PreferencePair
+    from prefloop_core.settings import Settings
+    from prefloop_core.store import ArtifactStore, LocalBackend
+    from prefloop_trainer.model import hf_checkpoint
+
+    settings = Settings(home=home)
+    hf_checkpoint("smollm2", settings)  # convert the GGUF once, outside the timings
+    pairs = [PreferencePair(
+        prompt=[ChatMessage(role="user", content=f"In one sentence, what is {TOPICS[i % len(TOPICS)]} known for?")],
+        chosen=[ChatMessage(role="assistant", content=f"{TOPICS[i % len(TOPICS)]} is a well-known part of its game's wiki.")],
+        rejected=[ChatMessage(role="assistant", content="I'm sorry, I don't have any information about that at all.")],
+    ) for i in range(n)]
+    return publish_dataset(ArtifactStore(LocalBackend(settings.bucket_dir)), pairs, "ds-trainbench000001")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.child:
+        child(*ns.child)
+        return
+    results: dict[str, list[dict[str, float]]] = {"ours": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        dataset = prepare(home, 24)
+        for i in range(ns.repeats):
+            for kind in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
+                done = subprocess.run([sys.executable, str(HERE), "--child", kind, str(home), dataset, str(ns.steps)],
+                                      capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+                if line is None:
+                    raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
+                results[kind].append(json.loads(line[7:]))
+                print(kind, results[kind][-1], flush=True)
+    pairs = ns.steps * 2
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[kind])
+
+    speed = {k: pairs / med(k, "seconds") for k in results}
+    lines = [
+        f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, LoRA r16 all-linear, "
+        f"micro-batch 2, {ns.steps} steps, {ns.repeats} runs each (median)",
+        "", "| | pairs/s | peak RSS GiB | final reward accuracy |", "| --- | ---: | ---: | ---: |",
+        f"| prefloop trainer | {speed['ours']:.2f} | {med('ours', 'rss_gib'):.2f} | {med('ours', 'reward_accuracy'):.2f} |",
+        f"| plain TRL DPOTrainer (defaults + use_cpu) | {speed['baseline']:.2f} | {med('baseline', 'rss_gib'):.2f} | "
+        f"{med('baseline', 'reward_accuracy'):.2f} |",
+        f"| ratio | {speed['ours'] / speed['baseline']:.2f}x | {med('ours', 'rss_gib') / med('baseline', 'rss_gib'):.2f}x | |",
+        "", "all runs: " + json.dumps(results),
+    ]
+    print("\n".join(lines))
+    if ns.out:
+        with open(ns.out, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
