@@ -31,8 +31,10 @@ def test_a_stage_is_handed_to_its_service(tmp_path: Path) -> None:
     venvs = os.environ.get("PREFLOOP_VENVS_DIR")
     assert venvs, "make test sets PREFLOOP_VENVS_DIR"
     result = run("train", "--config", "x.yaml", PREFLOOP_VENVS_DIR=venvs)
-    # The trainer's own command answered (its stages land with issue #4).
-    assert "prefloop train" in result.stderr and "issue #4" in result.stderr, result.stderr
+    # The trainer's own command answered, in its own venv.
+    assert result.returncode == 2 and "prefloop train: x.yaml: No such file or directory" in result.stderr, result.stderr
+    unbuilt = run("export", PREFLOOP_VENVS_DIR=venvs)
+    assert unbuilt.returncode == 3 and "issue #5" in unbuilt.stderr
 
 
 def test_a_service_that_is_not_installed_is_named(tmp_path: Path) -> None:
