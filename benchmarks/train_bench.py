@@ -40,7 +40,7 @@ class Peak:
             self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def ours(home: Path, dataset: str, steps: int) -> dict[str, float]:
+def ours(home: Path, dataset: str, steps: int, extra: list[str]) -> dict[str, float]:
     from prefloop_core.settings import Settings
     from prefloop_core.store import ArtifactStore, LocalBackend
     from prefloop_trainer.config import load_config
@@ -50,14 +50,15 @@ def ours(home: Path, dataset: str, steps: int) -> dict[str, float]:
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
     peak = Peak()
     config = load_config(None, [f"data.dataset_id={dataset}", "training.batch_size=2", "training.grad_accumulation=1",
-                                f"training.max_steps={steps}", "training.checkpoint_steps=1000", "data.max_length=256"])
+                                f"training.max_steps={steps}", "training.checkpoint_steps=1000", "data.max_length=256",
+                                *extra])
     run = train(config, settings, store, io.StringIO())
     metrics = json.loads(store.read_bytes(run, "metrics.json"))
     return {"seconds": metrics["summary"]["train_runtime"], "rss_gib": peak.peak / 2**30,
             "reward_accuracy": metrics["steps"][-1]["rewards/accuracies"]}
 
 
-def baseline(home: Path, dataset: str, steps: int) -> dict[str, float]:
+def baseline(home: Path, dataset: str, steps: int, extra: list[str]) -> dict[str, float]:
     """The plain script a user would write: TRL defaults, LoRA, use_cpu."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -85,8 +86,8 @@ def baseline(home: Path, dataset: str, steps: int) -> dict[str, float]:
     return {"seconds": result.metrics["train_runtime"], "rss_gib": peak.peak / 2**30, "reward_accuracy": accuracy}
 
 
-def child(kind: str, home: str, dataset: str, steps: str) -> None:
-    result = (ours if kind == "ours" else baseline)(Path(home), dataset, int(steps))
+def child(kind: str, home: str, dataset: str, steps: str, extra: str) -> None:
+    result = (ours if kind == "ours" else baseline)(Path(home), dataset, int(steps), json.loads(extra))
     print("RESULT " + json.dumps(result))
 
 
@@ -113,7 +114,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra trainer config for our side, e.g. training.gradient_checkpointing=on")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.child:
         child(*ns.child)
@@ -124,7 +127,8 @@ def main() -> None:
         dataset = prepare(home, 24)
         for i in range(ns.repeats):
             for kind in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
-                done = subprocess.run([sys.executable, str(HERE), "--child", kind, str(home), dataset, str(ns.steps)],
+                done = subprocess.run([sys.executable, str(HERE), "--child", kind, str(home), dataset, str(ns.steps),
+                                       json.dumps(ns.overrides)],
                                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
                 if line is None:
@@ -140,7 +144,8 @@ def main() -> None:
     lines = [
         f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, LoRA r16 all-linear, "
-        f"micro-batch 2, {ns.steps} steps, {ns.repeats} runs each (median)",
+        f"micro-batch 2, {ns.steps} steps, {ns.repeats} runs each (median)"
+        + (f"; our overrides: {' '.join(ns.overrides)}" if ns.overrides else ""),
         "", "| | pairs/s | peak RSS GiB | final reward accuracy |", "| --- | ---: | ---: | ---: |",
         f"| prefloop trainer | {speed['ours']:.2f} | {med('ours', 'rss_gib'):.2f} | {med('ours', 'reward_accuracy'):.2f} |",
         f"| plain TRL DPOTrainer (defaults + use_cpu) | {speed['baseline']:.2f} | {med('baseline', 'rss_gib'):.2f} | "
