@@ -1,6 +1,6 @@
 """`prefloop demo` on the embedded default.
 
-Until the stage services land (issues #3-#7) the demo proves the foundation the loop runs on,
+Until the exporter and the flows land (issues #5, #7) the demo proves the foundation the loop runs on,
 for real: it publishes the base model as a release in the local bucket (immutable, verified),
 fetches it back with its sha256 checked, serves it with the pinned llama.cpp build and asks it
 questions over the OpenAI-compatible API. Every step prints what it did.
@@ -106,6 +106,7 @@ def run_demo(settings: Settings) -> int:
             proc.wait(timeout=30)
     print(
         "demo: the foundation works end to end (settings, bucket, verified fetch, llama.cpp serving).\n"
-        "      The review loop (collect, review, train, export, QA gate, promote) joins it with issues #3-#7."
+        "      collect/review, train and serve/QA gate are built and can be run one by one (README);\n"
+        "      this demo becomes the whole loop once export (#5) and the flows (#7) land."
     )
     return 0
