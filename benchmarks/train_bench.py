@@ -68,7 +68,7 @@ def baseline(home: Path, dataset: str, steps: int, extra: list[str]) -> dict[str
     from prefloop_core.settings import Settings
     from prefloop_core.store import ArtifactStore, LocalBackend
     from prefloop_trainer.data import load_pairs
-    from prefloop_trainer.model import hf_checkpoint
+    from prefloop_ml.base_model import hf_checkpoint
 
     settings = Settings(home=home)
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
@@ -97,7 +97,7 @@ def prepare(home: Path, n: int) -> str:
     from prefloop_core.contracts import ChatMessage, PreferencePair
     from prefloop_core.settings import Settings
     from prefloop_core.store import ArtifactStore, LocalBackend
-    from prefloop_trainer.model import hf_checkpoint
+    from prefloop_ml.base_model import hf_checkpoint
 
     settings = Settings(home=home)
     hf_checkpoint("smollm2", settings)  # convert the GGUF once, outside the timings

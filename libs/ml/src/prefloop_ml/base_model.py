@@ -1,4 +1,5 @@
-"""The base model: where it is, its shape (without loading weights), and loading it for training.
+"""The base model: where it is, its config and tokenizer (without weights), a plain HF checkpoint of it,
+and loading it for training or merging.
 
 A GGUF base (the embedded default) is loaded through transformers' `gguf_file` support, which
 dequantizes it; such a model refuses `save_pretrained`, so it is rebuilt from its config as a
