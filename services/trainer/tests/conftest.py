@@ -4,10 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
-from trainer_helpers import build_tiny_model, publish_dataset, synthetic_pairs
+from trainer_helpers import publish_dataset, synthetic_pairs
 
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
+from prefloop_ml.testing import build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The tiny model (SmolLM2's tokenizer, a few random layers) and a synthetic preference set."""
+"""A synthetic preference set and publishing it (the tiny model comes from prefloop_ml.testing)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefloop_core.contracts import ChatMessage, DatasetManifest, PreferencePair
-from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 
 TOPICS = ["creepers", "Lamball", "Tracer", "diamonds", "Palworld bases", "Overwatch tanks", "redstone", "Anubis",
           "Mercy", "villagers", "Chikipi", "Reinhardt", "the Nether", "Pengullet", "Genji", "elytra"]
-
-
-def build_tiny_model(folder: Path, settings: Settings) -> Path:
-    """A 2-layer Llama with SmolLM2's tokenizer and chat template, saved as an HF checkpoint."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from prefloop_ml.base_model import load_tokenizer
-
-    tokenizer = load_tokenizer("smollm2", settings)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def synthetic_pairs(n: int) -> list[PreferencePair]:

@@ -1,1 +1,1 @@
-"""prefloop exporter service."""
+"""prefloop exporter: a training run into a servable, verified GGUF release."""

@@ -1,0 +1,24 @@
+"""Test helpers shared by the trainer's and the exporter's tests: the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefloop_core.settings import Settings
+from prefloop_ml.base_model import load_tokenizer
+
+
+def build_tiny_model(folder: Path, settings: Settings) -> Path:
+    """A 2-layer Llama with SmolLM2's tokenizer and chat template, saved as an HF checkpoint."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_tokenizer("smollm2", settings)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
