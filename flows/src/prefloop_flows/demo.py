@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from prefloop_core.contracts import ExportMode, Quantization, Release
-from prefloop_core.net import free_port
+from prefloop_core.net import NotReady, free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, open_store
 from prefloop_core.toolchain import base_gguf, llama_cpp
@@ -38,20 +38,6 @@ def publish_base(store: ArtifactStore, gguf: Path) -> Release:
         created_at=datetime.now(timezone.utc),
     )
     return store.publish(release, {"model-Q4_1.gguf": gguf})
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited with code {proc.returncode} while loading")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"llama-server did not become healthy within {timeout_s:.0f} s")
 
 
 def ask(url: str, question: str) -> tuple[str, float]:
@@ -93,12 +79,12 @@ def run_demo(settings: Settings) -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_healthy(url, proc, timeout_s=120)
+            wait_until_ready(f"{url}/health", 120, proc)
             print(f"[demo 4/4] llama-server {tools.version} (llama-cpp-python sdist) serving {release.tag} on {url}")
             for question in QUESTIONS:
                 answer, seconds = ask(url, question)
                 print(f"    Q: {question}\n    A: {answer}   ({seconds:.1f} s)")
-        except RuntimeError as exc:
+        except (NotReady, httpx.HTTPError) as exc:
             print(f"demo: {exc}; llama-server log: {log_path}", file=sys.stderr)
             return 1
         finally:

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from collector_helpers import TOKENS, Collector, collector_env
 
-from prefloop_core.net import free_port
+from prefloop_core.net import NotReady, free_port, wait_until_ready
 from prefloop_collector.queue import ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 
@@ -34,16 +32,10 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     log = open(tmp_path / "collector.log", "wb")
     proc = subprocess.Popen([exe, "review", "--web", "--port", str(port)], env=collector_env(home), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / "collector.log").read_text())
-        time.sleep(0.1)
+    try:
+        wait_until_ready(f"{url}/health", 30, proc)
+    except NotReady as exc:
+        raise RuntimeError(f"{exc}: {(tmp_path / 'collector.log').read_text()}") from None
     try:
         yield Collector(url, home, ReviewQueue(CollectorSettings(home=home).db_path))
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from prefloop_core.contracts import Quantization, Release, TrainingMethod, TrainingRun
-from prefloop_core.net import free_port
+from prefloop_core.net import free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_core.toolchain import llama_cpp
@@ -65,13 +64,7 @@ def test_a_merged_export_is_a_release_llama_server_loads(settings: Settings, tmp
     proc = subprocess.Popen([str(llama_cpp(settings).server), "-m", str(gguf), "--port", str(port), "--host", "127.0.0.1",
                              "-c", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", 60, proc)
         reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
             "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})
         assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] >= 1

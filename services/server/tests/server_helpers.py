@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from prefloop_core.contracts import ExportMode, QASet, Quantization, Release
-from prefloop_core.net import free_port
+from prefloop_core.net import NotReady, free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_core.toolchain import base_gguf, llama_cpp
@@ -94,18 +93,12 @@ def start_server(home: Path, bucket: Path, template: Path, *extra: str) -> Serve
     with open(log, "wb") as fh:
         proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], env=server_env(home, url, bucket, template),
                                 stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            if httpx.get(f"{url}/admin/status", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=1).status_code == 200:
-                return Server(url, home, proc, log)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
+    try:
+        wait_until_ready(f"{url}/admin/status", 60, proc, {"Authorization": f"Bearer {ADMIN}"})
+    except NotReady as exc:
+        proc.kill()
+        raise RuntimeError(f"{exc}: {log.read_text()}") from None
+    return Server(url, home, proc, log)
 
 
 def stop_server(server: Server) -> None:

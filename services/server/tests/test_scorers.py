@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from prefloop_core.contracts import QAQuestion
-from prefloop_core.net import free_port
+from prefloop_core.net import free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.toolchain import base_gguf, llama_cpp
 from prefloop_server.qa.runner import EmbeddingScorer, Endpoint, JudgeScorer
@@ -32,13 +31,7 @@ def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen([str(llama_cpp(settings).server), "-m", str(base_gguf(settings)), "--port", str(port),
                              "--host", "127.0.0.1", "--embeddings", "--pooling", "mean", "-c", "512"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
+    wait_until_ready(f"{url}/health", 60, proc)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from prefloop_core.net import free_port
+from prefloop_core.net import NotReady, free_port, wait_until_ready
 from prefloop_core.store import ArtifactStore, LocalBackend, S3Backend
 
 S3_KEY = "testing"
@@ -28,19 +27,12 @@ def start_moto(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("moto_server did not answer within 30 s")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/moto-api/", 30, proc)
+    except NotReady as exc:
+        proc.kill()
+        raise RuntimeError(f"{exc}: {log_path.read_text()[-2000:]}") from None
+    return proc
 
 
 @pytest.fixture(scope="session")
