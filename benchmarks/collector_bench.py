@@ -25,6 +25,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from report import emit  # the script's folder is on sys.path
+
 GAMES = ["minecraft", "palworld", "overwatch"]
 KO = ["크리퍼는 무엇을 두려워하나요?", "팰월드에서 램볼은 어디에 사나요?", "트레이서의 궁극기는 무엇인가요?"]
 EN = ["What do creepers fear?", "Where does Lamball live in Palworld?", "What is Tracer's ultimate?"]
@@ -150,10 +152,7 @@ def main() -> None:
         ours_rate, base_rate = count / ours["seconds"], count / base["seconds"]
         lines.append(f"| {task} | {count:,} | {ours_rate:,.0f} | {base_rate:,.0f} | {ours_rate / base_rate:.2f} | "
                      f"{ours['rss_mb']:.0f} | {base['rss_mb']:.0f} | {ours['rss_mb'] / base['rss_mb']:.2f} |")
-    print("\n".join(lines))
-    if ns.out:
-        with open(ns.out, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n\n")
+    emit(lines, ns.out)
 
 
 if __name__ == "__main__":

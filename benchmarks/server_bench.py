@@ -27,6 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
 from load import run_load  # noqa: E402
+from report import emit  # noqa: E402
 from server_helpers import build_bucket, easy_qa_set, start_server, stop_server  # noqa: E402
 
 from prefloop_core.prompts import PromptTemplate  # noqa: E402
@@ -135,11 +136,7 @@ def main() -> None:
                      "", "### Swap under load", "", *swap_under_load(server.url, admin, ns.swap_seconds)]
         finally:
             stop_server(server)
-    text = "\n".join(lines)
-    print(text)
-    if ns.out:
-        with open(ns.out, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n\n")
+    emit(lines, ns.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from report import emit  # the script's folder is on sys.path
+
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1] / "services" / "trainer" / "tests"))
 
@@ -153,10 +155,7 @@ def main() -> None:
         f"| ratio | {speed['ours'] / speed['baseline']:.2f}x | {med('ours', 'rss_gib') / med('baseline', 'rss_gib'):.2f}x | |",
         "", "all runs: " + json.dumps(results),
     ]
-    print("\n".join(lines))
-    if ns.out:
-        with open(ns.out, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n\n")
+    emit(lines, ns.out)
 
 
 if __name__ == "__main__":
