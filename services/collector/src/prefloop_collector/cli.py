@@ -3,48 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
 
-from prefloop_core.ids import check_slug
 from prefloop_core.prompts import PromptTemplateError, load_template
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_core.store import StoreError, open_store
+from prefloop_collector import args as argtypes
 from prefloop_collector.importer import parse_import, template_entries
 from prefloop_collector.ingest import collect
 from prefloop_collector.queue import Filters, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.snapshot import snapshot
 from prefloop_collector.status import dataset_status, render_status
-from prefloop_collector.text import parse_threshold
 
 
 def _settings() -> CollectorSettings:
     return load_settings(CollectorSettings)
-
-
-def _threshold(text: str) -> float:
-    try:
-        return parse_threshold(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _name(text: str) -> str:
-    try:
-        return check_slug(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _default_reviewer() -> str:
-    try:
-        return check_slug(getpass.getuser())
-    except ValueError:
-        return "reviewer"
 
 
 def cmd_collect(args: list[str]) -> int:
@@ -56,7 +33,7 @@ def cmd_collect(args: list[str]) -> int:
         epilog="example: prefloop collect qa-logs/ --threshold 70%% --days 7",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="QA log files (.jsonl, daily .md) or folders of them")
-    parser.add_argument("--threshold", type=_threshold, default=settings.collector_threshold,
+    parser.add_argument("--threshold", type=argtypes.threshold, default=settings.collector_threshold,
                         help="accuracy at or under which an answer is bad: 70%%, 0.7 or 70 (default %(default).2f)")
     parser.add_argument("--days", type=int, default=settings.collector_window_days,
                         help="window: answers from the last N days (default %(default)s)")
@@ -95,7 +72,7 @@ def cmd_import(args: list[str]) -> int:
         '(optional: "game", "context", "prompt"). The file is imported whole or not at all.',
     )
     parser.add_argument("file", type=Path)
-    parser.add_argument("--reviewer", type=_name, default=_default_reviewer(),
+    parser.add_argument("--reviewer", type=argtypes.name, default=argtypes.default_reviewer(),
                         help="name stored on the imported pairs (default: your user name)")
     ns = parser.parse_args(args)
     try:
@@ -123,7 +100,7 @@ def cmd_template(args: list[str]) -> int:
         '"chosen", then `prefloop import` it back.',
     )
     parser.add_argument("out", type=Path, help="file to write (- for standard output)")
-    parser.add_argument("--game", type=_name, help="only this game")
+    parser.add_argument("--game", type=argtypes.name, help="only this game")
     ns = parser.parse_args(args)
     settings = _settings()
     entries = template_entries(ReviewQueue(settings.db_path).items(Filters(game=ns.game)))

@@ -11,18 +11,15 @@ lines and indents line up. `--web` serves the review UI and API instead.
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 
 from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
 from prefloop_core.contracts import ReviewItem, ReviewStatus
-from prefloop_core.ids import check_slug
+from prefloop_collector import args as argtypes
 from prefloop_collector.queue import Conflict, Filters, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
-from prefloop_collector.text import parse_threshold
 
 
 def _parser(settings: CollectorSettings) -> argparse.ArgumentParser:
@@ -31,12 +28,12 @@ def _parser(settings: CollectorSettings) -> argparse.ArgumentParser:
         description="Review queued answers one at a time: write the correct answer, skip, or delete the question. "
         "Each answer is saved the moment you finish it.",
     )
-    parser.add_argument("--game", help="only this game")
+    parser.add_argument("--game", type=argtypes.name, help="only this game")
     parser.add_argument("--status", choices=[s.value for s in ReviewStatus], default="pending",
                         help="which items (default: pending)")
-    parser.add_argument("--min-score", type=parse_threshold, help="only answers scoring at least this (e.g. 20%%)")
-    parser.add_argument("--max-score", type=parse_threshold, help="only answers scoring at most this")
-    parser.add_argument("--reviewer", help="your name, stored on every pair you write (default: your user name)")
+    parser.add_argument("--min-score", type=argtypes.threshold, help="only answers scoring at least this (e.g. 20%%)")
+    parser.add_argument("--max-score", type=argtypes.threshold, help="only answers scoring at most this")
+    parser.add_argument("--reviewer", type=argtypes.name, default=None, help="your name, stored on every pair you write (default: your user name)")
     parser.add_argument("--web", action="store_true", help="serve the web review UI and the API instead")
     parser.add_argument("--host", default=settings.collector_host, help="with --web: address (default %(default)s)")
     parser.add_argument("--port", type=int, default=settings.collector_port, help="with --web: port (default %(default)s)")
@@ -141,13 +138,8 @@ def main(args: list[str], settings: CollectorSettings) -> int:
         from prefloop_collector.api import serve
 
         return serve(settings, ns.host, ns.port)
-    try:
-        reviewer = check_slug(ns.reviewer or getpass.getuser())
-        game = check_slug(ns.game) if ns.game else None
-    except ValueError as exc:
-        print(f"prefloop review: {exc}", file=sys.stderr)
-        return 2
-    filters = Filters(game=game, status=ReviewStatus(ns.status), min_score=ns.min_score, max_score=ns.max_score)
+    reviewer = ns.reviewer or argtypes.default_reviewer()
+    filters = Filters(game=ns.game, status=ReviewStatus(ns.status), min_score=ns.min_score, max_score=ns.max_score)
     try:
         return review_loop(ReviewQueue(settings.db_path), filters, reviewer, Console(highlight=False))
     except (EOFError, KeyboardInterrupt):
