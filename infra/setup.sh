@@ -52,7 +52,7 @@ if [[ ! -x "$UV" ]]; then
   "$CACHE/uv-$UV_VERSION/bin/pip" install --quiet "uv==$UV_VERSION" || fail "pip could not install uv==$UV_VERSION"
 fi
 
-say "llama.cpp (llama-server, llama-quantize, converters), cached in $CACHE/llama.cpp"
+say "llama.cpp (llama-server, llama-quantize, llama-perplexity, converters), cached in $CACHE/llama.cpp"
 LLAMA_DIR="$(PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" | tail -n 1)" || fail "llama.cpp build failed (log above)"
 
 fingerprint() {  # what a service venv depends on: its pyproject, the libraries', the pins, this script

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's llama-server and llama-quantize from the pinned llama-cpp-python
+# Build llama.cpp's llama-server, llama-quantize and llama-perplexity from the pinned llama-cpp-python
 # source distribution (PyPI carries the whole llama.cpp tree; GitHub is unreachable here).
 # The build is cached outside the work tree, keyed by version, so a second run does nothing.
 #
@@ -14,7 +14,7 @@ DEST="$CACHE/llama.cpp/$VERSION-$VARIANT"
 PYTHON="${PYTHON:-python3}"
 JOBS="${JOBS:-$(nproc)}"
 
-if [[ -x "$DEST/bin/llama-server" && -x "$DEST/bin/llama-quantize" && -f "$DEST/src/conversion/__init__.py" ]]; then
+if [[ -x "$DEST/bin/llama-server" && -x "$DEST/bin/llama-quantize" && -x "$DEST/bin/llama-perplexity" && -f "$DEST/src/conversion/__init__.py" ]]; then
   echo "$DEST"
   exit 0
 fi
@@ -32,20 +32,20 @@ src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
 # Portable build: GGML_NATIVE=ON compiles AMX kernels on these VMs, and llama-server then
 # crashes on its first matrix multiply (see shared/ENVIRONMENT.md). Extra flags (CUDA)
 # come from LLAMA_CPP_CMAKE_ARGS.
-echo "llama.cpp: building llama-server and llama-quantize with $JOBS jobs (several minutes on 2 cores)" >&2
+echo "llama.cpp: building llama-server, llama-quantize and llama-perplexity with $JOBS jobs (several minutes on 2 cores)" >&2
 # shellcheck disable=SC2086
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
   -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
   ${LLAMA_CPP_CMAKE_ARGS:-} >"$work/cmake.log" 2>&1 \
   || { tail -n 30 "$work/cmake.log" >&2; exit 1; }
-cmake --build "$work/build" -j "$JOBS" --target llama-server llama-quantize >"$work/build.log" 2>&1 \
+cmake --build "$work/build" -j "$JOBS" --target llama-server llama-quantize llama-perplexity >"$work/build.log" 2>&1 \
   || { tail -n 40 "$work/build.log" >&2; exit 1; }
 
 staging="$DEST.partial"
 rm -rf "$staging"
 mkdir -p "$staging/bin" "$staging/src"
-cp "$work/build/bin/llama-server" "$work/build/bin/llama-quantize" "$staging/bin/"
+cp "$work/build/bin/llama-server" "$work/build/bin/llama-quantize" "$work/build/bin/llama-perplexity" "$staging/bin/"
 # The converters and their own gguf-py travel with the binaries: PyPI's gguf is too old for them.
 cp "$src"/convert_hf_to_gguf.py "$src"/convert_lora_to_gguf.py "$staging/src/"
 cp -r "$src/gguf-py" "$staging/src/gguf-py"

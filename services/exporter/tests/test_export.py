@@ -1,92 +1,178 @@
-"""Merged export on the tiny model: adapter merged, llama.cpp converts and quantizes, llama-server loads it."""
+"""Both export modes on the tiny model: verified releases llama-server loads; broken inputs publish nothing."""
 
 from __future__ import annotations
 
 import io
 import os
 import subprocess
+import sys
+from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+from exporter_helpers import drop_chat_template, publish_run
 
-from prefloop_core.contracts import Quantization, Release, TrainingMethod, TrainingRun
+from prefloop_core.contracts import ExportMode, Quantization, Release, TrainingRun
 from prefloop_core.net import free_port, wait_until_ready
 from prefloop_core.settings import Settings
-from prefloop_core.store import ArtifactStore, LocalBackend
+from prefloop_core.store import ArtifactStore
 from prefloop_core.toolchain import llama_cpp
+from prefloop_exporter import disk
+from prefloop_exporter.disk import NotEnoughDisk
 from prefloop_exporter.export import export
+from prefloop_exporter.gguf_tools import convert_to_f16, quantize
+from prefloop_exporter.verify import LlamaServer, VerificationFailed, check_loads_and_answers
 from prefloop_ml.testing import build_tiny_model
 
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
+TODAY = datetime.now(timezone.utc).strftime("%Y%m%d")
 
 
-def publish_run(store: ArtifactStore, base: Path, work: Path) -> TrainingRun:
-    """A run whose adapter is a real (randomly initialised, non-zero) PEFT LoRA on the tiny model."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(0.01)
-    model.save_pretrained(work / "adapter")
-    files = {f"adapter/{p.name}": p for p in (work / "adapter").iterdir()}
-    run = TrainingRun(run_id="run-20261123-120000-ab12", dataset_id="ds-0000000000000001", base_model=str(base),
-                      method=TrainingMethod.DPO, device="cpu", dtype="float32", started_at=datetime.now(timezone.utc))
-    return store.publish(run, files)
-
-
-def test_a_merged_export_is_a_release_llama_server_loads(settings: Settings, tmp_path: Path) -> None:
-    base = build_tiny_model(tmp_path / "tiny", settings)
-    store = ArtifactStore(LocalBackend(settings.bucket_dir))
-    run = publish_run(store, base, tmp_path)
-    out = io.StringIO()
-    release = export(run.run_id, [Quantization.Q4_K_M, Quantization.Q8_0], settings, store, out)
-
-    assert release.tag == "tiny-dpo-" + datetime.now(timezone.utc).strftime("%Y%m%d") + "-1"
-    assert set(release.files) == {"model-Q4_K_M.gguf", "model-Q8_0.gguf"} and release.run_id == run.run_id
-    assert release.llama_cpp_version == "0.3.36" and store.require(Release, release.tag) == release
-    assert "[export 2/3]" in out.getvalue()
-    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
-    assert again.tag.endswith("-2")  # tags are never reused
-
-    gguf = store.fetch(release, tmp_path / "served", ["model-Q4_K_M.gguf"])["model-Q4_K_M.gguf"]
-    assert gguf.read_bytes()[:4] == b"GGUF"
+def chat(settings: Settings, gguf: Path, loras: list[Path]) -> int:
+    """Serve `gguf` (+ LoRAs) with llama-server and return how many tokens it answered with."""
     port = free_port()
-    proc = subprocess.Popen([str(llama_cpp(settings).server), "-m", str(gguf), "--port", str(port), "--host", "127.0.0.1",
-                             "-c", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(llama_cpp(settings).server), "-m", str(gguf), "--port", str(port), "--host", "127.0.0.1", "-c", "256"]
+    for lora in loras:
+        command += ["--lora", str(lora)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", 60, proc)
         reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
             "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})
-        assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] >= 1
+        assert reply.status_code == 200
+        return int(reply.json()["usage"]["completion_tokens"])
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert not list(Path("/tmp").glob(f"prefloop-export-{run.run_id}-*"))  # temporary space freed
 
 
-def test_the_command_line_exports_lists_and_explains_a_missing_run(settings: Settings, tmp_path: Path) -> None:
-    import sys
+def temp_dirs(run: TrainingRun) -> list[Path]:
+    return list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"prefloop-export-{run.run_id}-*"))
 
-    base = build_tiny_model(tmp_path / "tiny", settings)
-    store = ArtifactStore(LocalBackend(settings.bucket_dir))
-    run = publish_run(store, base, tmp_path)
+
+def test_a_merged_export_is_verified_tagged_and_served(settings: Settings, store: ArtifactStore, tmp_path: Path,
+                                                       tiny: Path) -> None:
+    run = publish_run(store, settings, str(tiny), tmp_path)
+    out = io.StringIO()
+    release = export(run.run_id, [Quantization.Q4_K_M, Quantization.Q8_0], settings, store, out)
+
+    assert release.tag == f"tiny-dpo-{TODAY}-1" and release.mode is ExportMode.MERGED
+    assert set(release.files) == {"model-Q4_K_M.gguf", "model-Q8_0.gguf"} and release.run_id == run.run_id
+    assert release.llama_cpp_version == "0.3.36" and store.require(Release, release.tag) == release
+    log = out.getvalue()
+    assert "[export 4/4] verifying" in log and "HF and llama-server agree" in log and "f16 GGUF agrees" in log
+    assert "Q4_K_M loads and answers; loses" in log and "Q8_0 loads and answers" in log
+    assert f"changelog: {datetime.now(timezone.utc):%Y-%m-%d} | {release.tag} | - | -" in log
+    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
+    assert again.tag.endswith("-2")  # tags are never reused
+
+    gguf = store.fetch(release, tmp_path / "served", ["model-Q4_K_M.gguf"])["model-Q4_K_M.gguf"]
+    assert chat(settings, gguf, []) >= 1
+    assert not temp_dirs(run)  # temporary space freed
+
+
+def test_an_adapter_export_is_a_small_lora_over_a_base_exported_once(settings: Settings, store: ArtifactStore,
+                                                                     tmp_path: Path, tiny: Path) -> None:
+    run = publish_run(store, settings, str(tiny), tmp_path)
+    out = io.StringIO()
+    release = export(run.run_id, [Quantization.Q4_K_M], settings, store, out, mode=ExportMode.ADAPTER)
+
+    assert release.mode is ExportMode.ADAPTER and release.base_release == "tiny-base-q4_k_m"
+    assert list(release.files) == ["lora-1-adapter.gguf"]
+    base_release = store.require(Release, "tiny-base-q4_k_m")
+    assert base_release.mode is ExportMode.BASE and set(base_release.files) == {"model-F16.gguf", "model-Q4_K_M.gguf"}
+    assert release.files["lora-1-adapter.gguf"].size < base_release.files["model-Q4_K_M.gguf"].size
+    assert "exporting the base once as release tiny-base-q4_k_m" in out.getvalue()
+
+    second = io.StringIO()
+    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, second, mode=ExportMode.ADAPTER)
+    assert "reusing base release tiny-base-q4_k_m" in second.getvalue() and again.base_release == base_release.tag
+    assert store.require(Release, "tiny-base-q4_k_m") == base_release
+
+    lora = store.fetch(release, tmp_path / "lora")["lora-1-adapter.gguf"]
+    base_gguf = store.fetch(base_release, tmp_path / "base", ["model-Q4_K_M.gguf"])["model-Q4_K_M.gguf"]
+    assert lora.read_bytes()[:4] == b"GGUF" and chat(settings, base_gguf, [lora]) >= 1
+    assert not temp_dirs(run)
+
+
+def test_a_model_without_a_chat_template_fails_verification_and_publishes_nothing(
+        settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path) -> None:
+    drop_chat_template(tiny)
+    run = publish_run(store, settings, str(tiny), tmp_path)
+    with pytest.raises(VerificationFailed) as failed:
+        export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
+    assert failed.value.check == "chat template" and "no chat template" in failed.value.reason
+    assert store.ids(Release) == [] and not temp_dirs(run)
+
+
+def test_an_adapter_over_the_wrong_base_fails_the_greedy_check(settings: Settings, store: ArtifactStore,
+                                                               tmp_path: Path, tiny: Path) -> None:
+    run = publish_run(store, settings, str(tiny), tmp_path, scale=0.5)
+    # A base release under the tag the export reuses, but exported from other weights (as if the base folder had
+    # been replaced since): the LoRA would be served over the wrong model.
+    other = build_tiny_model(tmp_path / "other" / "tiny", settings, seed=7)
+    tools = llama_cpp(settings)
+    f16 = convert_to_f16(tools, other, tmp_path / "model-F16.gguf")
+    q4 = quantize(tools, f16, tmp_path / "model-Q4_K_M.gguf", Quantization.Q4_K_M)
+    store.publish(Release(tag="tiny-base-q4_k_m", base_model=str(tiny), mode=ExportMode.BASE,
+                          quantizations=[Quantization.F16, Quantization.Q4_K_M], created_at=datetime.now(timezone.utc)),
+                  {"model-F16.gguf": f16, "model-Q4_K_M.gguf": q4})
+
+    with pytest.raises(VerificationFailed) as failed:
+        export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.ADAPTER)
+    assert failed.value.check == "greedy" and "merged HF model prefers" in failed.value.reason
+    assert store.ids(Release) == ["tiny-base-q4_k_m"]
+
+
+def test_a_truncated_gguf_fails_the_load_check(settings: Settings, tmp_path: Path, tiny: Path) -> None:
+    tools = llama_cpp(settings)
+    good = quantize(tools, convert_to_f16(tools, tiny, tmp_path / "f16.gguf"), tmp_path / "q4.gguf", Quantization.Q4_K_M)
+    with LlamaServer(tools, good, [], tmp_path / "good.log") as server:
+        check_loads_and_answers(server)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    with pytest.raises(VerificationFailed) as failed, LlamaServer(tools, truncated, [], tmp_path / "bad.log"):
+        pass
+    assert failed.value.check == "loads" and "truncated.gguf" in failed.value.reason
+
+
+def test_too_little_free_disk_is_refused_before_any_work(settings: Settings, store: ArtifactStore, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch, tiny: Path) -> None:
+    run = publish_run(store, settings, str(tiny), tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(NotEnoughDisk, match=r"needs about 0\.\d+ GB of temporary space in .* 0\.00 GB is free"):
+        export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
+    assert store.ids(Release) == [] and not temp_dirs(run)
+
+
+def test_the_command_line_exports_both_modes_lists_and_explains_errors(settings: Settings, store: ArtifactStore,
+                                                                       tmp_path: Path, tiny: Path) -> None:
+    run = publish_run(store, settings, str(tiny), tmp_path)
     exe = str(Path(sys.executable).parent / "prefloop-exporter")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")},
            "PREFLOOP_HOME": str(settings.home), "PREFLOOP_LLAMA_CPP_DIR": os.environ["PREFLOOP_LLAMA_CPP_DIR"]}
-    done = subprocess.run([exe, "export", run.run_id], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    tag = done.stdout.strip().splitlines()[-1]
-    listed = subprocess.run([exe, "releases"], capture_output=True, text=True, env=env)
-    assert f"| {tag} | merged | Q4_K_M | - | {run.run_id}" in listed.stdout
-    missing = subprocess.run([exe, "export", "run-20261123-000000-none"], capture_output=True, text=True, env=env)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
+
+    merged = cli("export", run.run_id)
+    assert merged.returncode == 0, merged.stderr
+    adapter = cli("export", run.run_id, "--mode", "adapter")
+    assert adapter.returncode == 0, adapter.stderr
+    merged_tag, adapter_tag = merged.stdout.strip().splitlines()[-1], adapter.stdout.strip().splitlines()[-1]
+    assert merged_tag == f"tiny-dpo-{TODAY}-1" and adapter_tag == f"tiny-dpo-{TODAY}-2"
+
+    listed = cli("releases").stdout
+    assert f"| {merged_tag} | merged | Q4_K_M | - | {run.run_id} | -" in listed
+    assert f"| {adapter_tag} | adapter | Q4_K_M | - | {run.run_id} | tiny-base-q4_k_m" in listed
+    assert "| tiny-base-q4_k_m | base | F16,Q4_K_M |" in listed
+    log = cli("releases", "--changelog").stdout.splitlines()
+    assert log[0] == "date | tag | accuracy | pairs" and len(log) == 3 and log[1].endswith(f"| {merged_tag} | - | -")
+
+    missing = cli("export", "run-20261123-000000-none")
     assert missing.returncode == 1 and "runs/run-20261123-000000-none is not published" in missing.stderr
+    two = cli("export", run.run_id, "--mode", "adapter", "--quant", "Q4_K_M", "--quant", "Q8_0")
+    assert two.returncode == 1 and "give exactly one --quant" in two.stderr and "Traceback" not in two.stderr
+    assert "four checks run" in cli("export", "--help").stdout

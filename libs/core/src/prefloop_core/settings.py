@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     llama_cpp_dir: Path | None = Field(
         default=None,
-        description="llama.cpp install with `bin/llama-server`, `bin/llama-quantize` and `src/convert_*.py` "
+        description="llama.cpp install with `bin/llama-server`, `bin/llama-quantize`, `bin/llama-perplexity` and `src/convert_*.py` "
         "(written to `.venvs/env` by setup; `/opt/llama.cpp` in the images).",
     )
     base_gguf: Path | None = Field(

@@ -30,6 +30,10 @@ class LlamaCpp:
         return self.root / "bin" / "llama-quantize"
 
     @property
+    def perplexity(self) -> Path:
+        return self.root / "bin" / "llama-perplexity"
+
+    @property
     def convert_hf(self) -> Path:
         return self.root / "src" / "convert_hf_to_gguf.py"
 

@@ -8,8 +8,8 @@ from prefloop_core.settings import Settings
 from prefloop_ml.base_model import load_tokenizer
 
 
-def build_tiny_model(folder: Path, settings: Settings) -> Path:
-    """A 2-layer Llama with SmolLM2's tokenizer and chat template, saved as an HF checkpoint."""
+def build_tiny_model(folder: Path, settings: Settings, seed: int = 0) -> Path:
+    """A 2-layer Llama with SmolLM2's tokenizer and chat template, saved as an HF checkpoint (weights from `seed`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -18,7 +18,7 @@ def build_tiny_model(folder: Path, settings: Settings) -> Path:
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

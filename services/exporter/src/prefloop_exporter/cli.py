@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prefloop_core.contracts import Quantization, Release
+from prefloop_core.changelog import HEADER, changelog
+from prefloop_core.contracts import ExportMode, Quantization, Release
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_core.store import StoreError, open_store
@@ -15,21 +16,43 @@ from prefloop_core.toolchain import ToolchainError
 def cmd_export(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="prefloop export",
-        description="Merge a training run's LoRA adapter into its base (full precision), convert it with llama.cpp's "
-        "convert_hf_to_gguf.py to f16 GGUF, quantize with llama-quantize, and publish a tagged release.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn a training run into a verified, tagged GGUF release llama-server can load.",
+        epilog="""modes:
+  merged   merge the LoRA into the base in full precision, convert with llama.cpp's convert_hf_to_gguf.py
+           to f16, quantize with llama-quantize (minutes; one self-contained model file)
+  adapter  convert only the LoRA with convert_lora_to_gguf.py (a few MB, seconds); llama-server applies it
+           over the base GGUF, exported once per base as release <base>-base-<quant> and reused
+
+before publishing, four checks run (a failure publishes nothing and says why): llama-server loads the GGUF
+and answers; the chat template and special tokens survive (HF ids == llama-server /tokenize ids); greedy
+answers of the f16 GGUF agree with the merged HF model; the quantized model's log-likelihood on a fixed
+text stays within a bound of f16's, anchored on llama.cpp's published loss for that quantization.
+
+examples:
+  prefloop export run-20261123-153000-ab12
+  prefloop export run-20261123-153000-ab12 --quant Q4_K_M --quant Q8_0
+  prefloop export run-20261123-153000-ab12 --mode adapter""",
     )
-    parser.add_argument("run_id")
+    parser.add_argument("run_id", help="a published training run (see the trainer's output or the bucket's runs/)")
     parser.add_argument("--quant", action="append", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
-                        help="quantization(s) to publish (repeatable; default Q4_K_M)")
-    parser.add_argument("--mode", choices=["merged"], default="merged", help="merged (adapter mode: not built yet)")
+                        help="quantization(s) to publish (repeatable; default Q4_K_M; adapter mode takes one)")
+    parser.add_argument("--mode", choices=[ExportMode.MERGED.value, ExportMode.ADAPTER.value], default="merged",
+                        help="merged (default) or adapter")
     ns = parser.parse_args(args)
-    from prefloop_exporter.export import export
+    from prefloop_exporter.disk import NotEnoughDisk
+    from prefloop_exporter.export import ExportError, export
     from prefloop_exporter.gguf_tools import ToolFailed
+    from prefloop_exporter.verify import VerificationFailed
 
     settings = load_settings()
+    quants = [Quantization(q) for q in ns.quant or ["Q4_K_M"]]
     try:
-        release = export(ns.run_id, [Quantization(q) for q in ns.quant or ["Q4_K_M"]], settings, open_store(settings))
-    except (StoreError, ToolchainError, ToolFailed) as exc:
+        release = export(ns.run_id, quants, settings, open_store(settings), mode=ExportMode(ns.mode))
+    except VerificationFailed as exc:
+        print(f"prefloop export: {exc}\nnothing was published.", file=sys.stderr)
+        return 1
+    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk) as exc:
         print(f"prefloop export: {exc}", file=sys.stderr)
         return 1
     print(release.tag)
@@ -37,14 +60,23 @@ def cmd_export(args: list[str]) -> int:
 
 
 def cmd_releases(args: list[str]) -> int:
-    argparse.ArgumentParser(prog="prefloop releases", description="Published releases, oldest first.").parse_args(args)
+    parser = argparse.ArgumentParser(
+        prog="prefloop releases",
+        description="Published releases, oldest first, with their mode, quantizations and run. --changelog prints "
+        "`date | tag | accuracy | pairs` per trained release, accuracy from the server's release history once QA ran.")
+    parser.add_argument("--changelog", action="store_true", help="the changelog instead of the full listing")
+    ns = parser.parse_args(args)
     settings = load_settings()
     store = open_store(settings)
-    print("date       | tag | mode | quantizations | pairs | run")
-    for tag in store.ids(Release):
-        r = store.require(Release, tag)
+    if ns.changelog:
+        print("\n".join([HEADER, *changelog(store)]))
+        return 0
+    print("date       | tag | mode | quantizations | pairs | run | base")
+    releases = sorted((store.require(Release, tag) for tag in store.ids(Release)), key=lambda r: r.created_at)
+    for r in releases:
         quants = ",".join(q.value for q in r.quantizations)
-        print(f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {r.pairs if r.pairs is not None else '-'} | {r.run_id or '-'}")
+        pairs = r.pairs if r.pairs is not None else "-"
+        print(f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {pairs} | {r.run_id or '-'} | {r.base_release or '-'}")
     return 0
 
 

@@ -1,69 +1,188 @@
-"""The export recipe: run -> merged HF model -> f16 GGUF -> quantized GGUF(s) -> a tagged release.
+"""The export recipe: a training run -> verified GGUF file(s) -> a tagged release.
 
-Tags are `<base-short>-<method>-<YYYYMMDD>-<n>` and immutable. Temporary space is freed on
-success and on failure.
+merged:  base + adapter(s) merged in fp32 -> `convert_hf_to_gguf.py` f16 -> `llama-quantize` -> release
+         with the quantized model(s).
+adapter: adapter(s) -> `convert_lora_to_gguf.py` -> release with the GGUF LoRA(s) only, applied by
+         llama-server over a base release (`<base-short>-base-<quant>`: f16 + quantized base GGUF),
+         which is exported the first time a base is needed and reused afterwards.
+
+Nothing is published until every check in `verify` passes. Tags are `<base-short>-<method>-<YYYYMMDD>-<n>`
+and immutable. Temporary space is checked before starting and freed on success and on failure.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from prefloop_core.changelog import changelog_line
 from prefloop_core.contracts import DatasetManifest, ExportMode, Quantization, Release, TrainingRun
-from prefloop_core.ids import release_tag
 from prefloop_core.settings import Settings
-from prefloop_core.store import ArtifactStore
-from prefloop_core.toolchain import llama_cpp
-from prefloop_exporter.gguf_tools import convert_to_f16, quantize
-from prefloop_exporter.merge import merge_run
+from prefloop_core.store import ArtifactConflict, ArtifactStore
+from prefloop_core.toolchain import LlamaCpp, ToolchainError, llama_cpp
+from prefloop_exporter import verify
+from prefloop_exporter.disk import check_free_space
+from prefloop_exporter.gguf_tools import convert_lora, convert_to_f16, quantize
+from prefloop_exporter.merge import fetch_adapters, merged_model
+from prefloop_exporter.tags import base_release_tag, next_tag
+from prefloop_ml.base_model import hf_checkpoint, load_tokenizer
 
 
-def base_short(base: str) -> str:
-    """A short, tag-safe name for the base: `smollm2` -> `smollm2-135m`, a path -> its stem."""
-    if base == "smollm2":
-        return "smollm2-135m"
-    stem = Path(base.rstrip("/")).name.removesuffix(".gguf")
-    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "model"
+class ExportError(RuntimeError):
+    """The run cannot be exported as asked; the message says why and what to do."""
 
 
-def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime) -> str:
-    method = run.method.value.replace("+", "-")
-    prefix = f"{base_short(run.base_model)}-{method}-{day:%Y%m%d}-"
-    taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=prefix) if t.rsplit("-", 1)[1].isdigit()]
-    return release_tag(base_short(run.base_model), method, day, max(taken, default=0) + 1)
+class Steps:
+    """`[export i/N] ...` lines, flushed, so a terminal or a flow log shows where the export is."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total, self.done, self.out, self.started = total, 0, out, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        self.done += 1
+        print(f"[export {self.done}/{self.total}] {message}", file=self.out, flush=True)
+
+    def note(self, message: str) -> None:
+        print(f"  {message}", file=self.out, flush=True)
 
 
 def export(run_id: str, quants: list[Quantization], settings: Settings, store: ArtifactStore,
-           out: TextIO = sys.stdout) -> Release:
+           out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED) -> Release:
     run = store.require(TrainingRun, run_id)
     tools = llama_cpp(settings)
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix=f"prefloop-export-{run_id}-"))
+    if not tools.perplexity.is_file():
+        raise ToolchainError(f"{tools.perplexity} is missing: rebuild llama.cpp with infra/llama_cpp/build.sh")
+    if mode is ExportMode.ADAPTER and len(quants) != 1:
+        raise ExportError("adapter mode serves the LoRA over one base GGUF: give exactly one --quant")
+    if mode is ExportMode.BASE:
+        raise ExportError("base releases are made by adapter exports; choose --mode merged or adapter")
+    work_root = Path(tempfile.gettempdir())
+    check_free_space(work_root, run, quants, mode, store, settings)
+    work = Path(tempfile.mkdtemp(prefix=f"prefloop-export-{run_id}-", dir=work_root))
     try:
-        print(f"[export 1/3] merging {run_id}'s adapter into {run.base_model} (fp32)", file=out, flush=True)
-        merged = merge_run(run, store, settings, work)
-        print("[export 2/3] converting to f16 GGUF with llama.cpp's convert_hf_to_gguf.py", file=out, flush=True)
-        f16 = convert_to_f16(tools, merged, work / "model-F16.gguf")
-        files: dict[str, Path] = {}
-        for quant in quants:
-            target = work / f"model-{quant.value}.gguf"
-            files[target.name] = f16 if quant is Quantization.F16 else quantize(tools, f16, target, quant)
-            print(f"[export 3/3] {quant.value}: {files[target.name].stat().st_size / 1e6:.1f} MB", file=out, flush=True)
+        adapters = fetch_adapters(run, store, work)
+        if not adapters:
+            raise ExportError(f"run {run_id} has no adapter to export (its files: {', '.join(sorted(run.files)) or 'none'})")
+        steps = Steps(4, out)
+        steps(f"merging {run_id}'s adapter{'s' if len(adapters) > 1 else ''} into {run.base_model} (fp32)")
+        model = merged_model(run, adapters, settings)
+        tokenizer = load_tokenizer(run.base_model, settings)
+        if mode is ExportMode.MERGED:
+            files, base_tag = _merged(run, model, tokenizer, quants, tools, work, steps), None
+        else:
+            files, base_tag = _adapter(run, model, tokenizer, quants[0], adapters, tools, store, settings, work, steps)
         dataset = store.get(DatasetManifest, run.dataset_id)
-        now = datetime.now(timezone.utc)
-        release = Release(
-            tag=next_tag(store, run, now), base_model=run.base_model, mode=ExportMode.MERGED, quantizations=quants,
-            dataset_id=run.dataset_id, run_id=run.run_id, llama_cpp_version=tools.version,
-            pairs=dataset.pair_count if dataset else None, created_at=now,
-        )
-        published = store.publish(release, files)
-        print(f"release {published.tag} published in {time.monotonic() - started:.0f} s", file=out, flush=True)
-        return published
+        release = _publish_new(store, run, mode, quants, base_tag, tools, dataset.pair_count if dataset else None, files)
+        print(f"release {release.tag} published in {time.monotonic() - steps.started:.0f} s "
+              f"({sum(e.size for e in release.files.values()) / 1e6:.1f} MB)", file=out, flush=True)
+        print(f"changelog: {changelog_line(release, None)}", file=out, flush=True)
+        return release
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _merged(run: TrainingRun, model: Any, tokenizer: Any, quants: list[Quantization], tools: LlamaCpp, work: Path,
+            steps: Steps) -> dict[str, Path]:
+    merged = work / "merged"
+    model.save_pretrained(merged)
+    tokenizer.save_pretrained(merged)
+    steps("converting to f16 GGUF with llama.cpp's convert_hf_to_gguf.py")
+    f16 = convert_to_f16(tools, merged, work / "model-F16.gguf")
+    shutil.rmtree(merged)
+    files: dict[str, Path] = {}
+    for quant in quants:
+        target = work / f"model-{quant.value}.gguf"
+        files[target.name] = f16 if quant is Quantization.F16 else quantize(tools, f16, target, quant)
+    steps("quantized: " + ", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
+    steps("verifying (loads, chat template, greedy vs HF, quantization loss)")
+    _verify(tools, model, tokenizer, f16, {q: files[f"model-{q.value}.gguf"] for q in quants}, [], work, steps)
+    return files
+
+
+def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, adapters: list[Path], tools: LlamaCpp,
+             store: ArtifactStore, settings: Settings, work: Path, steps: Steps) -> tuple[dict[str, Path], str]:
+    base = _base_release(run, quant, tools, store, settings, work, steps)
+    base_files = store.fetch(base, work / "base")
+    steps("converting the adapter with llama.cpp's convert_lora_to_gguf.py")
+    base_config = _local_checkpoint(run, settings, work)
+    files = {f"lora-{i}-{folder.name}.gguf": convert_lora(tools, folder, base_config, work / f"lora-{i}-{folder.name}.gguf")
+             for i, folder in enumerate(adapters, start=1)}
+    steps.note(", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
+    steps(f"verifying over base release {base.tag} (loads, chat template, greedy vs HF, quantization loss)")
+    quantized = {quant: base_files[f"model-{quant.value}.gguf"]}
+    _verify(tools, model, tokenizer, base_files["model-F16.gguf"], quantized, list(files.values()), work, steps)
+    return files, base.tag
+
+
+def _local_checkpoint(run: TrainingRun, settings: Settings, work: Path) -> Path:
+    """The base as a local HF folder (what llama.cpp's converters read); a hub id is saved once into `work`."""
+    checkpoint = hf_checkpoint(run.base_model, settings)
+    if isinstance(checkpoint, Path):
+        return checkpoint
+    folder = work / "base-hf"
+    if not folder.is_dir():
+        merged_model(run, [], settings).save_pretrained(folder)
+        load_tokenizer(run.base_model, settings).save_pretrained(folder)
+    return folder
+
+
+def _base_release(run: TrainingRun, quant: Quantization, tools: LlamaCpp, store: ArtifactStore, settings: Settings,
+                  work: Path, steps: Steps) -> Release:
+    """The base GGUF release adapter releases of this base are served over: reused, or exported now once."""
+    tag = base_release_tag(run.base_model, quant)
+    existing = store.get(Release, tag)
+    if existing is not None:
+        steps(f"reusing base release {tag}")
+        return existing
+    steps(f"exporting the base once as release {tag} (f16 + {quant.value})")
+    f16 = convert_to_f16(tools, _local_checkpoint(run, settings, work), work / "model-F16.gguf")
+    files = {f16.name: f16}
+    if quant is not Quantization.F16:
+        files[f"model-{quant.value}.gguf"] = quantize(tools, f16, work / f"model-{quant.value}.gguf", quant)
+    with verify.LlamaServer(tools, files[f"model-{quant.value}.gguf"], [], work / "llama-server-base.log") as server:
+        verify.check_loads_and_answers(server)
+    release = Release(tag=tag, base_model=run.base_model, mode=ExportMode.BASE,
+                      quantizations=sorted({Quantization.F16, quant}, key=lambda q: q.value),
+                      llama_cpp_version=tools.version, created_at=datetime.now(timezone.utc))
+    try:
+        return store.publish(release, files)
+    except ArtifactConflict:  # another export published this base first: use theirs
+        return store.require(Release, tag)
+
+
+def _verify(tools: LlamaCpp, model: Any, tokenizer: Any, f16: Path, quantized: dict[Quantization, Path],
+            loras: list[Path], work: Path, steps: Steps) -> None:
+    with verify.LlamaServer(tools, f16, loras, work / "llama-server-f16.log") as server:
+        verify.check_chat_template(server, tokenizer)
+        steps.note("chat template and special tokens: HF and llama-server agree")
+        verify.check_greedy_agreement(server, model, tokenizer)
+        steps.note(f"greedy answers on {len(verify.GREEDY_QUESTIONS)} prompts: f16 GGUF agrees with the merged HF model")
+    for quant, path in quantized.items():
+        with verify.LlamaServer(tools, path, loras, work / f"llama-server-{quant.value}.log") as server:
+            verify.check_loads_and_answers(server)
+        if quant is Quantization.F16:
+            steps.note("F16 loads and answers")
+            continue
+        rise = verify.check_quantization_loss(tools, f16, path, quant, loras)
+        steps.note(f"{quant.value} loads and answers; loses {rise:+.4f} nats/token against f16 "
+                   f"(bound {verify.quantization_loss_bound(tools):.4f})")
+
+
+def _publish_new(store: ArtifactStore, run: TrainingRun, mode: ExportMode, quants: list[Quantization],
+                 base_tag: str | None, tools: LlamaCpp, pairs: int | None, files: dict[str, Path]) -> Release:
+    """Publish under the next free tag; if another export takes that tag first, take the one after it."""
+    for _ in range(5):
+        now = datetime.now(timezone.utc)
+        release = Release(tag=next_tag(store, run, now), base_model=run.base_model, mode=mode, quantizations=quants,
+                          dataset_id=run.dataset_id, run_id=run.run_id, base_release=base_tag,
+                          llama_cpp_version=tools.version, pairs=pairs, created_at=now)
+        try:
+            return store.publish(release, files)
+        except ArtifactConflict:
+            continue
+    raise ExportError("five other exports took the next release tag while this one published; run it again")

@@ -31,10 +31,10 @@ def materialize(store: ArtifactStore, tag: str, settings: ServerSettings) -> Mod
         if release.base_release is None:
             raise ArtifactNotFound(f"adapter release {release.tag} names no base release")
         base = materialize(store, release.base_release, settings)
-        lora_names = [n for n in release.files if n.endswith(".gguf")]
+        lora_names = sorted(n for n in release.files if n.endswith(".gguf"))  # lora-1-sft.gguf before lora-2-dpo.gguf
         if not lora_names:
             raise ArtifactNotFound(f"adapter release {release.tag} has no LoRA GGUF")
-        lora = store.fetch(release, folder, [lora_names[0]])[lora_names[0]]
-        return Model(tag=release.tag, gguf=base.gguf, lora=lora)
+        fetched = store.fetch(release, folder, lora_names)
+        return Model(tag=release.tag, gguf=base.gguf, loras=tuple(fetched[n] for n in lora_names))
     name = _gguf_name(release)
     return Model(tag=release.tag, gguf=store.fetch(release, folder, [name])[name])

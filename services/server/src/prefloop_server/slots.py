@@ -59,11 +59,11 @@ class SlotFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Model:
-    """What a slot loads: a GGUF, optionally with a GGUF LoRA applied over it."""
+    """What a slot loads: a GGUF, optionally with GGUF LoRAs applied over it (in order: SFT, then DPO)."""
 
     tag: str
     gguf: Path
-    lora: Path | None = None
+    loras: tuple[Path, ...] = ()
 
 
 class Slot:
@@ -97,8 +97,8 @@ class Slot:
                "--alias", model.tag, "--no-webui"]
         if s.server_threads:
             cmd += ["-t", str(s.server_threads)]
-        if model.lora:
-            cmd += ["--lora", str(model.lora)]
+        for lora in model.loras:
+            cmd += ["--lora", str(lora)]
         return cmd + shlex.split(s.server_extra_args)
 
     def log_tail(self, lines: int = 20) -> str:
