@@ -77,8 +77,9 @@ def test_request_bodies_over_the_limit_are_refused(collector: Collector) -> None
 def test_ingest_import_template_checks_status_and_snapshot(collector: Collector) -> None:
     client = collector.client()
     records = [record(i, score=0.1 if i % 2 else 0.9).model_dump(mode="json") for i in range(6)]
+    records.append(record(7, score=0.0, split="heldout").model_dump(mode="json"))  # only ever measured, never queued
     result = client.post("/api/ingest", json=records).json()
-    assert result == {"received": 6, "bad_answers": 3, "new_rejected": 3, "new_items": 3, "already_known": 0}
+    assert result == {"received": 7, "bad_answers": 3, "new_rejected": 3, "new_items": 3, "already_known": 0}
 
     template = client.get("/api/template").json()
     for entry in template:

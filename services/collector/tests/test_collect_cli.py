@@ -26,7 +26,8 @@ def logs(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     good = [record(n, score=0.1 * (n % 10), game=["minecraft", "palworld", "overwatch"][n % 3]) for n in range(30)]
     old = [record(100 + n, score=0.1, days_ago=30) for n in range(5)]
-    (folder / "qa.jsonl").write_text(write_jsonl(good[:20] + old))
+    heldout = [record(200 + n, score=0.0, split="heldout") for n in range(3)]  # measured only: never queued
+    (folder / "qa.jsonl").write_text(write_jsonl(good[:20] + old + heldout))
     (folder / "log").mkdir(exist_ok=True)
     (folder / "log" / f"{date.today():%Y-%m-%d}.md").write_text(write_markdown(good[20:], date.today()))
     return folder
@@ -37,7 +38,7 @@ def test_collect_queues_bad_answers_from_the_window_and_rerunning_adds_nothing(t
     first = run(home, "collect", str(folder), "--threshold", "45%")
     assert first.returncode == 0, first.stderr
     # scores 0.0..0.9 cycle: 0.0-0.4 are bad (5 of every 10) -> 15 of 30; the 5 old ones are outside 7 days
-    assert "read 35 QA records from 2 file(s); 30 in the last 7 days, 15 at or under 45%" in first.stdout
+    assert "read 38 QA records from 2 file(s); 33 in the last 7 days, 15 at or under 45%" in first.stdout
     assert "15 new rejected answers (15 total), 15 new questions; 15 pending review" in first.stdout
     assert "Dataset status" in first.stdout and "trainable pairs" in first.stdout
 

@@ -93,8 +93,13 @@ def test_discard_unloads_the_candidate(server: Server) -> None:
 def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server) -> None:
     admin = server.admin()
     qa_set = easy_qa_set().model_dump(mode="json")
+    assert admin.post("/admin/qa", json={"qa_set": qa_set}).status_code == 409  # nothing live yet
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
     admin.post("/admin/promote", json={}).raise_for_status()
+    baseline = admin.post("/admin/qa", json={"qa_set": qa_set}).json()  # the live model alone, as the daily QA does
+    assert len(baseline["records"]) == 6 and {r["model"] for r in baseline["records"]} == {"good"}
+    assert baseline["summary"]["asked"] == 6
+    assert abs(baseline["summary"]["accuracy"] - sum(r["score"] for r in baseline["records"]) / 6) < 1e-9
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
     refused = admin.post("/admin/gate", json={"qa_set": qa_set}).json()
     assert not refused["verdict"]["accepted"], refused["markdown"]

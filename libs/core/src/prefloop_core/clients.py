@@ -28,19 +28,32 @@ def _raise_for(response: httpx.Response) -> Any:
     raise ServiceError(response.status_code, message, detail)
 
 
-class ServerAdminClient:
-    """The server's admin API: status, history, deploy, promote, rollback, discard, gate."""
+class _ServiceClient:
+    """A bearer token, one URL prefix, and failures as ServiceError with a hint of what to start."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = 900) -> None:
+    prefix = ""
+    not_running = ""
+
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
-            response = self.http.request(method, f"/admin{path}", json=body)
+            response = self.http.request(method, f"{self.prefix}{path}", json=body, params=params)
         except httpx.TransportError as exc:
-            raise ServiceError(0, f"the server at {self.http.base_url} does not answer ({exc}); is `prefloop serve` running?") from None
+            raise ServiceError(0, f"{self.http.base_url} does not answer ({exc}); {self.not_running}") from None
         return _raise_for(response)
+
+
+class ServerAdminClient(_ServiceClient):
+    """The server's admin API: status, history, deploy, promote, rollback, discard, QA, gate."""
+
+    prefix = "/admin"
+    not_running = "is `prefloop serve` running?"
+
+    def __init__(self, url: str, token: str | None, timeout: float = 900) -> None:
+        super().__init__(url, token, timeout)
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
@@ -62,3 +75,36 @@ class ServerAdminClient:
 
     def gate(self, qa_set: dict[str, Any], rule: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._call("POST", "/gate", {"qa_set": qa_set, "rule": rule})
+
+    def qa(self, qa_set: dict[str, Any]) -> dict[str, Any]:
+        """The QA set on the live model: `{"summary": ..., "records": [...]}`."""
+        return self._call("POST", "/qa", {"qa_set": qa_set})
+
+
+class CollectorClient(_ServiceClient):
+    """The collector's API (a reviewer token): ingest QA records, read and answer items, status, checks, snapshot."""
+
+    prefix = "/api"
+    not_running = "is the collector (`prefloop review --web`, or its container) running?"
+
+    def __init__(self, url: str, token: str | None, timeout: float = 300) -> None:
+        super().__init__(url, token, timeout)
+
+    def ingest(self, records: list[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
+        return self._call("POST", "/ingest", records, {"threshold": threshold} if threshold is not None else None)
+
+    def items(self, status: str = "pending", limit: int = 500) -> list[dict[str, Any]]:
+        return self._call("GET", "/items", params={"status": status, "limit": limit})
+
+    def save_chosen(self, item_id: int, chosen: str, version: int) -> dict[str, Any]:
+        return self._call("POST", f"/items/{item_id}/chosen", {"chosen": chosen, "version": version})
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/status")
+
+    def checks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/checks")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Publish a dataset snapshot; a ServiceError (409) carries the failed checks when a hard check fails."""
+        return self._call("POST", "/snapshots")

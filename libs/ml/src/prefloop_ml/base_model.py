@@ -37,18 +37,26 @@ def load_config(base: str, settings: Settings) -> Any:
 
 
 def load_tokenizer(base: str, settings: Settings) -> Any:
+    """The base's tokenizer; for a GGUF base, from its cached checkpoint once there (rebuilding it from the GGUF
+    takes seconds)."""
     from transformers import AutoTokenizer
 
     where, gguf = base_location(base, settings)
-    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(where)
+    if gguf is None:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+    elif (cached := _cache_dir(Path(where) / gguf, settings)).joinpath("tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(cached)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def _file_hash(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+def _cache_dir(gguf: Path, settings: Settings) -> Path:
+    """Where the plain checkpoint of a GGUF base is kept, keyed by the GGUF's content."""
+    with open(gguf, "rb") as fh:
+        return settings.home / "cache" / "hf" / hashlib.file_digest(fh, "sha256").hexdigest()[:16]
 
 
 def hf_checkpoint(base: str, settings: Settings) -> Path | str:
@@ -56,7 +64,7 @@ def hf_checkpoint(base: str, settings: Settings) -> Path | str:
     where, gguf = base_location(base, settings)
     if gguf is None:
         return where
-    cached = settings.home / "cache" / "hf" / _file_hash(Path(where) / gguf)
+    cached = _cache_dir(Path(where) / gguf, settings)
     if (cached / "config.json").is_file():
         return cached
     import torch

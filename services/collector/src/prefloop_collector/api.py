@@ -17,6 +17,7 @@ from prefloop_core.store import open_store
 from prefloop_collector.auth import require_reviewer
 from prefloop_collector.checks import run_checks
 from prefloop_collector.importer import ImportEntry, template_entries
+from prefloop_collector.ingest import needs_review
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.snapshot import candidates, reviewed_items, snapshot
@@ -127,9 +128,10 @@ def ingest(
     records: list[QARecord], queue: Queue, settings: Config, _: Reviewer,
     threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> IngestResult:
-    """Queue the answers at or under the threshold (default: the collector's) from QA records."""
+    """Queue the answers at or under the threshold (default: the collector's) from QA records; held-out
+    questions are never queued."""
     limit = threshold if threshold is not None else settings.collector_threshold
-    bad = [record for record in records if record.score <= limit]
+    bad = [record for record in records if needs_review(record, limit)]
     counts = queue.ingest(bad)
     return IngestResult(received=len(records), bad_answers=len(bad), new_rejected=counts.new_rejected,
                         new_items=counts.new_items, already_known=counts.already_known)

@@ -29,7 +29,7 @@ def cmd_collect(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="prefloop collect",
         description="Queue every answer at or under the threshold from the last days' QA logs for review. "
-        "Re-running adds only what is new.",
+        "Re-running adds only what is new. Held-out questions (split: heldout) are only measured, never queued.",
         epilog="example: prefloop collect qa-logs/ --threshold 70%% --days 7",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="QA log files (.jsonl, daily .md) or folders of them")

@@ -24,6 +24,12 @@ class CollectReport:
     problems: list[Problem] = field(default_factory=list)
 
 
+def needs_review(record: QARecord, threshold: float) -> bool:
+    """A bad answer to a question people may train on: held-out questions are only ever measured (a corrected
+    held-out answer in the training data would make the held-out accuracy meaningless)."""
+    return record.score <= threshold and record.split != "heldout"
+
+
 def log_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     """The QA logs named: files as given, folders searched for *.jsonl and *.md."""
     found: list[Path] = []
@@ -66,7 +72,7 @@ def collect(
             if record.asked_at < since:
                 continue
             report.in_window += 1
-            if record.score <= threshold:
+            if needs_review(record, threshold):
                 report.bad_answers += 1
                 pending.append(item)
                 if len(pending) >= batch:

@@ -6,7 +6,8 @@ adapter: adapter(s) -> `convert_lora_to_gguf.py` -> release with the GGUF LoRA(s
          llama-server over a base release (`<base-short>-base-<quant>`: f16 + quantized base GGUF),
          which is exported the first time a base is needed and reused afterwards.
 
-Nothing is published until every check in `verify` passes. Tags are `<base-short>-<method>-<YYYYMMDD>-<n>`
+Nothing is published until the checks in `verify` pass (in adapter mode the quantization loss is the
+base's, checked once when its release is made; the LoRA stays f16). Tags are `<base-short>-<method>-<YYYYMMDD>-<n>`
 and immutable. Temporary space is checked before starting and freed on success and on failure.
 """
 
@@ -16,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,13 +71,18 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         if not adapters:
             raise ExportError(f"run {run_id} has no adapter to export (its files: {', '.join(sorted(run.files)) or 'none'})")
         steps = Steps(4, out)
-        steps(f"merging {run_id}'s adapter{'s' if len(adapters) > 1 else ''} into {run.base_model} (fp32)")
-        model = merged_model(run, adapters, settings)
-        tokenizer = load_tokenizer(run.base_model, settings)
-        if mode is ExportMode.MERGED:
-            files, base_tag = _merged(run, model, tokenizer, quants, tools, work, steps), None
-        else:
-            files, base_tag = _adapter(run, model, tokenizer, quants[0], adapters, tools, store, settings, work, steps)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Adapter mode: llama.cpp's LoRA converter runs alongside the merge (it only needs the base's config).
+            loras = pool.submit(_convert_loras, tools, adapters, _local_checkpoint(run, settings, work), work) \
+                if mode is ExportMode.ADAPTER else None
+            steps(f"merging {run_id}'s adapter{'s' if len(adapters) > 1 else ''} into {run.base_model} (fp32)"
+                  + (", converting the adapter with convert_lora_to_gguf.py alongside" if loras else ""))
+            model = merged_model(run, adapters, settings)
+            tokenizer = load_tokenizer(run.base_model, settings)
+            if loras is None:
+                files, base_tag = _merged(model, tokenizer, quants, tools, work, steps), None
+            else:
+                files, base_tag = _adapter(run, model, tokenizer, quants[0], loras, tools, store, settings, work, steps)
         dataset = store.get(DatasetManifest, run.dataset_id)
         release = _publish_new(store, run, mode, quants, base_tag, tools, dataset.pair_count if dataset else None, files)
         print(f"release {release.tag} published in {time.monotonic() - steps.started:.0f} s "
@@ -86,7 +93,7 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _merged(run: TrainingRun, model: Any, tokenizer: Any, quants: list[Quantization], tools: LlamaCpp, work: Path,
+def _merged(model: Any, tokenizer: Any, quants: list[Quantization], tools: LlamaCpp, work: Path,
             steps: Steps) -> dict[str, Path]:
     merged = work / "merged"
     model.save_pretrained(merged)
@@ -104,18 +111,23 @@ def _merged(run: TrainingRun, model: Any, tokenizer: Any, quants: list[Quantizat
     return files
 
 
-def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, adapters: list[Path], tools: LlamaCpp,
-             store: ArtifactStore, settings: Settings, work: Path, steps: Steps) -> tuple[dict[str, Path], str]:
-    base = _base_release(run, quant, tools, store, settings, work, steps)
+def _convert_loras(tools: LlamaCpp, adapters: list[Path], base_config: Path, work: Path) -> dict[str, Path]:
+    return {f"lora-{i}-{folder.name}.gguf": convert_lora(tools, folder, base_config, work / f"lora-{i}-{folder.name}.gguf")
+            for i, folder in enumerate(adapters, start=1)}
+
+
+def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, loras: Future[dict[str, Path]],
+             tools: LlamaCpp, store: ArtifactStore, settings: Settings, work: Path,
+             steps: Steps) -> tuple[dict[str, Path], str]:
+    base = _base_release(run, tokenizer, quant, tools, store, settings, work, steps)
     base_files = store.fetch(base, work / "base")
-    steps("converting the adapter with llama.cpp's convert_lora_to_gguf.py")
-    base_config = _local_checkpoint(run, settings, work)
-    files = {f"lora-{i}-{folder.name}.gguf": convert_lora(tools, folder, base_config, work / f"lora-{i}-{folder.name}.gguf")
-             for i, folder in enumerate(adapters, start=1)}
-    steps.note(", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
-    steps(f"verifying over base release {base.tag} (loads, chat template, greedy vs HF, quantization loss)")
+    files = loras.result()
+    steps("GGUF LoRA: " + ", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
+    # The quantization loss is the base's (the LoRA stays f16): checked once, when the base release was made.
+    steps(f"verifying over base release {base.tag} (loads, chat template, greedy vs HF)")
     quantized = {quant: base_files[f"model-{quant.value}.gguf"]}
-    _verify(tools, model, tokenizer, base_files["model-F16.gguf"], quantized, list(files.values()), work, steps)
+    _verify(tools, model, tokenizer, base_files["model-F16.gguf"], quantized, list(files.values()), work, steps,
+            loss=False)
     return files, base.tag
 
 
@@ -131,8 +143,8 @@ def _local_checkpoint(run: TrainingRun, settings: Settings, work: Path) -> Path:
     return folder
 
 
-def _base_release(run: TrainingRun, quant: Quantization, tools: LlamaCpp, store: ArtifactStore, settings: Settings,
-                  work: Path, steps: Steps) -> Release:
+def _base_release(run: TrainingRun, tokenizer: Any, quant: Quantization, tools: LlamaCpp, store: ArtifactStore,
+                  settings: Settings, work: Path, steps: Steps) -> Release:
     """The base GGUF release adapter releases of this base are served over: reused, or exported now once."""
     tag = base_release_tag(run.base_model, quant)
     existing = store.get(Release, tag)
@@ -144,8 +156,8 @@ def _base_release(run: TrainingRun, quant: Quantization, tools: LlamaCpp, store:
     files = {f16.name: f16}
     if quant is not Quantization.F16:
         files[f"model-{quant.value}.gguf"] = quantize(tools, f16, work / f"model-{quant.value}.gguf", quant)
-    with verify.LlamaServer(tools, files[f"model-{quant.value}.gguf"], [], work / "llama-server-base.log") as server:
-        verify.check_loads_and_answers(server)
+    _verify(tools, merged_model(run, [], settings), tokenizer, f16, {quant: files[f"model-{quant.value}.gguf"]}, [],
+            work, steps)
     release = Release(tag=tag, base_model=run.base_model, mode=ExportMode.BASE,
                       quantizations=sorted({Quantization.F16, quant}, key=lambda q: q.value),
                       llama_cpp_version=tools.version, created_at=datetime.now(timezone.utc))
@@ -156,7 +168,7 @@ def _base_release(run: TrainingRun, quant: Quantization, tools: LlamaCpp, store:
 
 
 def _verify(tools: LlamaCpp, model: Any, tokenizer: Any, f16: Path, quantized: dict[Quantization, Path],
-            loras: list[Path], work: Path, steps: Steps) -> None:
+            loras: list[Path], work: Path, steps: Steps, loss: bool = True) -> None:
     with verify.LlamaServer(tools, f16, loras, work / "llama-server-f16.log") as server:
         verify.check_chat_template(server, tokenizer)
         steps.note("chat template and special tokens: HF and llama-server agree")
@@ -165,8 +177,8 @@ def _verify(tools: LlamaCpp, model: Any, tokenizer: Any, f16: Path, quantized: d
     for quant, path in quantized.items():
         with verify.LlamaServer(tools, path, loras, work / f"llama-server-{quant.value}.log") as server:
             verify.check_loads_and_answers(server)
-        if quant is Quantization.F16:
-            steps.note("F16 loads and answers")
+        if quant is Quantization.F16 or not loss:
+            steps.note(f"{quant.value} loads and answers")
             continue
         rise = verify.check_quantization_loss(tools, f16, path, quant, loras)
         steps.note(f"{quant.value} loads and answers; loses {rise:+.4f} nats/token against f16 "

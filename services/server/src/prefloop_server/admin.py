@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
@@ -66,6 +66,15 @@ class GateBody(BaseModel):
     rule: GateRule | None = None
 
 
+class QABody(BaseModel):
+    qa_set: QASet
+
+
+class QAReport(BaseModel):
+    summary: RunSummary
+    records: list[QARecord]
+
+
 class GateReport(BaseModel):
     verdict: GateVerdict
     markdown: str
@@ -123,6 +132,24 @@ async def discard(body: TriggerBody, bluegreen: Slots) -> ServerStatus:
     return await bluegreen.discard(body.trigger)
 
 
+def _qa_options(settings: ServerSettings, correct_at: float) -> dict[str, Any]:
+    return {"concurrency": settings.server_qa_concurrency, "decoding": Decoding(max_tokens=settings.server_qa_max_tokens),
+            "correct_at": correct_at}
+
+
+@router.post("/qa", response_model=QAReport)
+async def qa(body: QABody, request: Request, bluegreen: Slots) -> QAReport:
+    """Run the QA set on the live slot (the source's daily qa-test); the records are the collector's input."""
+    settings: ServerSettings = request.app.state.settings
+    live = bluegreen.live_slot()
+    if live is None or live.model is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
+    run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), load_template(settings.prompt_template),
+                             model=live.model.tag, **_qa_options(settings, settings.server_correct_at))
+    assert run.summary
+    return QAReport(summary=run.summary, records=run.records)
+
+
 @router.post("/gate", response_model=GateReport)
 async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport:
     """Run the QA set on the live slot and on the deployed candidate; compare with the rule."""
@@ -135,8 +162,7 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport
     rule = body.rule or GateRule(min_delta=settings.server_gate_min_delta,
                                  max_regressions=settings.server_gate_max_regressions, correct_at=settings.server_correct_at)
     template = load_template(settings.prompt_template)
-    options = {"concurrency": settings.server_qa_concurrency, "decoding": Decoding(max_tokens=settings.server_qa_max_tokens),
-               "correct_at": rule.correct_at}
+    options = _qa_options(settings, rule.correct_at)
     live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), template, model=live.model.tag, **options)
     cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag), template,
                                   model=candidate.model.tag, **options)
