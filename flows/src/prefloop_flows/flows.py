@@ -1,0 +1,278 @@
+"""The loop as Prefect flows. Stages pass ids only; every gate that says no ends the run in a named state.
+
+collect              QA set on the live model -> its bad answers (train split) into the review queue
+train                dataset snapshot (refused when a hard check fails) -> trainer job -> run id
+export               exporter job -> release tag
+evaluate_and_deploy  deploy to the idle slot -> QA gate -> promote or discard; the live model's records
+                     go back to the collector
+rollback             put an earlier release back
+improve              train -> export -> evaluate_and_deploy, the loop after people reviewed
+
+Re-running after a crash resumes: the trainer's run id and Prefect's cache keys are derived from the
+artifact ids that went in (dataset id + trainer config; run id + export mode), so a stage whose
+artifact is already in the bucket is not run again, and a training killed mid-way resumes from its
+last checkpoint in the bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, State
+from prefect.tasks import exponential_backoff
+from pydantic import BaseModel
+
+from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError
+from prefloop_core.contracts import QASet, Release, TrainingRun
+from prefloop_core.ids import check_safe_id
+from prefloop_core.settings import load_settings
+from prefloop_core.store import open_store
+from prefloop_flows.bundled import load_qa_set
+from prefloop_flows.jobs import Job, make_runner
+from prefloop_flows.settings import FlowsSettings
+
+REFUSED = "Refused"  # the name of the state a run ends in when a gate says no (the live model is untouched)
+
+
+def _settings() -> FlowsSettings:
+    return load_settings(FlowsSettings)
+
+
+def _collector(settings: FlowsSettings) -> CollectorClient:
+    token = settings.flows_collector_token.get_secret_value() if settings.flows_collector_token else None
+    return CollectorClient(settings.flows_collector_url, token)
+
+
+def _server(settings: FlowsSettings) -> ServerAdminClient:
+    token = settings.flows_server_token.get_secret_value() if settings.flows_server_token else None
+    return ServerAdminClient(settings.flows_server_url, token)
+
+
+def transient(_task: Any, _run: Any, state: State) -> bool:
+    """Retry a service call only when the service did not answer or was briefly unavailable, never on a refusal
+    (4xx) or a release that failed to load (502 with the llama-server log)."""
+    try:
+        state.result()
+    except ServiceError as exc:
+        return exc.status in (0, 429, 503, 504)
+    except Exception:  # noqa: BLE001 - anything else is not transient
+        return False
+    return False
+
+
+RETRY = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=5), "retry_condition_fn": transient}
+
+
+class Outcome(BaseModel):
+    """Where a flow run ended and why, with the ids it made."""
+
+    accepted: bool
+    reason: str
+    dataset_id: str | None = None
+    run_id: str | None = None
+    tag: str | None = None
+    live_tag: str | None = None
+    live_accuracy: float | None = None
+    candidate_accuracy: float | None = None
+    comparison: str | None = None
+
+
+def _end(outcome: Outcome) -> Outcome | State:
+    """A refusal ends the run in the named state `Refused` with its reason; the outcome stays its result."""
+    if outcome.accepted:
+        return outcome
+    get_run_logger().warning("refused: %s", outcome.reason)
+    return Completed(name=REFUSED, message=outcome.reason, data=outcome)
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+
+
+@task(name="qa-live", **RETRY)
+def qa_live(qa_set: QASet) -> dict[str, Any]:
+    report = _server(_settings()).qa(qa_set.model_dump(mode="json"))
+    summary = report["summary"]
+    get_run_logger().info("live model %s: accuracy %.1f%% on %d questions", summary["model"], 100 * summary["accuracy"],
+                          summary["asked"])
+    return report
+
+
+@task(name="ingest", **RETRY)
+def ingest(records: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    result = _collector(_settings()).ingest(records, threshold)
+    get_run_logger().info("collector: %(received)d records, %(bad_answers)d bad, %(new_items)d new questions", result)
+    return result
+
+
+@task(name="dataset-status", **RETRY)
+def dataset_status() -> dict[str, Any]:
+    status = _collector(_settings()).status()
+    create_table_artifact(key="dataset-status", description="The review queue and the dataset it makes",
+                          table=[{"field": k, "value": str(v)} for k, v in status.items()])
+    return status
+
+
+@task(name="snapshot", **RETRY)
+def snapshot() -> tuple[str | None, str]:
+    """(dataset id, note); no id when the collector's hard checks refuse the data."""
+    try:
+        manifest = _collector(_settings()).snapshot()
+    except ServiceError as exc:
+        if exc.status != 409:
+            raise
+        failed = [c for c in (exc.detail or {}).get("checks", []) if c.get("verdict") == "fail"]
+        reason = "; ".join(f"{c['name']}: {c.get('message', '')}" for c in failed) or str(exc)
+        return None, f"the collector's hard checks failed: {reason}"
+    return manifest["dataset_id"], f"dataset {manifest['dataset_id']}: {manifest['pair_count']} pairs"
+
+
+def _config_fingerprint(settings: FlowsSettings) -> str:
+    config = settings.flows_train_config.read_bytes() if settings.flows_train_config else b"defaults"
+    return hashlib.sha256(config).hexdigest()[:6]
+
+
+def run_id_for(dataset_id: str, settings: FlowsSettings) -> str:
+    """The same dataset with the same trainer config is the same run: a re-run resumes it, never repeats it."""
+    return check_safe_id(f"run-{dataset_id.removeprefix('ds-')}-{_config_fingerprint(settings)}")
+
+
+def _train_key(_context: Any, parameters: dict[str, Any]) -> str:
+    return f"train-{parameters['run_id']}"
+
+
+@task(name="train", cache_key_fn=_train_key, persist_result=True)
+def train(dataset_id: str, run_id: str) -> str:
+    settings, logger = _settings(), get_run_logger()
+    store = open_store(settings)
+    if store.get(TrainingRun, run_id) is not None:
+        logger.info("run %s is already in the bucket: not training again", run_id)
+        return run_id
+    args = ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}"]
+    if settings.flows_train_config:
+        args += ["--config", str(settings.flows_train_config)]
+    make_runner(settings).run(Job("trainer", args), logger.info)
+    store.require(TrainingRun, run_id)
+    return run_id
+
+
+def _export_key(_context: Any, parameters: dict[str, Any]) -> str:
+    s = _settings()
+    return f"export-{parameters['run_id']}-{s.flows_export_mode.value}-{s.flows_export_quant.value}"
+
+
+@task(name="export", cache_key_fn=_export_key, persist_result=True)
+def export(run_id: str) -> str:
+    settings, logger = _settings(), get_run_logger()
+    store = open_store(settings)
+    mode, quant = settings.flows_export_mode, settings.flows_export_quant
+    for tag in reversed(store.ids(Release)):
+        release = store.require(Release, tag)
+        if release.run_id == run_id and release.mode is mode and quant in release.quantizations:
+            logger.info("release %s already holds run %s (%s, %s): not exporting again", tag, run_id, mode.value, quant.value)
+            return tag
+    lines = make_runner(settings).run(Job("exporter", ["export", run_id, "--mode", mode.value, "--quant", quant.value]),
+                                      logger.info)
+    tag = check_safe_id(lines[-1].strip())
+    release = store.require(Release, tag)
+    create_markdown_artifact(key="release", description=f"Release {tag}", markdown=(
+        f"# Release `{tag}`\n\n| field | value |\n| --- | --- |\n| run | `{run_id}` |\n| mode | {release.mode.value} |\n"
+        f"| quantizations | {', '.join(q.value for q in release.quantizations)} |\n| pairs | {release.pairs} |\n"
+        f"| base release | {release.base_release or '-'} |\n| llama.cpp | {release.llama_cpp_version} |\n"
+        + "".join(f"| `{name}` | {entry.size / 1e6:.1f} MB, sha256 `{entry.sha256[:12]}` |\n"
+                  for name, entry in release.files.items())))
+    return tag
+
+
+@task(name="deploy", **RETRY)
+def deploy(tag: str, trigger: str) -> dict[str, Any]:
+    return _server(_settings()).deploy(tag, trigger)
+
+
+@task(name="gate", **RETRY)
+def gate(qa_set: QASet) -> dict[str, Any]:
+    report = _server(_settings()).gate(qa_set.model_dump(mode="json"))
+    create_markdown_artifact(key="qa-comparison", description="QA gate: live vs candidate", markdown=report["markdown"])
+    return report
+
+
+@task(name="promote", **RETRY)
+def promote(trigger: str, accuracy: float) -> dict[str, Any]:
+    return _server(_settings()).promote(trigger, accuracy)
+
+
+@task(name="discard", **RETRY)
+def discard(trigger: str) -> dict[str, Any]:
+    return _server(_settings()).discard(trigger)
+
+
+# -- flows ----------------------------------------------------------------------------------------
+
+
+@flow(name="collect", log_prints=True)
+def collect_flow(threshold: float | None = None) -> dict[str, Any]:
+    """The source's daily QA test: ask the live model the QA set, queue its bad answers for review."""
+    settings = _settings()
+    report = qa_live(load_qa_set(settings.flows_qa_set))
+    result = ingest(report["records"], threshold if threshold is not None else settings.flows_collect_threshold)
+    dataset_status()
+    return {"accuracy": report["summary"]["accuracy"], **result}
+
+
+@flow(name="train")
+def train_flow() -> Outcome | State:
+    """Snapshot the reviewed pairs (refused when the collector's hard checks fail) and train on them."""
+    dataset_status()
+    dataset_id, note = snapshot()
+    if dataset_id is None:
+        return _end(Outcome(accepted=False, reason=note))
+    run_id = train(dataset_id, run_id_for(dataset_id, _settings()))
+    return Outcome(accepted=True, reason=note, dataset_id=dataset_id, run_id=run_id)
+
+
+@flow(name="export")
+def export_flow(run_id: str) -> Outcome:
+    return Outcome(accepted=True, reason="exported", run_id=run_id, tag=export(check_safe_id(run_id)))
+
+
+@flow(name="evaluate-and-deploy")
+def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy") -> Outcome | State:
+    """Deploy `tag` to the idle slot, run the QA gate, promote or discard; the live records go to the collector."""
+    settings = _settings()
+    qa_set = load_qa_set(settings.flows_qa_set)
+    deploy(check_safe_id(tag), trigger)
+    report = gate(qa_set)
+    verdict = report["verdict"]
+    outcome = Outcome(accepted=bool(verdict["accepted"]), reason="; ".join(verdict.get("reasons", [])) or "",
+                      tag=tag, live_tag=report["live"]["model"], live_accuracy=report["live"]["accuracy"],
+                      candidate_accuracy=report["candidate"]["accuracy"], comparison=report["markdown"])
+    if outcome.accepted:
+        promote(trigger, outcome.candidate_accuracy or 0.0)
+        outcome.reason = outcome.reason or f"{tag} won the QA gate and is live"
+    else:
+        discard(trigger)
+        outcome.reason = f"the QA gate refused {tag}: {outcome.reason}"
+    ingest(report["live_records"], settings.flows_collect_threshold)
+    return _end(outcome)
+
+
+@flow(name="rollback")
+def rollback_flow(tag: str | None = None, trigger: str = "flow:rollback") -> dict[str, Any]:
+    """Put an earlier release back in service (default: the one before the current)."""
+    return _server(_settings()).rollback(trigger, check_safe_id(tag) if tag else None)
+
+
+@flow(name="improve")
+def improve_flow(trigger: str = "flow:improve") -> Outcome | State:
+    """The loop after review: snapshot -> train -> export -> QA gate -> promote or keep the live model."""
+    trained = train_flow(return_state=True)
+    outcome = trained.result()
+    if trained.name == REFUSED or not outcome.accepted:
+        return _end(outcome)
+    tag = export(outcome.run_id)
+    evaluated = evaluate_and_deploy_flow(tag, trigger, return_state=True)
+    final: Outcome = evaluated.result()
+    final.dataset_id, final.run_id = outcome.dataset_id, outcome.run_id
+    return _end(final)

@@ -1,0 +1,133 @@
+"""The heavy stages (trainer, exporter) as one-shot jobs, behind one interface with two implementations.
+
+`ProcessJobRunner` runs `prefloop-<service>` from the service's own venv (the embedded default).
+`DockerJobRunner` runs the service's image as a one-shot container through the docker SDK: the
+trainer gets a GPU device request, logs stream into the flow's log as they come, the exit code
+decides the task's state, and the container is removed afterwards whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from prefloop_core.settings import ENV_PREFIX
+from prefloop_flows.settings import FlowsSettings, JobRunnerKind
+
+Service = Literal["trainer", "exporter"]
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    service: Service
+    args: list[str]
+
+
+class JobFailed(RuntimeError):
+    def __init__(self, job: Job, exit_code: int, tail: list[str]) -> None:
+        super().__init__(f"prefloop-{job.service} {' '.join(job.args)} exited with code {exit_code}:\n" + "\n".join(tail))
+        self.exit_code = exit_code
+        self.tail = tail
+
+
+class JobRunner(Protocol):
+    def run(self, job: Job, log: Log) -> list[str]:
+        """Run `job` to the end, each output line to `log`; returns the last lines; JobFailed on a non-zero exit."""
+        ...
+
+
+# Not for a job container: the flows' own settings (tokens among them) and this host's paths.
+_NOT_FOR_CONTAINERS = (f"{ENV_PREFIX}FLOWS_", f"{ENV_PREFIX}VENVS_DIR", f"{ENV_PREFIX}LLAMA_CPP_DIR", f"{ENV_PREFIX}HOME")
+
+
+def output_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Output as lines; a progress bar that redraws itself with \r on one line gives its last drawing only."""
+    pending = b""
+    for chunk in chunks:
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            frames = [frame for frame in raw.decode(errors="replace").split("\r") if frame.strip()]
+            if frames:
+                yield frames[-1]
+    if pending.strip():
+        yield pending.decode(errors="replace").split("\r")[-1]
+
+
+def container_environment() -> dict[str, str]:
+    """What a job container needs to find the bucket: the shared PREFLOOP_* settings of this process."""
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and not k.startswith(_NOT_FOR_CONTAINERS)}
+
+
+class ProcessJobRunner:
+    def __init__(self, settings: FlowsSettings) -> None:
+        if settings.venvs_dir is None:
+            raise RuntimeError("PREFLOOP_VENVS_DIR is not set: run `make setup`, or use PREFLOOP_FLOWS_JOB_RUNNER=docker")
+        self.venvs = settings.venvs_dir
+
+    def run(self, job: Job, log: Log) -> list[str]:
+        exe = self.venvs / job.service / "bin" / f"prefloop-{job.service}"
+        tail: deque[str] = deque(maxlen=40)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with subprocess.Popen([str(exe), *job.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, env=env) as proc:
+            assert proc.stdout is not None
+            for line in output_lines(proc.stdout):
+                tail.append(line)
+                log(line)
+        if proc.returncode != 0:
+            raise JobFailed(job, proc.returncode, list(tail)[-15:])
+        return list(tail)
+
+
+class DockerJobRunner:
+    """One-shot containers through the Docker socket (`docker.from_env()`: DOCKER_HOST or the local socket)."""
+
+    def __init__(self, settings: FlowsSettings, client: Any = None) -> None:
+        import docker
+
+        self.settings = settings
+        self.client = client or docker.from_env()
+
+    def container_options(self, job: Job) -> dict[str, Any]:
+        from docker.types import DeviceRequest
+
+        s = self.settings
+        options: dict[str, Any] = {
+            "image": f"{s.flows_docker_image_prefix}{job.service}:{s.flows_docker_image_tag}",
+            "command": job.args,
+            "environment": {**container_environment(), "PYTHONUNBUFFERED": "1"},
+            "detach": True,
+            "labels": {"prefloop.job": job.service},
+        }
+        if s.flows_docker_network:
+            options["network"] = s.flows_docker_network
+        if s.flows_docker_data_volume:
+            options["volumes"] = {s.flows_docker_data_volume: {"bind": "/data", "mode": "rw"}}
+        if job.service == "trainer" and s.flows_docker_gpu:
+            options["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return options
+
+    def run(self, job: Job, log: Log) -> list[str]:
+        container = self.client.containers.run(**self.container_options(job))
+        tail: deque[str] = deque(maxlen=40)
+        try:
+            for line in output_lines(container.logs(stream=True, follow=True)):
+                tail.append(line)
+                log(line)
+            exit_code = int(container.wait().get("StatusCode", 1))
+        finally:
+            container.remove(force=True)
+        if exit_code != 0:
+            raise JobFailed(job, exit_code, list(tail)[-15:])
+        return list(tail)
+
+
+def make_runner(settings: FlowsSettings) -> JobRunner:
+    if settings.flows_job_runner is JobRunnerKind.DOCKER:
+        return DockerJobRunner(settings)
+    return ProcessJobRunner(settings)
