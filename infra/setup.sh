@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3.11}"
 UV_VERSION="0.13.9"
 SMOLLM2_VERSION="0.1.2"
 SERVICES=(collector server trainer exporter flows)
-STEPS=$((3 + ${#SERVICES[@]} + 2))
+STEPS=$((4 + ${#SERVICES[@]} + 2))
 step=0
 
 say() { step=$((step + 1)); printf '[setup %d/%d] %s\n' "$step" "$STEPS" "$*"; }
@@ -55,6 +55,18 @@ fi
 say "llama.cpp (llama-server, llama-quantize, llama-perplexity, converters), cached in $CACHE/llama.cpp"
 LLAMA_DIR="$(PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" | tail -n 1)" || fail "llama.cpp build failed (log above)"
 
+say "compose schema: compose_spec.json from docker-compose 1.29.2's wheel (the static check of compose.yaml)"
+COMPOSE_SCHEMA="$CACHE/compose-schema/1.29.2/compose_spec.json"
+if [[ ! -f "$COMPOSE_SCHEMA" ]]; then
+  wheel_dir="$(mktemp -d)"
+  "$PYTHON" -m pip download --quiet --no-deps "docker-compose==1.29.2" -d "$wheel_dir" >&2 \
+    || fail "could not download docker-compose==1.29.2 (only its schema file is used)"
+  mkdir -p "$(dirname "$COMPOSE_SCHEMA")"
+  "$PYTHON" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("compose/config/compose_spec.json"))' \
+    "$wheel_dir"/docker_compose-1.29.2-*.whl "$COMPOSE_SCHEMA" || fail "no compose_spec.json in the docker-compose wheel"
+  rm -rf "$wheel_dir"
+fi
+
 fingerprint() {  # what a service venv depends on: its pyproject, the libraries', the pins, this script
   cat "$ROOT/constraints.txt" "$ROOT"/libs/*/pyproject.toml "$1/pyproject.toml" "$ROOT/infra/setup.sh" | sha256sum | cut -c1-16
 }
@@ -94,5 +106,6 @@ say "writing .venvs/env (tool locations for the services)"
 {
   echo "PREFLOOP_VENVS_DIR=$VENVS"
   echo "PREFLOOP_LLAMA_CPP_DIR=$LLAMA_DIR"
+  echo "COMPOSE_SPEC_SCHEMA=$COMPOSE_SCHEMA"
 } >"$VENVS/env"
 echo "setup done: venvs in $VENVS, llama.cpp in $LLAMA_DIR"

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def dockerfiles() -> list[Path]:
-    return sorted(REPO.glob("services/*/Dockerfile"))
+    return sorted([*REPO.glob("services/*/Dockerfile"), REPO / "flows" / "Dockerfile"])
 
 
 def test_every_copied_path_exists_and_the_entry_point_is_declared() -> None:
@@ -17,7 +17,7 @@ def test_every_copied_path_exists_and_the_entry_point_is_declared() -> None:
     for dockerfile in dockerfiles():
         text = dockerfile.read_text()
         assert text.splitlines()[0].startswith("#") and re.search(r"^FROM \S+:\S+", text, re.M), dockerfile
-        for source in re.findall(r"^COPY (\S+) ", text, re.M):
+        for source in re.findall(r"^COPY (?!--from)(\S+) ", text, re.M):
             assert (REPO / source).exists(), f"{dockerfile}: COPY {source} does not exist"
         entry = re.search(r'^ENTRYPOINT \["(prefloop-\w+)"\]', text, re.M)
         assert entry, dockerfile

@@ -31,5 +31,37 @@ def demo(args: list[str]) -> int:
         return 1
 
 
+def serve(args: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="prefloop deployments",
+        description="Serve the flows as Prefect deployments until stopped: `collect/daily` on PREFLOOP_FLOWS_COLLECT_CRON, "
+        "and improve, train, export, evaluate-and-deploy and rollback `/on-demand` (run them from the dashboard, "
+        "the Prefect client or its HTTP API). Needs PREFECT_API_URL pointing at a Prefect server.",
+    ).parse_args(args)
+    from prefloop_flows.deployments import serve_deployments
+    from prefloop_flows.settings import FlowsSettings
+
+    serve_deployments(load_settings(FlowsSettings))
+    return 0
+
+
+def improve(args: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="prefloop improve",
+        description="Run the `improve` flow once from this terminal: snapshot -> train -> export -> QA gate -> promote "
+        "or keep the live model. Needs the collector and the server running (PREFLOOP_FLOWS_* settings).",
+    ).parse_args(args)
+    from prefloop_flows.flows import improve_flow
+
+    state = improve_flow(return_state=True)
+    if state.is_failed() or state.is_crashed():
+        print(f"prefloop improve: {state.message}", file=sys.stderr)
+        return 1
+    outcome = state.result()
+    print(outcome.comparison or "")
+    print(f"{state.name}: {outcome.reason}")
+    return 0 if outcome.accepted else 3
+
+
 def main() -> None:
-    sys.exit(dispatch("prefloop-flows", {"demo": demo}))
+    sys.exit(dispatch("prefloop-flows", {"demo": demo, "deployments": serve, "improve": improve}))

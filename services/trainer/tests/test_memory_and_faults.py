@@ -49,6 +49,16 @@ def test_fewer_pairs_than_the_minimum_are_refused_with_the_count_and_what_to_do(
     assert "Traceback" not in result.stderr and store.ids(TrainingRun) == []
 
 
+def test_prompts_longer_than_max_length_are_refused_before_loading_weights(tiny_model: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))
+    dataset = publish_dataset(store, synthetic_pairs(12), "ds-long000000000001")
+    result = subprocess.run([TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}",
+                             "--set", "data.max_length=32"], capture_output=True, text=True, env=env_for(home), timeout=300)
+    assert result.returncode == 1 and "every prompt is at least data.max_length=32 tokens long" in result.stderr
+    assert "Traceback" not in result.stderr and store.ids(TrainingRun) == []
+
+
 def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))

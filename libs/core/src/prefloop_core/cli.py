@@ -34,6 +34,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "slots": ("server", "what each slot serves, which is live, and the release history"),
     "qa": ("server", "run a QA set against an endpoint and score every answer"),
     "demo": ("flows", "run the loop end to end on the embedded default"),
+    "improve": ("flows", "run the improve flow once: snapshot, train, export, QA gate, promote"),
+    "deployments": ("flows", "serve the flows as Prefect deployments (collect daily, the rest on demand)"),
 }
 
 
@@ -50,7 +52,7 @@ def service_command(service: str, settings: Settings) -> Path | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = [f"  {stage:<9} {what}   [{service}]" for stage, (service, what) in STAGES.items()]
+    lines = [f"  {stage:<11} {what}   [{service}]" for stage, (service, what) in STAGES.items()]
     parser = argparse.ArgumentParser(
         prog="prefloop",
         formatter_class=argparse.RawDescriptionHelpFormatter,

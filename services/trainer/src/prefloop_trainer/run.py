@@ -69,14 +69,27 @@ def rss_bytes() -> float:
     return float(psutil.Process().memory_info().rss)
 
 
+def _chat_tokens(tokenizer: Any, messages: list[dict[str, Any]], **kwargs: Any) -> int:
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, **kwargs)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5 returns a BatchEncoding
+
+
 def longest_example(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> int:
-    """Tokens of the longest prompt + answer in the data (capped at max_length): what memory is sized for."""
-    longest = 0
+    """Tokens of the longest prompt + answer in the data (capped at max_length): what memory is sized for.
+
+    Refuses data whose every prompt fills max_length: TRL would drop every pair as fully truncated and fail
+    with an unreadable error.
+    """
+    longest, shortest_prompt = 0, None
     for pair in pairs:
+        prompt = _chat_tokens(tokenizer, pair["prompt"], add_generation_prompt=True)
+        shortest_prompt = prompt if shortest_prompt is None else min(shortest_prompt, prompt)
         for answer in (pair["chosen"], pair["rejected"]):
-            ids = tokenizer.apply_chat_template(pair["prompt"] + answer, tokenize=True)
-            ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a BatchEncoding
-            longest = max(longest, len(ids))
+            longest = max(longest, _chat_tokens(tokenizer, pair["prompt"] + answer))
+    if shortest_prompt is not None and shortest_prompt >= max_length:
+        raise ValueError(f"every prompt is at least data.max_length={max_length} tokens long (the shortest has "
+                         f"{shortest_prompt}), so no answer would be trained on: raise data.max_length "
+                         f"(e.g. --set data.max_length={max(256, 2 * shortest_prompt)})")
     return min(longest, max_length)
 
 
