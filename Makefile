@@ -4,7 +4,6 @@ SHELL := /bin/bash
 VENVS := $(CURDIR)/.venvs
 # Tool locations written by setup (PREFLOOP_VENVS_DIR, PREFLOOP_LLAMA_CPP_DIR).
 WITH_ENV = set -a; source $(VENVS)/env; set +a;
-PYTEST = -m pytest -q -p no:cacheprovider
 
 .PHONY: setup test demo lock clean help
 
@@ -17,14 +16,9 @@ help:
 setup:
 	@infra/setup.sh
 
-# Each suite runs in the venv of the code it tests: core in the collector's (no torch), etc.
+# Each suite runs in the venv of the code it tests, in two lanes side by side (infra/test.sh).
 test: setup
-	@$(WITH_ENV) \
-	echo "[test] core (in the collector venv: no torch)"; $(VENVS)/collector/bin/python $(PYTEST) libs/core/tests; \
-	for svc in collector server trainer exporter; do \
-	  echo "[test] $$svc"; $(VENVS)/$$svc/bin/python $(PYTEST) services/$$svc/tests; \
-	done; \
-	echo "[test] flows, layout and end to end"; $(VENVS)/flows/bin/python $(PYTEST) flows/tests tests
+	@$(WITH_ENV) infra/test.sh
 
 demo: setup
 	@$(WITH_ENV) ./prefloop demo
