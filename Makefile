@@ -16,7 +16,7 @@ help:
 setup:
 	@infra/setup.sh
 
-# Each suite runs in the venv of the code it tests, in two lanes side by side (infra/test.sh).
+# Each suite runs in the venv of the code it tests (infra/test.sh).
 test: setup
 	@$(WITH_ENV) infra/test.sh
 

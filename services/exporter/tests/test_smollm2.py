@@ -1,5 +1,6 @@
-"""Both modes on SmolLM2-135M-Instruct, the embedded default: every check passes on a real model, and the
-quantization-loss check refuses a file quantized far below what its name claims."""
+"""Adapter mode on SmolLM2-135M-Instruct, the embedded default: every check passes on a real model (the base
+release's four, then the adapter's), and the quantization-loss check refuses a file quantized far below what its
+name claims. Merged mode on SmolLM2 runs in the demo's end-to-end test (tests/e2e/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,15 @@ from prefloop_exporter.export import export
 from prefloop_exporter.verify import VerificationFailed, check_quantization_loss
 
 
-def test_smollm2_exports_in_both_modes_and_a_q2_k_file_fails_the_q4_k_m_loss_bound(
+def test_smollm2_exports_as_an_adapter_and_a_q2_k_file_fails_the_q4_k_m_loss_bound(
         settings: Settings, store: ArtifactStore, tmp_path: Path) -> None:
     run = publish_run(store, settings, "smollm2", tmp_path)
-    merged_log, adapter_log = io.StringIO(), io.StringIO()
-    merged = export(run.run_id, [Quantization.Q4_K_M], settings, store, merged_log)
-    adapter = export(run.run_id, [Quantization.Q4_K_M], settings, store, adapter_log, mode=ExportMode.ADAPTER)
-    print(merged_log.getvalue(), adapter_log.getvalue())
-    assert merged.tag.startswith("smollm2-135m-dpo-") and adapter.base_release == "smollm2-135m-base-q4_k_m"
-    for log in (merged_log.getvalue(), adapter_log.getvalue()):
-        assert "f16 GGUF agrees with the merged HF model" in log and "Q4_K_M loads and answers" in log
+    log = io.StringIO()
+    adapter = export(run.run_id, [Quantization.Q4_K_M], settings, store, log, mode=ExportMode.ADAPTER)
+    print(log.getvalue())
+    assert adapter.tag.startswith("smollm2-135m-dpo-") and adapter.base_release == "smollm2-135m-base-q4_k_m"
+    assert log.getvalue().count("f16 GGUF agrees with the merged HF model") == 2  # the base, then base + LoRA
+    assert "Q4_K_M loads and answers; loses" in log.getvalue()  # the base's quantization loss, checked once
 
     tools = llama_cpp(settings)
     base = store.require(Release, "smollm2-135m-base-q4_k_m")
