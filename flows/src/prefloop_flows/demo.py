@@ -29,15 +29,16 @@ from prefloop_flows.settings import FlowsSettings
 
 BASE_TAG = "smollm2-135m-instruct-base"
 FLOWS_REVIEWER = "flows"
-# Demo-sized QA decoding: the bundled answers are a sentence or two, and 72 questions are asked three times on 2 cores.
-DEMO_SERVER_ENV = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_PARALLEL": "4", "PREFLOOP_SERVER_CTX": "4096"}
+# Demo-sized QA answers (unless set): the bundled answers are a sentence or two, and 72 questions are asked three
+# times on 2 cores.
+DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64"}
 
 
 def publish_base(store: ArtifactStore, gguf: Path) -> Release:
     release = Release(tag=BASE_TAG, base_model="smollm2", mode=ExportMode.BASE, quantizations=[Quantization.Q4_1],
                       created_at=datetime.now(timezone.utc))
-    return store.publish(release, {"model-Q4_1.gguf": gguf}) if store.get(Release, BASE_TAG) is None else \
-        store.require(Release, BASE_TAG)
+    existing = store.get(Release, BASE_TAG)
+    return existing if existing is not None else store.publish(release, {"model-Q4_1.gguf": gguf})
 
 
 class Say:
@@ -91,13 +92,13 @@ def run_demo(settings: FlowsSettings, interactive: bool = False, keep_running: b
     release = publish_base(store, base_gguf(settings))
     print(f"    {release.tag}: {release.files['model-Q4_1.gguf'].size / 1e6:.1f} MB, sha256 verified on every fetch")
 
-    venvs = settings.venvs_dir or Path(os.environ.get("PREFLOOP_VENVS_DIR", ".venvs"))
+    venvs = settings.venvs_dir or Path(".venvs")
     home = settings.home
     collector_port, server_port = free_port(), free_port()
     flows_token, reviewer_token, admin_token = (secrets.token_urlsafe(24) for _ in range(3))
     reviewers = {FLOWS_REVIEWER: flows_token, "bundled-reviewer-1": reviewer_token}
-    env = {**os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
-           "PREFLOOP_SERVER_ADMIN_TOKEN": admin_token, **DEMO_SERVER_ENV}
+    env = {**DEMO_DEFAULTS, **os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
+           "PREFLOOP_SERVER_ADMIN_TOKEN": admin_token}
     collector_url, server_url = f"http://127.0.0.1:{collector_port}", f"http://127.0.0.1:{server_port}"
     os.environ.update({
         "PREFLOOP_FLOWS_COLLECTOR_URL": collector_url, "PREFLOOP_FLOWS_COLLECTOR_TOKEN": flows_token,

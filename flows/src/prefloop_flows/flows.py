@@ -250,7 +250,7 @@ def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy"
                       candidate_accuracy=report["candidate"]["accuracy"], comparison=report["markdown"])
     if outcome.accepted:
         promote(trigger, outcome.candidate_accuracy or 0.0)
-        outcome.reason = outcome.reason or f"{tag} won the QA gate and is live"
+        outcome.reason = f"{tag} won the QA gate ({outcome.reason}) and is live"
     else:
         discard(trigger)
         outcome.reason = f"the QA gate refused {tag}: {outcome.reason}"
