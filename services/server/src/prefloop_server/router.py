@@ -34,13 +34,15 @@ def _headers(headers: httpx.Headers) -> dict[str, str]:
 async def _forward(request: Request, path: str) -> Response:
     bluegreen: BlueGreen = request.app.state.bluegreen
     client: httpx.AsyncClient = request.app.state.http
+    body = await request.body()
+    # Pick the live slot and count this request on it with no await in between: a slot that stops being
+    # live is drained (in_flight back to 0) before it is stopped, so it must never be picked but not counted.
     slot: Slot | None = bluegreen.live_slot()  # read once: this request stays on this slot
     if slot is None:
         return _unavailable()
-    body = await request.body()
+    slot.in_flight += 1
     if request.app.state.settings.server_log_prompts:
         log.info("%s %s -> %s: %s", request.method, path, slot.name.value, body[:2000].decode(errors="replace"))
-    slot.in_flight += 1
     try:
         upstream = await client.send(
             client.build_request(request.method, f"{slot.url}{path}", content=body,
