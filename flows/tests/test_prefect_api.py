@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prefloop_core.net import free_port, wait_until_ready
+from prefloop_core.net import free_port, stop_process, wait_until_ready
 
 BIN = Path(sys.executable).parent
 TOKEN = "flows-test-token-0123456789"
@@ -25,16 +25,6 @@ TOKEN = "flows-test-token-0123456789"
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +55,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        stop(*procs)
+        for proc in reversed(procs):
+            stop_process(proc)
 
 
 def wait_for(url: str, flow_run_id: str) -> dict[str, object]:

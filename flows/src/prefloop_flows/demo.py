@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prefloop_core.clients import CollectorClient
 from prefloop_core.contracts import ExportMode, Quantization, QASet, Release
-from prefloop_core.net import NotReady, free_port, wait_until_ready
+from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.store import ArtifactStore, open_store
 from prefloop_core.toolchain import base_gguf
 from prefloop_flows.bundled import REVIEWER_ANSWERS, load_qa_set, load_reviewer_answers
@@ -62,11 +62,7 @@ def service(name: str, command: list[str], env: dict[str, str], health: str, log
             raise SystemExit(f"demo: the {name} did not start ({exc}); its log: {log}") from None
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 30)
 
 
 def apply_reviewer_answers(collector: CollectorClient, qa_set: QASet, answers_file: Path) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from prefloop_core.contracts import ExportMode, QASet, Quantization, Release
-from prefloop_core.net import NotReady, free_port, wait_until_ready
+from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_core.toolchain import base_gguf, llama_cpp
@@ -102,8 +102,4 @@ def start_server(home: Path, bucket: Path, template: Path, *extra: str) -> Serve
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    stop_process(server.proc)

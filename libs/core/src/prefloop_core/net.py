@@ -1,4 +1,4 @@
-"""Loopback helpers: a free port to bind a local process to, and waiting until it answers."""
+"""Loopback helpers: a free port to bind a local process to, waiting until it answers, and stopping it."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def wait_until_ready(url: str, timeout_s: float, process: subprocess.Popen | Non
             pass
         time.sleep(0.1)
     raise NotReady(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 20) -> None:  # type: ignore[type-arg]
+    """Ask the process to stop (SIGTERM); kill it if it has not after `timeout_s`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prefloop_core.net import NotReady, free_port, wait_until_ready
+from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.store import ArtifactStore, LocalBackend, S3Backend
 
 S3_KEY = "testing"
@@ -42,11 +42,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
 
 
 def new_bucket_name() -> str:

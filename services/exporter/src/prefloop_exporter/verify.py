@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from prefloop_core.contracts import Quantization
-from prefloop_core.net import NotReady, free_port, wait_until_ready
+from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_exporter.gguf_tools import mean_nll, published_ppl_loss
 
@@ -87,13 +87,8 @@ class LlamaServer:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
 
     def log_tail(self, lines: int = 12) -> str:
         with open(self.log, errors="replace") as fh:
