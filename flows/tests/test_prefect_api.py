@@ -22,6 +22,17 @@ BIN = Path(sys.executable).parent
 TOKEN = "flows-test-token-0123456789"
 
 
+def call(method: str, url: str, **kwargs: object) -> httpx.Response:
+    """One API call, retried on 503 as Prefect's own client does: a server on SQLite answers 503 while its
+    database is busy with its own background services, and the request can simply be sent again."""
+    for attempt in range(8):
+        response = httpx.request(method, url, **kwargs)  # type: ignore[arg-type]
+        if response.status_code != 503:
+            return response
+        time.sleep(min(0.25 * 2**attempt, 4.0))
+    return response
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -50,7 +61,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_until_ready(f"http://127.0.0.1:{collector_port}/health", 60, collector)
         procs.append(start([str(BIN / "prefloop-flows"), "deployments"], flows_env, root / "deployments.log"))
         deadline = time.monotonic() + 120
-        while len(httpx.post(f"{url}/deployments/filter", json={}).json()) < 6:
+        while len(call("POST", f"{url}/deployments/filter", json={}).json()) < 6:
             assert time.monotonic() < deadline and procs[-1].poll() is None, (root / "deployments.log").read_text()[-2000:]
             time.sleep(0.5)
         yield url
@@ -62,7 +73,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def wait_for(url: str, flow_run_id: str) -> dict[str, object]:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        run = httpx.get(f"{url}/flow_runs/{flow_run_id}").json()
+        run = call("GET", f"{url}/flow_runs/{flow_run_id}").json()
         if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
         time.sleep(0.5)
@@ -70,15 +81,15 @@ def wait_for(url: str, flow_run_id: str) -> dict[str, object]:
 
 
 def test_the_daily_collect_deployment_carries_its_schedule(api: str) -> None:
-    deployment = httpx.get(f"{api}/deployments/name/collect/daily").json()
+    deployment = call("GET", f"{api}/deployments/name/collect/daily").json()
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
-    names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
+    names = {d["name"] for d in call("POST", f"{api}/deployments/filter", json={}).json()}
     assert names == {"daily", "on-demand"}
 
 
 def test_a_flow_run_started_with_plain_http_ends_refused_with_the_reason(api: str) -> None:
-    deployment = httpx.get(f"{api}/deployments/name/train/on-demand").json()
-    created = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={})
+    deployment = call("GET", f"{api}/deployments/name/train/on-demand").json()
+    created = call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={})
     assert created.status_code == 201
     run = wait_for(api, created.json()["id"])
     assert run["state"]["type"] == "COMPLETED" and run["state"]["name"] == "Refused"
