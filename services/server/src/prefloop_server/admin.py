@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
 from prefloop_server.bluegreen import BlueGreen, OperationRefused, ServerStatus
-from prefloop_server.qa.gate import GateRule, GateVerdict, compare, markdown
+from prefloop_server.qa.gate import GateRule, GateVerdict, chart_png, compare, markdown
 from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import SlotFailed, SlotState, SlotStatus
@@ -78,6 +79,7 @@ class QAReport(BaseModel):
 class GateReport(BaseModel):
     verdict: GateVerdict
     markdown: str
+    chart_png: str = Field(description="The before/after chart (per game, per question class), PNG in base64.")
     live: RunSummary
     candidate: RunSummary
     live_records: list[QARecord]
@@ -168,5 +170,6 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport
                                   model=candidate.model.tag, **options)
     verdict = compare(live_run.records, cand_run.records, rule)
     assert live_run.summary and cand_run.summary
-    return GateReport(verdict=verdict, markdown=markdown(verdict), live=live_run.summary, candidate=cand_run.summary,
+    return GateReport(verdict=verdict, markdown=markdown(verdict), chart_png=base64.b64encode(chart_png(verdict)).decode(),
+                      live=live_run.summary, candidate=cand_run.summary,
                       live_records=live_run.records, candidate_records=cand_run.records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import getpass
 import json
 import sys
@@ -15,7 +16,7 @@ from prefloop_core.qalog import CANDIDATES_SUFFIX
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_server.qa.candidates import generate
-from prefloop_server.qa.gate import GateVerdict, chart
+from prefloop_server.qa.gate import GateVerdict
 from prefloop_server.qa.qaset import QASetError, load_qa_set
 from prefloop_server.qa.report import summary_lines, write_run
 from prefloop_server.qa.runner import Decoding, Endpoint, EmbeddingScorer, JudgeScorer, KeyFactScorer, Scorer, run_qa
@@ -187,7 +188,7 @@ def _gate(settings: ServerSettings, qa_set: dict[str, object], out: Path) -> int
     verdict = GateVerdict.model_validate(report["verdict"])
     (out / "gate.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "comparison.md").write_text(report["markdown"], encoding="utf-8")
-    chart(verdict, out / "comparison.png")
+    (out / "comparison.png").write_bytes(base64.b64decode(report["chart_png"]))
     print(report["markdown"])
     print(f"written: {out / 'gate.json'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
     return 0 if verdict.accepted else 1

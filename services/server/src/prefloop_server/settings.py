@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from prefloop_core.settings import Settings
+from prefloop_server.qa.gate import DEFAULT_MAX_REGRESSIONS, DEFAULT_MIN_DELTA
 
 
 class ServerSettings(Settings):
@@ -34,8 +35,12 @@ class ServerSettings(Settings):
     server_max_body_mb: float = Field(default=4, gt=0, description="Largest request body the router accepts (MB).")
     server_qa_concurrency: int = Field(default=4, ge=1, description="QA requests in flight at once.")
     server_qa_max_tokens: int = Field(default=256, ge=1, description="Longest answer the QA runner asks for (tokens).")
-    server_gate_min_delta: float = Field(default=0.02, description="QA gate: candidate accuracy must be >= live + this.")
-    server_gate_max_regressions: int = Field(default=2, ge=0, description="QA gate: most live-correct questions that may regress.")
+    server_gate_min_delta: float = Field(
+        default=DEFAULT_MIN_DELTA, description="QA gate: candidate accuracy must be >= live + this (above measured QA noise)."
+    )
+    server_gate_max_regressions: int = Field(
+        default=DEFAULT_MAX_REGRESSIONS, ge=0, description="QA gate: most live-correct questions that may regress."
+    )
     server_correct_at: float = Field(default=0.7, ge=0, le=1, description="A QA score at or above this counts as correct.")
 
     @property
