@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "snapshot": ("collector", "publish the reviewed pairs as an immutable dataset"),
     "train": ("trainer", "train a LoRA adapter with DPO/ORPO/KTO on a dataset snapshot"),
     "export": ("exporter", "merge, convert to GGUF and quantize a run into a release"),
+    "base-release": ("exporter", "export a base model alone (verified), to serve before the first round"),
     "releases": ("exporter", "list published releases"),
     "serve": ("server", "run the router with blue/green llama-server slots"),
     "deploy": ("server", "load a release into the idle slot"),
@@ -52,7 +53,7 @@ def service_command(service: str, settings: Settings) -> Path | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = [f"  {stage:<11} {what}   [{service}]" for stage, (service, what) in STAGES.items()]
+    lines = [f"  {stage:<12} {what}   [{service}]" for stage, (service, what) in STAGES.items()]
     parser = argparse.ArgumentParser(
         prog="prefloop",
         formatter_class=argparse.RawDescriptionHelpFormatter,

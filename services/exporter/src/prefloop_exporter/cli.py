@@ -59,6 +59,36 @@ examples:
     return 0
 
 
+def cmd_base_release(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop base-release",
+        description="Export a base model alone as release <base-short>-base-<quant> (f16 + the quantization, verified), "
+        "the release adapter exports are served over. Serve it as the live model before the first round, and the QA "
+        "gate compares like with like: the candidate differs from it by the LoRA only, not by a different quantization. "
+        "An existing base release is reused. Prints the tag.",
+    )
+    parser.add_argument("--base", default="smollm2", help="an HF folder or hub id, a GGUF file, or smollm2 (default)")
+    parser.add_argument("--quant", default="Q4_K_M", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
+                        help="quantization (default %(default)s)")
+    ns = parser.parse_args(args)
+    from prefloop_exporter.disk import NotEnoughDisk
+    from prefloop_exporter.export import export_base
+    from prefloop_exporter.gguf_tools import ToolFailed
+    from prefloop_exporter.verify import VerificationFailed
+
+    settings = load_settings()
+    try:
+        release = export_base(ns.base, Quantization(ns.quant), settings, open_store(settings))
+    except VerificationFailed as exc:
+        print(f"prefloop base-release: {exc}\nnothing was published.", file=sys.stderr)
+        return 1
+    except (StoreError, ToolchainError, ToolFailed, NotEnoughDisk, FileNotFoundError) as exc:
+        print(f"prefloop base-release: {exc}", file=sys.stderr)
+        return 1
+    print(release.tag)
+    return 0
+
+
 def cmd_releases(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="prefloop releases",
@@ -80,7 +110,7 @@ def cmd_releases(args: list[str]) -> int:
     return 0
 
 
-HANDLERS = {"export": cmd_export, "releases": cmd_releases}
+HANDLERS = {"export": cmd_export, "base-release": cmd_base_release, "releases": cmd_releases}
 
 
 def main() -> None:

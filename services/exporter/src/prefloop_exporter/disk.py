@@ -6,7 +6,7 @@ import math
 import shutil
 from pathlib import Path
 
-from prefloop_core.contracts import ExportMode, Quantization, Release, TrainingRun
+from prefloop_core.contracts import ExportMode, Quantization, Release
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_exporter.tags import base_release_tag
@@ -45,14 +45,14 @@ def expected_bytes(params: int, quants: list[Quantization], mode: ExportMode, ba
     return int(base * (1 if base_exported else 2))
 
 
-def check_free_space(folder: Path, run: TrainingRun, quants: list[Quantization], mode: ExportMode,
+def check_free_space(folder: Path, base_model: str, quants: list[Quantization], mode: ExportMode,
                      store: ArtifactStore, settings: Settings) -> None:
-    checkpoint = hf_checkpoint(run.base_model, settings)
+    checkpoint = hf_checkpoint(base_model, settings)
     if not isinstance(checkpoint, Path):
         return  # a hub id: its size is unknown until it is downloaded
     base_exported = False
     if mode is ExportMode.ADAPTER:
-        base_exported = store.get(Release, base_release_tag(run.base_model, quants[0])) is not None
+        base_exported = store.get(Release, base_release_tag(base_model, quants[0])) is not None
     needed = expected_bytes(parameter_count(checkpoint), quants, mode, base_exported) * MARGIN
     free = shutil.disk_usage(folder).free
     if free < needed:

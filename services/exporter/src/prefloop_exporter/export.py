@@ -64,7 +64,7 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
     if mode is ExportMode.BASE:
         raise ExportError("base releases are made by adapter exports; choose --mode merged or adapter")
     work_root = Path(tempfile.gettempdir())
-    check_free_space(work_root, run, quants, mode, store, settings)
+    check_free_space(work_root, run.base_model, quants, mode, store, settings)
     work = Path(tempfile.mkdtemp(prefix=f"prefloop-export-{run_id}-", dir=work_root))
     try:
         adapters = fetch_adapters(run, store, work)
@@ -73,11 +73,11 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         steps = Steps(4, out)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Adapter mode: llama.cpp's LoRA converter runs alongside the merge (it only needs the base's config).
-            loras = pool.submit(_convert_loras, tools, adapters, _local_checkpoint(run, settings, work), work) \
+            loras = pool.submit(_convert_loras, tools, adapters, _local_checkpoint(run.base_model, settings, work), work) \
                 if mode is ExportMode.ADAPTER else None
             steps(f"merging {run_id}'s adapter{'s' if len(adapters) > 1 else ''} into {run.base_model} (fp32)"
                   + (", converting the adapter with convert_lora_to_gguf.py alongside" if loras else ""))
-            model = merged_model(run, adapters, settings)
+            model = merged_model(run.base_model, adapters, settings)
             tokenizer = load_tokenizer(run.base_model, settings)
             if loras is None:
                 files, base_tag = _merged(model, tokenizer, quants, tools, work, steps), None
@@ -89,6 +89,23 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
               f"({sum(e.size for e in release.files.values()) / 1e6:.1f} MB)", file=out, flush=True)
         print(f"changelog: {changelog_line(release, None)}", file=out, flush=True)
         return release
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def export_base(base_model: str, quant: Quantization, settings: Settings, store: ArtifactStore,
+                out: TextIO = sys.stdout) -> Release:
+    """The base release (`<base-short>-base-<quant>`) on its own, made and verified once, so the base itself can be
+    served in the quantization its adapter releases are served over (a like-for-like QA gate from the first round)."""
+    tools = llama_cpp(settings)
+    if not tools.perplexity.is_file():
+        raise ToolchainError(f"{tools.perplexity} is missing: rebuild llama.cpp with infra/llama_cpp/build.sh")
+    work_root = Path(tempfile.gettempdir())
+    check_free_space(work_root, base_model, [quant], ExportMode.ADAPTER, store, settings)
+    work = Path(tempfile.mkdtemp(prefix="prefloop-export-base-", dir=work_root))
+    try:
+        return _base_release(base_model, load_tokenizer(base_model, settings), quant, tools, store, settings, work,
+                             Steps(1, out))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -119,7 +136,7 @@ def _convert_loras(tools: LlamaCpp, adapters: list[Path], base_config: Path, wor
 def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, loras: Future[dict[str, Path]],
              tools: LlamaCpp, store: ArtifactStore, settings: Settings, work: Path,
              steps: Steps) -> tuple[dict[str, Path], str]:
-    base = _base_release(run, tokenizer, quant, tools, store, settings, work, steps)
+    base = _base_release(run.base_model, tokenizer, quant, tools, store, settings, work, steps)
     base_files = store.fetch(base, work / "base")
     files = loras.result()
     steps("GGUF LoRA: " + ", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
@@ -131,34 +148,34 @@ def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, 
     return files, base.tag
 
 
-def _local_checkpoint(run: TrainingRun, settings: Settings, work: Path) -> Path:
+def _local_checkpoint(base_model: str, settings: Settings, work: Path) -> Path:
     """The base as a local HF folder (what llama.cpp's converters read); a hub id is saved once into `work`."""
-    checkpoint = hf_checkpoint(run.base_model, settings)
+    checkpoint = hf_checkpoint(base_model, settings)
     if isinstance(checkpoint, Path):
         return checkpoint
     folder = work / "base-hf"
     if not folder.is_dir():
-        merged_model(run, [], settings).save_pretrained(folder)
-        load_tokenizer(run.base_model, settings).save_pretrained(folder)
+        merged_model(base_model, [], settings).save_pretrained(folder)
+        load_tokenizer(base_model, settings).save_pretrained(folder)
     return folder
 
 
-def _base_release(run: TrainingRun, tokenizer: Any, quant: Quantization, tools: LlamaCpp, store: ArtifactStore,
+def _base_release(base_model: str, tokenizer: Any, quant: Quantization, tools: LlamaCpp, store: ArtifactStore,
                   settings: Settings, work: Path, steps: Steps) -> Release:
     """The base GGUF release adapter releases of this base are served over: reused, or exported now once."""
-    tag = base_release_tag(run.base_model, quant)
+    tag = base_release_tag(base_model, quant)
     existing = store.get(Release, tag)
     if existing is not None:
         steps(f"reusing base release {tag}")
         return existing
     steps(f"exporting the base once as release {tag} (f16 + {quant.value})")
-    f16 = convert_to_f16(tools, _local_checkpoint(run, settings, work), work / "model-F16.gguf")
+    f16 = convert_to_f16(tools, _local_checkpoint(base_model, settings, work), work / "model-F16.gguf")
     files = {f16.name: f16}
     if quant is not Quantization.F16:
         files[f"model-{quant.value}.gguf"] = quantize(tools, f16, work / f"model-{quant.value}.gguf", quant)
-    _verify(tools, merged_model(run, [], settings), tokenizer, f16, {quant: files[f"model-{quant.value}.gguf"]}, [],
+    _verify(tools, merged_model(base_model, [], settings), tokenizer, f16, {quant: files[f"model-{quant.value}.gguf"]}, [],
             work, steps)
-    release = Release(tag=tag, base_model=run.base_model, mode=ExportMode.BASE,
+    release = Release(tag=tag, base_model=base_model, mode=ExportMode.BASE,
                       quantizations=sorted({Quantization.F16, quant}, key=lambda q: q.value),
                       llama_cpp_version=tools.version, created_at=datetime.now(timezone.utc))
     try:

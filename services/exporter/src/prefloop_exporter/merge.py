@@ -20,13 +20,13 @@ def fetch_adapters(run: TrainingRun, store: ArtifactStore, work: Path) -> list[P
     return [folder for folder in folders if (folder / "adapter_config.json").is_file()]
 
 
-def merged_model(run: TrainingRun, adapters: list[Path], settings: Settings) -> Any:
+def merged_model(base_model: str, adapters: list[Path], settings: Settings) -> Any:
     """Base (fp32 on CPU) with every adapter merged in, in order: what the GGUF must reproduce."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(hf_checkpoint(run.base_model, settings), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(hf_checkpoint(base_model, settings), dtype=torch.float32)
     for folder in adapters:
         model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     return model.eval()
