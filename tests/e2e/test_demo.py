@@ -9,46 +9,37 @@ import os
 import subprocess
 from pathlib import Path
 
+from conftest import clean_environment
+
 from prefloop_core.contracts import HistoryAction, Release, TrainingRun
 from prefloop_core.store import ArtifactStore, LocalBackend
-from prefloop_flows.bundled import load_qa_set
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def small_qa_set(path: Path) -> Path:
-    """Two questions per game and language (one train, one held out): 12 of the bundled 72."""
-    full = load_qa_set()
-    picked, seen = [], set()
-    for question in full.questions:
-        key = (question.game, question.language, question.split)
-        if key not in seen:
-            seen.add(key)
-            picked.append(question)
-    path.write_text(full.model_copy(update={"name": "games-v1-small", "questions": picked}).model_dump_json())
-    return path
-
-
-def test_the_demo_runs_the_whole_loop_and_prints_a_real_comparison(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def test_the_demo_runs_the_whole_loop_and_prints_a_real_comparison(tmp_path: Path, home: Path, small_qa_file: Path) -> None:
     config = tmp_path / "train.yaml"
     config.write_text("data:\n  min_pairs: 2\ntraining:\n  max_steps: 4\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFLOOP_", "PREFECT_"))}
-    env.update(PREFLOOP_HOME=str(home), PREFLOOP_VENVS_DIR=os.environ["PREFLOOP_VENVS_DIR"],
-               PREFLOOP_LLAMA_CPP_DIR=os.environ["PREFLOOP_LLAMA_CPP_DIR"],
-               PREFLOOP_FLOWS_QA_SET=str(small_qa_set(tmp_path / "qa.json")), PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
-               PREFLOOP_COLLECTOR_MIN_PAIRS="2", PREFLOOP_COLLECTOR_WARN_PAIRS="2")
+    env = clean_environment()
+    # merged here (the demo exports adapters): SmolLM2's merged export runs end to end in this test
+    env.update(PREFLOOP_HOME=str(home), PREFLOOP_FLOWS_QA_SET=str(small_qa_file), PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
+               PREFLOOP_COLLECTOR_MIN_PAIRS="2", PREFLOOP_COLLECTOR_WARN_PAIRS="2", PREFLOOP_FLOWS_EXPORT_MODE="merged")
     done = subprocess.run([str(REPO / "prefloop"), "demo"], capture_output=True, text=True, env=env, timeout=1200)
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:] + out[-3000:]
 
-    assert "[demo 3/6] baseline QA" in out and "answers written into the queue" in out
-    assert "| split: train |" in out and "| split: heldout |" in out, out[-3000:]  # the before/after table, per split
+    assert "reusing base release smollm2-135m-base-q4_k_m" in out  # made once for the session (conftest)
+    assert "[demo 3/5] baseline QA" in out and "answers written into the queue" in out
+    assert "| trained questions |" in out and "| held out questions |" in out, out[-3000:]  # before/after, per class
     assert "result: PROMOTED" in out or "result: REFUSED" in out
+    charts = list((home / "reports").glob("qa-comparison-*.png"))
+    assert len(charts) == 1 and f"before/after chart (per game, trained vs held-out questions): {charts[0]}" in out
+    assert charts[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     store = ArtifactStore(LocalBackend(home / "bucket"))
     runs = store.ids(TrainingRun)
     trained = [store.require(Release, t) for t in store.ids(Release) if store.require(Release, t).run_id in runs]
+    assert trained[0].mode.value == "merged"
     assert len(runs) == 1 and len(trained) == 1 and f"release: {trained[0].tag}" in out
     actions = [entry.action for entry in store.history() if entry.tag == trained[0].tag]
     assert actions[0] is HistoryAction.DEPLOY and actions[-1] in (HistoryAction.PROMOTE, HistoryAction.DISCARD)

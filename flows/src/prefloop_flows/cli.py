@@ -20,13 +20,15 @@ def demo(args: list[str]) -> int:
     parser.add_argument("--interactive", action="store_true",
                         help="do the human step yourself in the review UI instead of the bundled answers")
     parser.add_argument("--keep-running", action="store_true", help="leave the collector and the server running afterwards")
+    parser.add_argument("--rounds", type=int, choices=(1, 2), default=1,
+                        help="2: a second round from the promoted model with the second batch of bundled reviewer answers")
     ns = parser.parse_args(args)
     from prefloop_flows.demo import run_demo
-    from prefloop_flows.settings import FlowsSettings
+    from prefloop_flows.jobs import JobFailed
 
     try:
-        return run_demo(load_settings(FlowsSettings), interactive=ns.interactive, keep_running=ns.keep_running)
-    except ServiceError as exc:
+        return run_demo(interactive=ns.interactive, keep_running=ns.keep_running, rounds=ns.rounds)
+    except (ServiceError, JobFailed) as exc:
         print(f"prefloop demo: {exc}", file=sys.stderr)
         return 1
 

@@ -1,6 +1,7 @@
 """`prefloop demo`: the whole loop on the embedded default (CPU, local bucket, no Docker, no GPU).
 
-It starts the collector and the server as local processes on SmolLM2-135M-Instruct, asks the bundled
+It exports SmolLM2-135M-Instruct once as a verified base release, starts the collector and the server
+(serving that release) as local processes, asks the bundled
 QA set (`collect`), applies the bundled reviewer answers as the human step (or waits for a person in
 the review UI with `--interactive`), then runs `improve`: snapshot -> train -> export -> deploy to the
 idle slot -> QA gate -> promote if it won. The flows run on Prefect's temporary local API.
@@ -8,6 +9,7 @@ idle slot -> QA gate -> promote if it won. The flows run on Prefect's temporary 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -16,29 +18,36 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefloop_core.clients import CollectorClient
-from prefloop_core.contracts import ExportMode, Quantization, QASet, Release
+from prefloop_core.contracts import QASet, TrainingRun
 from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
-from prefloop_core.store import ArtifactStore, open_store
-from prefloop_core.toolchain import base_gguf
+from prefloop_core.store import open_store
+from prefloop_core.ids import check_safe_id
+from prefloop_core.settings import load_settings
 from prefloop_flows.bundled import REVIEWER_ANSWERS, load_qa_set, load_reviewer_answers
+from prefloop_flows.jobs import Job, make_runner
 from prefloop_flows.settings import FlowsSettings
 
-BASE_TAG = "smollm2-135m-instruct-base"
+if TYPE_CHECKING:  # the flows module imports Prefect, which must see this process's settings first
+    from prefloop_flows.flows import Outcome
+
 FLOWS_REVIEWER = "flows"
-# Demo-sized QA answers (unless set): the bundled answers are a sentence or two, and 72 questions are asked three
-# times on 2 cores.
-DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64"}
+# The demo's own defaults (a variable already set wins). QA answers are demo-sized: the bundled answers are a sentence or
+# two, and 72 questions are asked three times on 2 cores. Releases are LoRAs over the base release the demo serves
+# first, so the QA gate compares like with like (benchmarks/results/effectiveness.md: requantizing alone moved 13 of
+# 72 answers).
+DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_FLOWS_EXPORT_MODE": "adapter"}
 
 
-def publish_base(store: ArtifactStore, gguf: Path) -> Release:
-    release = Release(tag=BASE_TAG, base_model="smollm2", mode=ExportMode.BASE, quantizations=[Quantization.Q4_1],
-                      created_at=datetime.now(timezone.utc))
-    existing = store.get(Release, BASE_TAG)
-    return existing if existing is not None else store.publish(release, {"model-Q4_1.gguf": gguf})
+def base_release(settings: FlowsSettings) -> str:
+    """SmolLM2 exported once (verified) as release `<base-short>-base-<quant>` and reused afterwards: the model the
+    demo serves first, in the quantization its candidates are served over."""
+    lines = make_runner(settings).run(Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
+                                      lambda line: print(f"    {line}", flush=True))
+    return check_safe_id(lines[-1].strip())
 
 
 class Say:
@@ -79,21 +88,25 @@ def apply_reviewer_answers(collector: CollectorClient, qa_set: QASet, answers_fi
     return saved
 
 
-def run_demo(settings: FlowsSettings, interactive: bool = False, keep_running: bool = False) -> int:
+def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int = 1) -> int:
     started = time.monotonic()
-    say = Say(6)
+    for name, value in DEMO_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    settings = load_settings(FlowsSettings)
+    say = Say(2 + 3 * rounds)
     store = open_store(settings)
     qa_set = load_qa_set(settings.flows_qa_set)
-    say(f"bucket {store.backend.describe()}; base model SmolLM2-135M-Instruct (Q4_1) as release {BASE_TAG}")
-    release = publish_base(store, base_gguf(settings))
-    print(f"    {release.tag}: {release.files['model-Q4_1.gguf'].size / 1e6:.1f} MB, sha256 verified on every fetch")
+    say(f"bucket {store.backend.describe()}; the base model, SmolLM2-135M-Instruct, as a verified "
+        f"{settings.flows_export_quant.value} release (made once, then reused)")
+    live_tag = base_release(settings)
 
     venvs = settings.venvs_dir or Path(".venvs")
     home = settings.home
     collector_port, server_port = free_port(), free_port()
-    flows_token, reviewer_token, admin_token = (secrets.token_urlsafe(24) for _ in range(3))
-    reviewers = {FLOWS_REVIEWER: flows_token, "bundled-reviewer-1": reviewer_token}
-    env = {**DEMO_DEFAULTS, **os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
+    flows_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    batches = [load_reviewer_answers(path) for path in REVIEWER_ANSWERS]
+    reviewers = {FLOWS_REVIEWER: flows_token, **{batch.reviewer: secrets.token_urlsafe(24) for batch in batches}}
+    env = {**os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
            "PREFLOOP_SERVER_ADMIN_TOKEN": admin_token}
     collector_url, server_url = f"http://127.0.0.1:{collector_port}", f"http://127.0.0.1:{server_port}"
     os.environ.update({
@@ -107,41 +120,31 @@ def run_demo(settings: FlowsSettings, interactive: bool = False, keep_running: b
     with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
                                "--port", str(collector_port)], env, f"{collector_url}/health", logs / "collector.log"), \
          service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port",
-                            str(server_port), "--tag", BASE_TAG], env, f"{server_url}/health", logs / "server.log"):
-        from prefloop_flows.flows import REFUSED, collect_flow, improve_flow
-
-        say(f"baseline QA: the `collect` flow asks the live model the bundled QA set ({len(qa_set.questions)} questions, "
-            f"{sum(q.split == 'train' for q in qa_set.questions)} train / {sum(q.split == 'heldout' for q in qa_set.questions)} "
-            "held out) and queues its bad answers on train questions")
-        collected = collect_flow()
-        print(f"    live accuracy {collected['accuracy']:.1%}; {collected['bad_answers']} bad answers queued "
-              f"({collected['new_items']} questions)")
-
-        collector = CollectorClient(collector_url, reviewer_token)
-        if interactive:
-            say(f"the human step: review the queue at {collector_url}/ (token for bundled-reviewer-1: {reviewer_token})")
-            input("    press Enter when you have written the answers you want to train on... ")
-        else:
-            say("the human step, played by a file: the bundled reviewer answers "
-                f"({REVIEWER_ANSWERS[0].name}, labelled reviewer 'bundled-reviewer-1'); --interactive lets you do it")
-            saved = apply_reviewer_answers(collector, qa_set, REVIEWER_ANSWERS[0])
-            print(f"    {saved} answers written into the queue")
-
-        say("`improve`: snapshot -> train (DPO + LoRA) -> export (Q4_K_M) -> deploy to the idle slot -> QA gate -> "
-            "promote if it won")
-        state = improve_flow(return_state=True)
-        if state.is_failed() or state.is_crashed():
-            print(f"\ndemo: the `improve` flow failed: {state.message}\n      logs: {logs}", file=sys.stderr)
-            return 1
-        outcome = state.result()
-        print()
-        print(outcome.comparison or "(no comparison: the loop stopped before the QA gate)")
-        verdict = "PROMOTED" if outcome.accepted else f"{REFUSED.upper()} (the live model stays)"
-        print(f"\nresult: {verdict}: {outcome.reason}")
-        if outcome.tag:
-            print(f"release: {outcome.tag} (run {outcome.run_id}, dataset {outcome.dataset_id})")
-        print(f"where to look: review UI {collector_url}/ · training plots {home / 'bucket' / 'runs' / str(outcome.run_id)}"
-              f"/plots · logs {logs} · `./prefloop releases --changelog`")
+                            str(server_port), "--tag", live_tag], env, f"{server_url}/health", logs / "server.log"):
+        for round_ in range(1, rounds + 1):
+            if rounds > 1:
+                print(f"\n=== round {round_} of {rounds} ===")
+            batch = REVIEWER_ANSWERS[round_ - 1]
+            reviewer = batches[round_ - 1].reviewer
+            collector = CollectorClient(collector_url, reviewers[reviewer])
+            review_ui = f"{collector_url}/ (token for {reviewer}: {reviewers[reviewer]})" if interactive else None
+            outcome = one_round(say, qa_set, collector, batch, review_ui, round_)
+            if outcome is None:
+                print(f"\ndemo: the `improve` flow failed; logs: {logs}", file=sys.stderr)
+                return 1
+            reports = home / "reports"
+            reports.mkdir(parents=True, exist_ok=True)
+            if outcome.run_id and (run := store.get(TrainingRun, outcome.run_id)) is not None:
+                store.fetch(run, reports / outcome.run_id, [name for name in run.files if name.startswith("plots/")])
+            print(f"where to look: review UI {collector_url}/ · training plots {reports / str(outcome.run_id) / 'plots'} · "
+                  f"logs {logs} · `./prefloop releases --changelog`")
+            if outcome.chart_png:
+                chart = reports / f"qa-comparison-{outcome.tag}.png"
+                chart.write_bytes(base64.b64decode(outcome.chart_png))
+                print(f"before/after chart (per game, trained vs held-out questions): {chart}")
+            if not outcome.accepted and round_ < rounds:
+                print("the live model did not change: no further round")
+                break
         print(f"demo took {(time.monotonic() - started) / 60:.1f} min")
         if keep_running:
             print(f"\nkeeping the collector and the server running (router {server_url}/v1, admin token in "
@@ -152,3 +155,39 @@ def run_demo(settings: FlowsSettings, interactive: bool = False, keep_running: b
             except KeyboardInterrupt:
                 pass
     return 0
+
+
+def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path, review_ui: str | None,
+              round_: int) -> Outcome | None:
+    """QA on the live model and its bad answers queued, the human step (the bundled `answers`, or a person in the
+    review UI when `review_ui` says where), then `improve`; None when the flow failed."""
+    from prefloop_flows.flows import REFUSED, collect_flow, improve_flow
+
+    say(f"{'baseline ' if round_ == 1 else ''}QA: the `collect` flow asks the live model the bundled QA set "
+        f"({len(qa_set.questions)} questions, {sum(q.split == 'train' for q in qa_set.questions)} train / "
+        f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions")
+    collected = collect_flow()
+    print(f"    live accuracy {collected['accuracy']:.1%}; {collected['bad_answers']} bad answers queued "
+          f"({collected['new_items']} questions)")
+    if review_ui:
+        say(f"the human step: review the queue at {review_ui}")
+        input("    press Enter when you have written the answers you want to train on... ")
+    else:
+        say(f"the human step, played by a file: the bundled reviewer answers ({answers.name}, labelled reviewer "
+            f"'{load_reviewer_answers(answers).reviewer}'); --interactive lets you do it")
+        print(f"    {apply_reviewer_answers(collector, qa_set, answers)} answers written into the queue")
+
+    say("`improve`: snapshot -> train (DPO + LoRA) -> export (Q4_K_M) -> deploy to the idle slot -> QA gate -> "
+        "promote if it won")
+    state = improve_flow(return_state=True)
+    if state.is_failed() or state.is_crashed():
+        print(f"    {state.message}", file=sys.stderr)
+        return None
+    outcome: Outcome = state.result()
+    print()
+    print(outcome.comparison or "(no comparison: the loop stopped before the QA gate)")
+    verdict = "PROMOTED" if outcome.accepted else f"{REFUSED.upper()} (the live model stays)"
+    print(f"\nresult: {verdict}: {outcome.reason}")
+    if outcome.tag:
+        print(f"release: {outcome.tag} (run {outcome.run_id}, dataset {outcome.dataset_id})")
+    return outcome

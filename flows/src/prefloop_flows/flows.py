@@ -78,6 +78,7 @@ class Outcome(BaseModel):
     live_accuracy: float | None = None
     candidate_accuracy: float | None = None
     comparison: str | None = None
+    chart_png: str | None = None  # base64: the before/after chart of the QA gate
 
 
 def _end(outcome: Outcome) -> Outcome | State:
@@ -194,7 +195,8 @@ def deploy(tag: str, trigger: str) -> dict[str, Any]:
 @task(name="gate", **RETRY)
 def gate(qa_set: QASet) -> dict[str, Any]:
     report = _server(_settings()).gate(qa_set.model_dump(mode="json"))
-    create_markdown_artifact(key="qa-comparison", description="QA gate: live vs candidate", markdown=report["markdown"])
+    create_markdown_artifact(key="qa-comparison", description="QA gate: live vs candidate, per game and question class",
+                             markdown=f"{report['markdown']}\n![QA gate chart](data:image/png;base64,{report['chart_png']})\n")
     return report
 
 
@@ -247,7 +249,8 @@ def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy"
     verdict = report["verdict"]
     outcome = Outcome(accepted=bool(verdict["accepted"]), reason="; ".join(verdict.get("reasons", [])) or "",
                       tag=tag, live_tag=report["live"]["model"], live_accuracy=report["live"]["accuracy"],
-                      candidate_accuracy=report["candidate"]["accuracy"], comparison=report["markdown"])
+                      candidate_accuracy=report["candidate"]["accuracy"], comparison=report["markdown"],
+                      chart_png=report["chart_png"])
     if outcome.accepted:
         promote(trigger, outcome.candidate_accuracy or 0.0)
         outcome.reason = f"{tag} won the QA gate ({outcome.reason}) and is live"

@@ -1,0 +1,234 @@
+"""Loop effectiveness: which trainer settings make the served model better on small data, over seeds.
+
+    .venvs/flows/bin/python benchmarks/effectiveness.py --work DIR [--trials a,b] [--seeds 0,1,2] [--report FILE]
+
+One pass of the demo's loop, with the training settings swept. Set up once per work folder (kept, so
+trials can be added in later invocations): SmolLM2-135M-Instruct's Q4_K_M base release (as the demo
+serves it) is live on a real `prefloop serve`; the bundled QA set is asked once; the bad answers on train questions
+go to a real collector; the bundled reviewer answers are written into the queue; the snapshot is the
+dataset every trial trains on. Each trial then runs the real jobs: `prefloop-trainer train` with the
+trial's settings and seed, `prefloop-exporter export --mode adapter --quant Q4_K_M` (the LoRA over the
+Q4_K_M base release, as the demo exports), `deploy` to the idle slot, the QA set against that slot
+with the same runner, scorer, template and greedy decoding, and `discard`.
+
+QA runs one request at a time on one-sequence slots (`-np 1`): benchmarks/qa_noise.py measured that
+batched decoding (`-np 4`) moves scores between identical runs, which would swamp small effects.
+
+Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the table (mean and spread
+over seeds, per setting) to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from report import emit  # the script's folder is on sys.path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORRECT_AT = 0.7
+
+# name -> (what it is, trainer config overrides). "source" is the source's values (and the trainer's first defaults).
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+# The source's values, written out: every trial is these plus its own changes, whatever the trainer's defaults are now.
+SOURCE = {"method": {"name": "dpo", "loss_type": ["sigmoid"], "beta": 0.1},
+          "training": {"learning_rate": 5e-5, "epochs": 3.0, "batch_size": 1, "grad_accumulation": 4},
+          "lora": {"r": 16, "alpha": 32, "target_modules": "all-linear"}}
+RPO = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}  # DPO plus an SFT term on the chosen answers
+TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
+    "source": ("DPO sigmoid, lr 5e-5, beta 0.1, 3 epochs, r16 all-linear (the source's values)", {}),
+    "dpo-lr5e-4": ("DPO sigmoid, lr 5e-4", {"training": {"learning_rate": 5e-4}}),
+    "dpo-lr5e-4-b0.5": ("DPO sigmoid, lr 5e-4, beta 0.5", {"training": {"learning_rate": 5e-4}, "method": {"beta": 0.5}}),
+    "ipo-lr5e-4": ("DPO ipo, lr 5e-4", {"training": {"learning_rate": 5e-4}, "method": {"loss_type": ["ipo"]}}),
+    "rpo-lr5e-5": ("DPO sigmoid + SFT on chosen (RPO), lr 5e-5", {"method": RPO}),
+    "rpo-lr2e-4": ("DPO sigmoid + SFT on chosen (RPO), lr 2e-4", {"training": {"learning_rate": 2e-4}, "method": RPO}),
+    "rpo-lr2e-4-attn": ("RPO, lr 2e-4, r16 attention only",
+                        {"training": {"learning_rate": 2e-4}, "method": RPO, "lora": {"target_modules": ATTENTION}}),
+    "rpo-lr2e-4-r8": ("RPO, lr 2e-4, r8 alpha 16", {"training": {"learning_rate": 2e-4}, "method": RPO,
+                                                    "lora": {"r": 8, "alpha": 16}}),
+    "sft+dpo-lr5e-5": ("SFT 2 epochs on chosen, then DPO, lr 5e-5", {"method": {"name": "sft+dpo", "sft_epochs": 2}}),
+    "sft+dpo-lr2e-4": ("SFT 2 epochs on chosen, then DPO, lr 2e-4",
+                       {"training": {"learning_rate": 2e-4}, "method": {"name": "sft+dpo", "sft_epochs": 2}}),
+}
+
+
+def trial_config(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {section: {**values, **overrides.get(section, {})} for section, values in SOURCE.items()}
+
+
+def scores_of(records: list[dict[str, Any]]) -> dict[str, float]:
+    return {r["question_id"]: r["score"] for r in records}
+
+
+def measure(scores: dict[str, float], live: dict[str, float], split: dict[str, list[str]]) -> dict[str, Any]:
+    def acc(ids: list[str]) -> float:
+        return sum(scores.get(i, 0.0) for i in ids) / len(ids)
+
+    everything = [*split["train"], *split["heldout"]]
+    return {"accuracy": acc(everything), "train": acc(split["train"]), "heldout": acc(split["heldout"]),
+            "regressions": sorted(q for q in everything if live[q] >= CORRECT_AT > scores.get(q, 0.0)),
+            "fixed": sorted(q for q in everything if scores.get(q, 0.0) >= CORRECT_AT > live[q])}
+
+
+class Loop:
+    """The live services of the work folder and the calls a trial makes on them."""
+
+    def __init__(self, work: Path, server: Any, collector: Any, settings: Any) -> None:
+        self.work, self.server, self.collector, self.settings = work, server, collector, settings
+
+    def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
+        """The QA set against the slot that serves `tag`, through `prefloop qa` one request at a time."""
+        [slot] = [s for s in self.server.status()["slots"] if s["tag"] == tag and s["status"] == "ready"]
+        out = self.work / "qa" / tag
+        subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
+                        "--endpoint", f"http://127.0.0.1:{slot['port']}", "--model", tag, "--concurrency", "1",
+                        "--max-tokens", "64", "--out", str(out)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        [records] = out.glob("*.records.jsonl")
+        return [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()]
+
+    def trial(self, name: str, seed: int, dataset_id: str, qa_set_file: Path) -> dict[str, Any]:
+        from prefloop_flows.jobs import Job, make_runner
+
+        description, overrides = TRIALS[name]
+        config = self.work / "configs" / f"{name}.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(yaml.safe_dump(trial_config(overrides)), encoding="utf-8")
+        run_id = f"run-{name.replace('+', '-').replace('.', '')}-s{seed}"
+        runner = make_runner(self.settings)
+        log = self.work / "logs" / f"{run_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as fh:
+            def write(line: str) -> None:
+                fh.write(line + "\n")
+
+            started = time.monotonic()
+            runner.run(Job("trainer", ["train", "--config", str(config), "--set", f"data.dataset_id={dataset_id}",
+                                       "--set", f"run_id={run_id}", "--set", f"training.seed={seed}"]), write)
+            train_s = time.monotonic() - started
+            tag = runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]), write)[-1].strip()
+        self.server.deploy(tag, "benchmark")
+        try:
+            records = self.qa_on_slot(tag, qa_set_file)
+        finally:
+            self.server.discard("benchmark")
+        return {"trial": name, "description": description, "seed": seed, "run_id": run_id, "tag": tag,
+                "train_seconds": round(train_s, 1), "scores": scores_of(records)}
+
+
+def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str, Any]:
+    """Once per work folder: the live model's QA records, the queue filled and answered, the dataset id."""
+    from prefloop_flows.bundled import REVIEWER_ANSWERS
+    from prefloop_flows.demo import apply_reviewer_answers
+
+    state_file = loop.work / "setup.json"
+    if state_file.exists():
+        return json.loads(state_file.read_text(encoding="utf-8"))
+    records = loop.qa_on_slot(live_tag, qa_set_file)
+    ingested = loop.collector.ingest(records)
+    answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
+    manifest = loop.collector.snapshot()
+    state = {"live_tag": live_tag, "live_scores": scores_of(records), "queued": ingested["new_items"],
+             "answered": answered, "dataset_id": manifest["dataset_id"], "pairs": manifest["pair_count"]}
+    state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    return state
+
+
+def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str, list[str]]) -> list[str]:
+    live = measure(state["live_scores"], state["live_scores"], split)
+    lines = [f"## Effectiveness sweep, {datetime.now(timezone.utc):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} CPUs)",
+             "", f"One pass: {state['queued']} questions queued, {state['answered']} answered by the bundled reviewer, "
+             f"{state['pairs']} pairs. Live ({state['live_tag']}): trained {live['train']:.1%}, held out "
+             f"{live['heldout']:.1%}, overall {live['accuracy']:.1%}. Candidate = the trial's LoRA over that base; QA one "
+             "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds.",
+             "", "| setting | seeds | trained delta | held-out delta | overall delta | regressions | train time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        by_name.setdefault(t["trial"], []).append(t)
+
+    def cell(values: list[float]) -> str:
+        mean = statistics.fmean(values)
+        return f"{mean:+.1f} ± {max(values) - min(values):.1f}" if len(values) > 1 else f"{mean:+.1f}"
+
+    for name, runs in by_name.items():
+        m = [measure(r["scores"], state["live_scores"], split) for r in runs]
+        lines.append(
+            f"| `{name}`: {runs[0]['description']} | {len(runs)} | {cell([100 * (x['train'] - live['train']) for x in m])} | "
+            f"{cell([100 * (x['heldout'] - live['heldout']) for x in m])} | "
+            f"{cell([100 * (x['accuracy'] - live['accuracy']) for x in m])} | "
+            f"{statistics.fmean(len(x['regressions']) for x in m):.1f} | "
+            f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} min |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="work folder (kept: trials add up across invocations)")
+    parser.add_argument("--trials", default="", help=f"comma-separated, from: {', '.join(TRIALS)}")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--report", type=Path, help="append the table to this file")
+    args = parser.parse_args()
+    unknown = [t for t in args.trials.split(",") if t and t not in TRIALS]
+    if unknown:
+        parser.error(f"unknown trials {unknown}; known: {', '.join(TRIALS)}")
+
+    work = args.work.resolve()
+    home = work / "home"
+    os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_PARALLEL": "1", "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
+                       "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
+    import secrets
+
+    from prefloop_core.clients import CollectorClient, ServerAdminClient
+    from prefloop_core.net import free_port
+    from prefloop_core.settings import load_settings
+    from prefloop_flows.bundled import QA_SET, load_qa_set
+    from prefloop_flows.demo import base_release, service
+    from prefloop_flows.settings import FlowsSettings
+
+    settings = load_settings(FlowsSettings)
+    live_tag = base_release(settings)
+    qa_set = load_qa_set(QA_SET)
+    split = {s: [q.id for q in qa_set.questions if q.split == s] for s in ("train", "heldout")}
+    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
+    cport, sport = free_port(), free_port()
+    venvs = settings.venvs_dir
+    assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
+    trials_file = work / "trials.jsonl"
+    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
+                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
+         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
+                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
+        loop = Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
+                    CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+        state = setup(loop, qa_set, QA_SET, live_tag)
+        done = {(t["trial"], t["seed"]) for t in map(json.loads, trials_file.read_text().splitlines())} \
+            if trials_file.exists() else set()
+        for name in filter(None, args.trials.split(",")):
+            for seed in map(int, args.seeds.split(",")):
+                if (name, seed) in done:
+                    continue
+                result = loop.trial(name, seed, state["dataset_id"], QA_SET)
+                m = measure(result["scores"], state["live_scores"], split)
+                print(f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
+                      f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)", flush=True)
+                with open(trials_file, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(result) + "\n")
+    trials = [json.loads(line) for line in trials_file.read_text().splitlines()] if trials_file.exists() else []
+    emit(report(trials, state, split), args.report)
+
+
+if __name__ == "__main__":
+    main()
