@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from prefloop_core.changelog import HEADER, changelog
 from prefloop_core.contracts import ExportMode, Quantization, Release
@@ -40,20 +41,28 @@ examples:
     parser.add_argument("--mode", choices=[ExportMode.MERGED.value, ExportMode.ADAPTER.value], default="merged",
                         help="merged (default) or adapter")
     ns = parser.parse_args(args)
-    from prefloop_exporter.disk import NotEnoughDisk
-    from prefloop_exporter.export import ExportError, export
-    from prefloop_exporter.gguf_tools import ToolFailed
-    from prefloop_exporter.verify import VerificationFailed
+    from prefloop_exporter.export import export
 
     settings = load_settings()
     quants = [Quantization(q) for q in ns.quant or ["Q4_K_M"]]
+    return _publish("prefloop export", lambda: export(ns.run_id, quants, settings, open_store(settings),
+                                                      mode=ExportMode(ns.mode)))
+
+
+def _publish(prog: str, make: Callable[[], Release]) -> int:
+    """Make a release and print its tag (the last line, for scripts); a user-facing failure is one message, exit 1."""
+    from prefloop_exporter.disk import NotEnoughDisk
+    from prefloop_exporter.export import ExportError
+    from prefloop_exporter.gguf_tools import ToolFailed
+    from prefloop_exporter.verify import VerificationFailed
+
     try:
-        release = export(ns.run_id, quants, settings, open_store(settings), mode=ExportMode(ns.mode))
+        release = make()
     except VerificationFailed as exc:
-        print(f"prefloop export: {exc}\nnothing was published.", file=sys.stderr)
+        print(f"{prog}: {exc}\nnothing was published.", file=sys.stderr)
         return 1
-    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk) as exc:
-        print(f"prefloop export: {exc}", file=sys.stderr)
+    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk, FileNotFoundError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(release.tag)
     return 0
@@ -71,22 +80,11 @@ def cmd_base_release(args: list[str]) -> int:
     parser.add_argument("--quant", default="Q4_K_M", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
                         help="quantization (default %(default)s)")
     ns = parser.parse_args(args)
-    from prefloop_exporter.disk import NotEnoughDisk
     from prefloop_exporter.export import export_base
-    from prefloop_exporter.gguf_tools import ToolFailed
-    from prefloop_exporter.verify import VerificationFailed
 
     settings = load_settings()
-    try:
-        release = export_base(ns.base, Quantization(ns.quant), settings, open_store(settings))
-    except VerificationFailed as exc:
-        print(f"prefloop base-release: {exc}\nnothing was published.", file=sys.stderr)
-        return 1
-    except (StoreError, ToolchainError, ToolFailed, NotEnoughDisk, FileNotFoundError) as exc:
-        print(f"prefloop base-release: {exc}", file=sys.stderr)
-        return 1
-    print(release.tag)
-    return 0
+    return _publish("prefloop base-release", lambda: export_base(ns.base, Quantization(ns.quant), settings,
+                                                                 open_store(settings)))
 
 
 def cmd_releases(args: list[str]) -> int:
