@@ -112,6 +112,7 @@ class Loop:
         with open(log, "w", encoding="utf-8") as fh:
             def write(line: str) -> None:
                 fh.write(line + "\n")
+                fh.flush()
 
             started = time.monotonic()
             runner.run(Job("trainer", ["train", "--config", str(config), "--set", f"data.dataset_id={dataset_id}",

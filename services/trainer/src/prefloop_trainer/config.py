@@ -48,8 +48,11 @@ class DataSection(Section):
 
 class MethodSection(Section):
     name: TrainingMethod = Field(default=TrainingMethod.DPO, description="dpo, orpo, kto, sft, or sft+dpo.")
-    loss_type: list[str] = Field(default=["sigmoid"], description="DPO loss(es) from the installed TRL; several are combined.")
-    loss_weights: list[float] | None = Field(default=None, description="Weights of several DPO losses.")
+    loss_type: list[str] = Field(
+        default=["sigmoid", "sft"],
+        description="DPO loss(es) from the installed TRL; several are combined. Default: sigmoid DPO plus an SFT term on "
+        "the chosen answers (RPO), the winner of benchmarks/effectiveness.py on small data.")
+    loss_weights: list[float] | None = Field(default=None, description="Weights of several DPO losses (default: 1 each).")
     beta: float = Field(default=0.1, gt=0, description="Strength of the pull toward the reference (0.1-0.5 recommended).")
     sft_epochs: float = Field(default=1.0, gt=0, description="Epochs of the SFT stage of sft+dpo.")
 
@@ -60,7 +63,8 @@ class MethodSection(Section):
 
 
 class TrainingSection(Section):
-    learning_rate: float = Field(default=5e-5, gt=0, description="Peak learning rate (loss not falling: lower it).")
+    learning_rate: float = Field(
+        default=2e-4, gt=0, description="Peak learning rate (benchmarks/effectiveness.py; loss not falling: lower it).")
     epochs: float = Field(default=3.0, gt=0, description="Passes over the training pairs.")
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: by epochs).")
     batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch (memory grows with it).")

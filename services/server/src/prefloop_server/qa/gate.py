@@ -2,12 +2,14 @@
 
 The verdict is a pure function of the two runs' records and the rule, so it is tested without
 servers. Default rule: the candidate must beat the live model by at least 0.03 accuracy, and at
-most 3 questions the live model answered correctly may regress.
+most 6 questions the live model answered correctly may regress.
 
 The defaults come from measured noise (benchmarks/qa_noise.py, results in
 benchmarks/results/effectiveness.md): the same model asked the same 72 questions with the server's
-defaults (4 sequences decoded in one batch) moved by up to 2.8 points between runs and changed up to
-2 answers, so a margin under 3 points or a regression limit under 3 would let noise decide.
+defaults (4 sequences decoded in one batch) moved by up to 2.8 points between runs, so a margin under
+3 points would let noise decide; and a change that teaches nothing (the same weights quantized as
+Q4_K_M instead of Q4_1) already turned 6 of the 72 right answers wrong, so a candidate is held to
+account for more regressions than that, not for the churn any change of weights brings.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ SPLIT_NAMES = {"train": "trained", "heldout": "held out"}
 
 
 DEFAULT_MIN_DELTA = 0.03
-DEFAULT_MAX_REGRESSIONS = 3
+DEFAULT_MAX_REGRESSIONS = 6
 
 
 class GateRule(BaseModel):
