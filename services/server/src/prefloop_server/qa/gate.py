@@ -110,6 +110,12 @@ def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | No
     )
 
 
+def question_classes(verdict: GateVerdict) -> dict[str, tuple[float, float]]:
+    """(live, candidate) accuracy per question class, trained first, by the names people read."""
+    order = [*SPLIT_NAMES, *sorted(set(verdict.per_split) - set(SPLIT_NAMES) - {"other"})]
+    return {SPLIT_NAMES.get(k, k): verdict.per_split[k] for k in order if k in verdict.per_split}
+
+
 def markdown(verdict: GateVerdict) -> str:
     v = verdict
     head = "ACCEPTED" if v.accepted else "REFUSED"
@@ -125,8 +131,7 @@ def markdown(verdict: GateVerdict) -> str:
         "| --- | ---: | ---: | ---: |",
         f"| **overall** | {v.live_accuracy:.1%} | {v.candidate_accuracy:.1%} | {v.delta:+.1%} |",
         *[f"| {g} | {a:.1%} | {b:.1%} | {b - a:+.1%} |" for g, (a, b) in v.per_game.items()],
-        *[f"| {SPLIT_NAMES.get(s, s)} questions | {a:.1%} | {b:.1%} | {b - a:+.1%} |" for s, (a, b) in v.per_split.items()
-          if s != "other"],
+        *[f"| {name} questions | {a:.1%} | {b:.1%} | {b - a:+.1%} |" for name, (a, b) in question_classes(v).items()],
         "",
         f"wins {len(v.wins)} · losses {len(v.losses)} · fixed {len(v.fixed)} · regressions {len(v.regressions)}",
     ]
@@ -150,8 +155,7 @@ def chart_png(verdict: GateVerdict) -> bytes:
     import matplotlib.pyplot as plt
 
     panels = {"per game": {"overall": (verdict.live_accuracy, verdict.candidate_accuracy), **verdict.per_game}}
-    order = [*SPLIT_NAMES, *sorted(set(verdict.per_split) - set(SPLIT_NAMES) - {"other"})]
-    classes = {SPLIT_NAMES.get(k, k): verdict.per_split[k] for k in order if k in verdict.per_split}
+    classes = question_classes(verdict)
     if classes:
         panels["per question class"] = classes
     fig, axes = plt.subplots(1, len(panels), figsize=(4 + 1.2 * sum(map(len, panels.values())), 3.8), dpi=110,
