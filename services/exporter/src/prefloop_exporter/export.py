@@ -53,12 +53,18 @@ class Steps:
         print(f"  {message}", file=self.out, flush=True)
 
 
-def export(run_id: str, quants: list[Quantization], settings: Settings, store: ArtifactStore,
-           out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED) -> Release:
-    run = store.require(TrainingRun, run_id)
+def _tools(settings: Settings) -> LlamaCpp:
+    """The pinned llama.cpp build, with the perplexity tool the quantization-loss check needs."""
     tools = llama_cpp(settings)
     if not tools.perplexity.is_file():
         raise ToolchainError(f"{tools.perplexity} is missing: rebuild llama.cpp with infra/llama_cpp/build.sh")
+    return tools
+
+
+def export(run_id: str, quants: list[Quantization], settings: Settings, store: ArtifactStore,
+           out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED) -> Release:
+    run = store.require(TrainingRun, run_id)
+    tools = _tools(settings)
     if mode is ExportMode.ADAPTER and len(quants) != 1:
         raise ExportError("adapter mode serves the LoRA over one base GGUF: give exactly one --quant")
     if mode is ExportMode.BASE:
@@ -97,9 +103,7 @@ def export_base(base_model: str, quant: Quantization, settings: Settings, store:
                 out: TextIO = sys.stdout) -> Release:
     """The base release (`<base-short>-base-<quant>`) on its own, made and verified once, so the base itself can be
     served in the quantization its adapter releases are served over (a like-for-like QA gate from the first round)."""
-    tools = llama_cpp(settings)
-    if not tools.perplexity.is_file():
-        raise ToolchainError(f"{tools.perplexity} is missing: rebuild llama.cpp with infra/llama_cpp/build.sh")
+    tools = _tools(settings)
     work_root = Path(tempfile.gettempdir())
     check_free_space(work_root, base_model, [quant], ExportMode.ADAPTER, store, settings)
     work = Path(tempfile.mkdtemp(prefix="prefloop-export-base-", dir=work_root))

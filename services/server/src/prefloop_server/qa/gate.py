@@ -20,8 +20,6 @@ from prefloop_core.contracts import QARecord
 
 
 SPLIT_NAMES = {"train": "trained", "heldout": "held out"}
-
-
 DEFAULT_MIN_DELTA = 0.03
 DEFAULT_MAX_REGRESSIONS = 6
 
