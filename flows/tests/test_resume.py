@@ -20,6 +20,10 @@ from prefloop_core.store import ArtifactStore, LocalBackend
 VENVS = Path(os.environ.get("PREFLOOP_VENVS_DIR", ".venvs"))
 TOKEN = "resume-test-token-0123456789"
 RUN_FLOW = "from prefloop_flows.flows import train_flow; print('outcome:', train_flow(return_state=True).name)"
+PROGRESS = ("\nfrom prefect.client.orchestration import get_client\n"  # (read_artifacts() sends nulls the API refuses)
+            "with get_client(sync_client=True) as client:\n"
+            "    found = client.request('POST', '/artifacts/filter', json={'artifacts': {'key': {'any_': ['training-progress']}}})\n"
+            "print('progress:', [(a['type'], a['data'], a['description']) for a in found.json()])")
 
 
 def pairs(n: int) -> list[dict[str, str]]:
@@ -75,10 +79,14 @@ def test_a_killed_training_resumes_and_a_finished_stage_is_not_repeated(collecto
     saved = store.ids(Checkpoint)
     assert saved and not store.ids(TrainingRun)
 
-    second = subprocess.run([sys.executable, "-c", RUN_FLOW], env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run([sys.executable, "-c", RUN_FLOW + PROGRESS], env=env, capture_output=True, text=True,
+                            timeout=600)
     log = second.stdout + second.stderr
     assert second.returncode == 0 and "outcome: Completed" in log, log[-3000:]
     assert f"resuming from checkpoint-{int(saved[-1].rsplit('-', 1)[1])}" in log
+    # the job's progress lines became the progress artifact, not log lines; its own bar line is in the log
+    assert "[dpo] [" in log and "PREFLOOP_PROGRESS" not in log and "{'loss'" not in log, log[-3000:]
+    assert "('progress', 100, 'dpo: step 12/12, about 0.0 min left')" in log, log[-3000:]  # (and the killed run's)
     [run_id] = store.ids(TrainingRun)
 
     third = subprocess.run([sys.executable, "-c", RUN_FLOW], env=env, capture_output=True, text=True, timeout=600)

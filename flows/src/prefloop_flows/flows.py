@@ -20,13 +20,18 @@ import hashlib
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError
-from prefloop_core.contracts import QASet, Release, TrainingRun
+from prefloop_core.contracts import QASet, Release, TrainingProgress, TrainingRun
 from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
@@ -144,6 +149,28 @@ def _train_key(_context: Any, parameters: dict[str, Any]) -> str:
     return f"train-{parameters['run_id']}"
 
 
+class TrainingLog:
+    """A training job's output into the task's log, its `PREFLOOP_PROGRESS` lines into the progress artifact
+    `training-progress` instead (the dashboard draws it as a bar; the job's own bar line is in the log)."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.artifact: Any = None
+
+    def __call__(self, line: str) -> None:
+        progress = TrainingProgress.parse(line)
+        if progress is None:
+            self.logger.info(line)
+            return
+        percent = 100 * progress.step / progress.total
+        description = (f"{progress.stage}: step {progress.step}/{progress.total}, "
+                       f"about {progress.eta_s / 60:.1f} min left")
+        if self.artifact is None:
+            self.artifact = create_progress_artifact(percent, key="training-progress", description=description)
+        else:
+            update_progress_artifact(self.artifact, percent, description=description)
+
+
 @task(name="train", cache_key_fn=_train_key, persist_result=True)
 def train(dataset_id: str, run_id: str) -> str:
     settings, logger = _settings(), get_run_logger()
@@ -154,7 +181,7 @@ def train(dataset_id: str, run_id: str) -> str:
     args = ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}"]
     if settings.flows_train_config:
         args += ["--config", str(settings.flows_train_config)]
-    make_runner(settings).run(Job("trainer", args), logger.info)
+    make_runner(settings).run(Job("trainer", args), TrainingLog(logger))
     store.require(TrainingRun, run_id)
     return run_id
 

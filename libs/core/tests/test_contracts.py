@@ -16,6 +16,7 @@ from prefloop_core.contracts import (
     Release,
     ReleaseHistoryEntry,
     ReviewItem,
+    TrainingProgress,
     TrainingRun,
 )
 from prefloop_core.ids import dataset_id_for, new_run_id, release_tag
@@ -93,3 +94,13 @@ def test_volatile_fields_do_not_change_an_artifacts_content() -> None:
     b = Release(tag="t1", base_model="tiny", mode="merged", created_at=NOW.replace(hour=9), qa_accuracy=0.8)
     c = Release(tag="t1", base_model="other", mode="merged", created_at=NOW)
     assert a.content_fingerprint() == b.content_fingerprint() != c.content_fingerprint()
+
+
+def test_a_progress_line_round_trips_and_other_lines_are_not_progress() -> None:
+    progress = TrainingProgress(stage="dpo", step=3, total=30, eta_s=41.5, loss=0.69, **{"rewards/margins": 0.1})
+    line = progress.line()
+    assert line.startswith("PREFLOOP_PROGRESS {")
+    parsed = TrainingProgress.parse(line)
+    assert parsed == progress and parsed.model_extra == {"loss": 0.69, "rewards/margins": 0.1}
+    for other in ("[dpo] [###.....] step 3/30", "PREFLOOP_PROGRESS {not json", 'PREFLOOP_PROGRESS {"stage": "dpo"}'):
+        assert TrainingProgress.parse(other) is None

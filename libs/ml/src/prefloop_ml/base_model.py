@@ -9,11 +9,15 @@ plain checkpoint once and cached by the GGUF's hash (`$PREFLOOP_HOME/cache/hf/<h
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 from prefloop_core.settings import Settings
 from prefloop_core.toolchain import base_gguf
+
+# PEFT reads transformers' old property name on every adapter it wraps; the warning says nothing a user can act on.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def base_location(base: str, settings: Settings) -> tuple[Path | str, str | None]:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -16,7 +15,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-PROGRESS_PREFIX = "PREFLOOP_PROGRESS "
+from prefloop_core.contracts import TrainingProgress
+
 SHOWN = ("loss", "rewards/accuracies", "rewards/margins", "learning_rate")
 
 
@@ -46,6 +46,9 @@ class Progress(TrainerCallback):
         total = max(state.max_steps, 1)
         step = state.global_step
         elapsed = time.monotonic() - self.started
+        if "train_runtime" in logs:  # the trainer's closing summary
+            print(f"[{self.stage}] done: {step} steps in {elapsed:.0f}s", file=self.stream, flush=True)
+            return
         eta = elapsed / step * (total - step)
         width = 24
         filled = int(width * step / total)
@@ -53,9 +56,9 @@ class Progress(TrainerCallback):
         values = " ".join(f"{k.split('/')[-1]} {logs[k]:.4g}" for k in SHOWN if k in logs)
         print(f"[{self.stage}] [{bar}] step {step}/{total} {values} | {elapsed:.0f}s elapsed, ETA {_eta(eta)}",
               file=self.stream, flush=True)
-        record = {"stage": self.stage, "step": step, "total": total, "eta_s": round(eta, 1),
-                  **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
-        print(PROGRESS_PREFIX + json.dumps(record), file=self.stream, flush=True)
+        progress = TrainingProgress(stage=self.stage, step=step, total=total, eta_s=round(eta, 1),
+                                    **{k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        print(progress.line(), file=self.stream, flush=True)
 
 
 class Metrics(TrainerCallback):

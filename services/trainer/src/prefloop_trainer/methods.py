@@ -20,7 +20,7 @@ def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, 
         "per_device_train_batch_size": resolved.batch_size,
         "per_device_eval_batch_size": resolved.batch_size,
         "gradient_accumulation_steps": resolved.grad_accumulation,
-        "gradient_checkpointing": resolved.gradient_checkpointing,
+        "activation_checkpointing": resolved.gradient_checkpointing,  # transformers 5.2x's name for it
         "bf16": resolved.dtype == "bfloat16",
         "fp16": resolved.dtype == "float16",
         "use_cpu": resolved.device == "cpu",

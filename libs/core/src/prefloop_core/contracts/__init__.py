@@ -18,7 +18,7 @@ from prefloop_core.contracts.releases import (
     ReleaseHistoryEntry,
 )
 from prefloop_core.contracts.review import PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus
-from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingRun
+from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingProgress, TrainingRun
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -44,6 +44,7 @@ __all__ = [
     "ReviewStatus",
     "StoredFile",
     "TrainingMethod",
+    "TrainingProgress",
     "TrainingRun",
     "Verdict",
 ]
