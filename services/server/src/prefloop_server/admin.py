@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 from collections.abc import Awaitable, Callable
@@ -165,13 +164,14 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport
     rule = body.rule or GateRule(min_delta=settings.server_gate_min_delta,
                                  max_regressions=settings.server_gate_max_regressions, correct_at=settings.server_correct_at)
     template = load_template(settings.prompt_template)
-    # Both slots are asked at once, each one question at a time by default: single-sequence decoding gives the same
-    # answer every run, where a batch of several does not (benchmarks/qa_noise.py), and two processes share the work.
+    # One slot after the other, each one question at a time by default: single-sequence decoding gives the same answer
+    # every run, where a batch of several does not (benchmarks/qa_noise.py); and two llama-servers decoding at once on
+    # the same CPU cores fight over them (each question took ~5x longer side by side than alone on 2 cores).
     options = {**_qa_options(settings, rule.correct_at), "concurrency": settings.server_gate_concurrency}
-    live_run, cand_run = await asyncio.gather(
-        run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), template, model=live.model.tag, **options),
-        run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag), template, model=candidate.model.tag,
-                     **options))
+    live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), template, model=live.model.tag,
+                                  **options)
+    cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag), template,
+                                  model=candidate.model.tag, **options)
     verdict = compare(live_run.records, cand_run.records, rule)
     assert live_run.summary and cand_run.summary
     return GateReport(verdict=verdict, markdown=markdown(verdict), chart_png=base64.b64encode(chart_png(verdict)).decode(),

@@ -36,8 +36,8 @@ class ServerSettings(Settings):
     server_qa_concurrency: int = Field(default=4, ge=1, description="QA requests in flight at once.")
     server_qa_max_tokens: int = Field(default=256, ge=1, description="Longest answer the QA runner asks for (tokens).")
     server_gate_concurrency: int = Field(
-        default=1, ge=1, description="QA requests in flight on each slot during the gate (live and candidate are asked "
-        "side by side); 1 keeps the comparison deterministic: batched decoding changes answers between identical runs.")
+        default=1, ge=1, description="QA requests in flight on each slot during the gate (live first, then the "
+        "candidate); 1 keeps the comparison deterministic: batched decoding changes answers between identical runs.")
     server_gate_min_delta: float = Field(
         default=DEFAULT_MIN_DELTA, description="QA gate: candidate accuracy must be >= live + this (above measured QA noise)."
     )
