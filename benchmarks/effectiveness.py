@@ -6,7 +6,9 @@ One pass of the demo's loop, with the training settings swept. Set up once per w
 trials can be added in later invocations): SmolLM2-135M-Instruct's Q4_K_M base release (as the demo
 serves it) is live on a real `prefloop serve`; the bundled QA set is asked once; the bad answers on train questions
 go to a real collector; the bundled reviewer answers are written into the queue; the snapshot is the
-dataset every trial trains on. Each trial then runs the real jobs: `prefloop-trainer train` with the
+dataset every trial trains on (rehearsal trials: that plus a pair for each train question live already answers
+right, the reviewer's answer over a wrong sample of live's, made with `prefloop qa --candidates` on first use).
+Each trial then runs the real jobs: `prefloop-trainer train` with the
 trial's settings and seed, `prefloop-exporter export --mode adapter --quant Q4_K_M` (the LoRA over the
 Q4_K_M base release, as the demo exports), `deploy` to the idle slot, the QA set against that slot
 with the same runner, scorer, template and greedy decoding, and `discard`.
@@ -60,7 +62,16 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "sft+dpo-lr5e-5": ("SFT 2 epochs on chosen, then DPO, lr 5e-5", {"method": {"name": "sft+dpo", "sft_epochs": 2}}),
     "sft+dpo-lr2e-4": ("SFT 2 epochs on chosen, then DPO, lr 2e-4",
                        {"training": {"learning_rate": 2e-4}, "method": {"name": "sft+dpo", "sft_epochs": 2}}),
+    "rpo-lr4e-4": ("RPO, lr 4e-4", {"training": {"learning_rate": 4e-4}, "method": RPO}),
+    "rpo-lr2e-4-rehearsal": ("RPO, lr 2e-4, plus pairs for the train questions live already gets right",
+                             {"training": {"learning_rate": 2e-4}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal": ("RPO, lr 4e-4, plus pairs for the train questions live already gets right",
+                             {"training": {"learning_rate": 4e-4}, "method": RPO}),
 }
+# Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
+# answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),
+# so that training on the others does not make it forget those.
+REHEARSAL = {"rpo-lr2e-4-rehearsal", "rpo-lr4e-4-rehearsal"}
 
 
 def trial_config(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -87,16 +98,22 @@ class Loop:
     def __init__(self, work: Path, server: Any, collector: Any, settings: Any) -> None:
         self.work, self.server, self.collector, self.settings = work, server, collector, settings
 
-    def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
-        """The QA set against the slot that serves `tag`, through `prefloop qa` one request at a time."""
+    def _ask(self, tag: str, qa_set_file: Path, out: Path, option: list[str], suffix: str) -> list[dict[str, Any]]:
+        """`prefloop qa` against the slot that serves `tag`, 64-token answers; the lines of its `*<suffix>` output."""
         [slot] = [s for s in self.server.status()["slots"] if s["tag"] == tag and s["status"] == "ready"]
-        out = self.work / "qa" / tag
         subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
-                        "--endpoint", f"http://127.0.0.1:{slot['port']}", "--model", tag, "--concurrency", "1",
-                        "--max-tokens", "64", "--out", str(out)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        [records] = out.glob("*.records.jsonl")
-        return [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()]
+                        "--endpoint", f"http://127.0.0.1:{slot['port']}", "--model", tag, *option, "--max-tokens", "64",
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [found] = out.glob(f"*{suffix}")
+        return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
+
+    def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
+        """The QA set against the slot that serves `tag`, one request at a time: its records."""
+        return self._ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1"], ".records.jsonl")
+
+    def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
+        """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
+        return self._ask(tag, qa_set_file, self.work / "candidates", ["--candidates", "4"], ".candidates.jsonl")
 
     def trial(self, name: str, seed: int, dataset_id: str, qa_set_file: Path) -> dict[str, Any]:
         from prefloop_flows.jobs import Job, make_runner
@@ -146,13 +163,33 @@ def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str
     return state
 
 
+def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
+    """Once per work folder: the reviewed pairs plus rehearsal pairs (see REHEARSAL); its dataset id."""
+    from prefloop_flows.bundled import REVIEWER_ANSWERS
+    from prefloop_flows.demo import apply_reviewer_answers
+
+    if "rehearsal_dataset_id" not in state:
+        right = [q for q in qa_set.questions if q.split == "train" and state["live_scores"][q.id] >= CORRECT_AT]
+        subset = loop.work / "right-train-questions.json"
+        subset.write_text(qa_set.model_copy(update={"questions": right}).model_dump_json(), encoding="utf-8")
+        bad = [c["record"] for c in loop.candidates(state["live_tag"], subset)]
+        loop.collector.ingest(bad, threshold=CORRECT_AT - 1e-6)
+        answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
+        manifest = loop.collector.snapshot()
+        state.update(rehearsal_dataset_id=manifest["dataset_id"], rehearsal_pairs=manifest["pair_count"],
+                     rehearsal_answered=answered)
+        (loop.work / "setup.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    return str(state["rehearsal_dataset_id"])
+
+
 def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str, list[str]]) -> list[str]:
     live = measure(state["live_scores"], state["live_scores"], split)
     lines = [f"## Effectiveness sweep, {datetime.now(timezone.utc):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} CPUs)",
              "", f"One pass: {state['queued']} questions queued, {state['answered']} answered by the bundled reviewer, "
              f"{state['pairs']} pairs. Live ({state['live_tag']}): trained {live['train']:.1%}, held out "
              f"{live['heldout']:.1%}, overall {live['accuracy']:.1%}. Candidate = the trial's LoRA over that base; QA one "
-             "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds.",
+             "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds."
+             + (f" Rehearsal trials: {state['rehearsal_pairs']} pairs." if "rehearsal_pairs" in state else ""),
              "", "| setting | seeds | trained delta | held-out delta | overall delta | regressions | train time |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     by_name: dict[str, list[dict[str, Any]]] = {}
@@ -221,7 +258,8 @@ def main() -> None:
             for seed in map(int, args.seeds.split(",")):
                 if (name, seed) in done:
                     continue
-                result = loop.trial(name, seed, state["dataset_id"], QA_SET)
+                dataset_id = rehearsal_dataset(loop, qa_set, state) if name in REHEARSAL else state["dataset_id"]
+                result = loop.trial(name, seed, dataset_id, QA_SET)
                 m = measure(result["scores"], state["live_scores"], split)
                 print(f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
                       f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)", flush=True)

@@ -36,10 +36,12 @@ if TYPE_CHECKING:  # the flows module imports Prefect, which must see this proce
 
 FLOWS_REVIEWER = "flows"
 # The demo's own defaults (a variable already set wins). QA answers are demo-sized: the bundled answers are a sentence or
-# two, and 72 questions are asked three times on 2 cores. Releases are LoRAs over the base release the demo serves
-# first, so the QA gate compares like with like (benchmarks/results/effectiveness.md: requantizing alone moved 13 of
-# 72 answers).
-DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_FLOWS_EXPORT_MODE": "adapter"}
+# two, and 72 questions are asked three times on 2 cores. The daily QA asks one question at a time, as the gate does, so
+# a demo starts from the same baseline every time (batched decoding moves answers between runs: benchmarks/qa_noise.py).
+# Releases are LoRAs over the base release the demo serves first, so the QA gate compares like with like
+# (benchmarks/results/effectiveness.md: requantizing alone moved 13 of 72 answers).
+DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
+                 "PREFLOOP_FLOWS_EXPORT_MODE": "adapter"}
 
 
 def base_release(settings: FlowsSettings) -> str:
@@ -168,7 +170,9 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
         f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions")
     collected = collect_flow()
     print(f"    live accuracy {collected['accuracy']:.1%}; {collected['bad_answers']} bad answers queued "
-          f"({collected['new_items']} questions)")
+          f"({collected['new_items']} questions); {collected['rehearsal_items']} of the "
+          f"{collected['rehearsal_asked']} train questions it answers right queued too, with wrong sampled answers "
+          "(rehearsal)")
     if review_ui:
         say(f"the human step: review the queue at {review_ui}")
         input("    press Enter when you have written the answers you want to train on... ")

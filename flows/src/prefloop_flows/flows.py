@@ -1,6 +1,7 @@
 """The loop as Prefect flows. Stages pass ids only; every gate that says no ends the run in a named state.
 
-collect              QA set on the live model -> its bad answers (train split) into the review queue
+collect              QA set on the live model -> its bad answers (train split) into the review queue, and wrong
+                     samples of the train questions it answers right (rehearsal, against forgetting)
 train                dataset snapshot (refused when a hard check fails) -> trainer job -> run id
 export               exporter job -> release tag
 evaluate_and_deploy  deploy to the idle slot -> QA gate -> promote or discard; the live model's records
@@ -111,6 +112,23 @@ def ingest(records: list[dict[str, Any]], threshold: float | None) -> dict[str, 
     result = _collector(_settings()).ingest(records, threshold)
     get_run_logger().info("collector: %(received)d records, %(bad_answers)d bad, %(new_items)d new questions", result)
     return result
+
+
+@task(name="rehearsal-candidates", **RETRY)
+def rehearsal_candidates(qa_set: QASet, report: dict[str, Any], samples: int) -> dict[str, Any]:
+    """Training on the questions a model gets wrong makes it forget some it got right (benchmarks/results/
+    effectiveness.md). So the train questions it answers right are sampled too: their wrong samples go to the queue,
+    with the best sample as a suggestion, and once a person confirms the answer the pair rehearses what it knew."""
+    correct_at = report["summary"]["correct_at"]
+    right = {r["question_id"] for r in report["records"] if r["split"] == "train" and r["score"] >= correct_at}
+    asked = qa_set.model_copy(update={"questions": [q for q in qa_set.questions if q.id in right]})
+    if not asked.questions:
+        return {"asked": 0, "bad_answers": 0, "new_items": 0}
+    found = _server(_settings()).candidates(asked.model_dump(mode="json"), samples)
+    result = _collector(_settings()).ingest_candidates(found)
+    get_run_logger().info("rehearsal: %d train questions answered right, %d wrong samples, %d new questions queued",
+                          len(asked.questions), result["bad_answers"], result["new_items"])
+    return {"asked": len(asked.questions), **result}
 
 
 @task(name="dataset-status", **RETRY)
@@ -244,10 +262,14 @@ def discard(trigger: str) -> dict[str, Any]:
 def collect_flow(threshold: float | None = None) -> dict[str, Any]:
     """The source's daily QA test: ask the live model the QA set, queue its bad answers for review."""
     settings = _settings()
-    report = qa_live(load_qa_set(settings.flows_qa_set))
+    qa_set = load_qa_set(settings.flows_qa_set)
+    report = qa_live(qa_set)
     result = ingest(report["records"], threshold if threshold is not None else settings.flows_collect_threshold)
+    rehearsal = rehearsal_candidates(qa_set, report, settings.flows_rehearsal_samples) \
+        if settings.flows_rehearsal_samples else {"asked": 0, "new_items": 0}
     dataset_status()
-    return {"accuracy": report["summary"]["accuracy"], **result}
+    return {"accuracy": report["summary"]["accuracy"], **result, "rehearsal_asked": rehearsal["asked"],
+            "rehearsal_items": rehearsal["new_items"]}
 
 
 @flow(name="train")

@@ -40,6 +40,9 @@ class FlowsSettings(Settings):
     flows_collect_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Queue answers at or under this (default: the collector's threshold)."
     )
+    flows_rehearsal_samples: int = Field(
+        default=4, ge=0, le=16, description="`collect` samples this many answers to each train question the live model "
+        "already answers right and queues the wrong ones, so that reviewed pairs also keep what it knows (0: off).")
     flows_docker_image_prefix: str = Field(
         default="prefloop-", description="Job images are `<prefix><service>:<tag>` (prefloop-trainer, prefloop-exporter)."
     )

@@ -6,6 +6,8 @@ import json
 
 from collector_helpers import Collector, record
 
+from prefloop_core.contracts import CandidateRecord
+
 
 def seed(collector: Collector, n: int = 3) -> list[int]:
     collector.queue.ingest([record(i, game=["minecraft", "palworld", "overwatch"][i % 3]) for i in range(n)])
@@ -92,6 +94,17 @@ def test_ingest_import_template_checks_status_and_snapshot(collector: Collector)
     assert {c["name"] for c in client.get("/api/checks").json()} >= {"min_pairs", "game_balance"}
     published = client.post("/api/snapshots")
     assert published.status_code == 201 and published.json()["pair_count"] == 3
+
+
+def test_sampled_candidates_are_queued_with_their_suggestion(collector: Collector) -> None:
+    client = collector.client()
+    bad = CandidateRecord(record=record(1, score=0.0), suggestion="고양이를 무서워해요.", suggestion_score=1.0)
+    heldout = CandidateRecord(record=record(2, score=0.0, split="heldout"))
+    result = client.post("/api/ingest/candidates", json=[c.model_dump(mode="json") for c in (bad, heldout)]).json()
+    assert result == {"received": 2, "bad_answers": 1, "new_rejected": 1, "new_items": 1, "already_known": 0}
+    [item] = client.get("/api/items").json()
+    assert item["suggestion"] == "고양이를 무서워해요." and item["rejected"][0]["answer"] == bad.record.answer
+    assert collector.client(None).post("/api/ingest/candidates", json=[]).status_code == 401
 
 
 def test_snapshot_refused_by_a_hard_check_is_a_409_with_the_checks(collector: Collector) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from server_helpers import Server, easy_qa_set
 
 from prefloop_core.contracts import CandidateRecord
@@ -40,3 +41,15 @@ def test_greedy_candidates_are_refused(server: Server, tmp_path: Path) -> None:
     result = subprocess.run([EXE, "qa", "--endpoint", server.url, "--set", str(qa_file), "--model", "m",
                              "--candidates", "4", "--temperature", "0"], capture_output=True, text=True, env=server.env())
     assert result.returncode == 2 and "--temperature above 0" in result.stderr
+
+
+def test_the_admin_api_samples_the_live_model_and_needs_a_live_model_and_the_token(server: Server) -> None:
+    admin, body = server.admin(), {"qa_set": easy_qa_set().model_dump(mode="json"), "samples": 3}
+    assert admin.post("/admin/candidates", json=body).status_code == 409  # nothing live yet
+    admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
+    admin.post("/admin/promote", json={}).raise_for_status()
+    assert httpx.post(f"{server.url}/admin/candidates", json=body).status_code == 401
+    assert admin.post("/admin/candidates", json={**body, "samples": 1}).status_code == 422
+    answered = admin.post("/admin/candidates", json=body).raise_for_status().json()
+    found = [CandidateRecord.model_validate(c) for c in answered]
+    assert found and all(c.record.model == "worse" and c.record.score < 0.7 for c in found)

@@ -80,6 +80,10 @@ class ServerAdminClient(_ServiceClient):
         """The QA set on the live model: `{"summary": ..., "records": [...]}`."""
         return self._call("POST", "/qa", {"qa_set": qa_set})
 
+    def candidates(self, qa_set: dict[str, Any], samples: int = 4, temperature: float = 0.8) -> list[dict[str, Any]]:
+        """Answers sampled from the live model: the bad ones, with the best as a suggestion when it was right."""
+        return self._call("POST", "/candidates", {"qa_set": qa_set, "samples": samples, "temperature": temperature})
+
 
 class CollectorClient(_ServiceClient):
     """The collector's API (a reviewer token): ingest QA records, read and answer items, status, checks, snapshot."""
@@ -92,6 +96,10 @@ class CollectorClient(_ServiceClient):
 
     def ingest(self, records: list[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
         return self._call("POST", "/ingest", records, {"threshold": threshold} if threshold is not None else None)
+
+    def ingest_candidates(self, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        """Queue sampled bad answers with their suggested answers (from ServerAdminClient.candidates)."""
+        return self._call("POST", "/ingest/candidates", candidates)
 
     def items(self, status: str = "pending", limit: int = 500) -> list[dict[str, Any]]:
         return self._call("GET", "/items", params={"status": status, "limit": limit})

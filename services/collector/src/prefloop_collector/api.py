@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import uvicorn
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from prefloop_core.contracts import CheckResult, DatasetManifest, QARecord, ReviewItem, ReviewStatus
+from prefloop_core.contracts import CandidateRecord, CheckResult, DatasetManifest, QARecord, ReviewItem, ReviewStatus
 from prefloop_core.asgi_limits import BodySizeLimit
 from prefloop_core.prompts import load_template
 from prefloop_core.store import open_store
@@ -123,6 +124,13 @@ def submit_skip_or_delete(
         raise _conflict(exc) from None
 
 
+def _ingest(entries: Sequence[QARecord | CandidateRecord], queue: ReviewQueue, limit: float) -> IngestResult:
+    bad = [e for e in entries if needs_review(e.record if isinstance(e, CandidateRecord) else e, limit)]
+    counts = queue.ingest(bad)
+    return IngestResult(received=len(entries), bad_answers=len(bad), new_rejected=counts.new_rejected,
+                        new_items=counts.new_items, already_known=counts.already_known)
+
+
 @router.post("/ingest", response_model=IngestResult)
 def ingest(
     records: list[QARecord], queue: Queue, settings: Config, _: Reviewer,
@@ -130,11 +138,14 @@ def ingest(
 ) -> IngestResult:
     """Queue the answers at or under the threshold (default: the collector's) from QA records; held-out
     questions are never queued."""
-    limit = threshold if threshold is not None else settings.collector_threshold
-    bad = [record for record in records if needs_review(record, limit)]
-    counts = queue.ingest(bad)
-    return IngestResult(received=len(records), bad_answers=len(bad), new_rejected=counts.new_rejected,
-                        new_items=counts.new_items, already_known=counts.already_known)
+    return _ingest(records, queue, threshold if threshold is not None else settings.collector_threshold)
+
+
+@router.post("/ingest/candidates", response_model=IngestResult)
+def ingest_candidates(candidates: list[CandidateRecord], queue: Queue, settings: Config, _: Reviewer) -> IngestResult:
+    """Queue sampled bad answers (the server's candidate generation), each with its suggested answer for a person to
+    confirm; the collector's threshold applies, held-out questions are never queued."""
+    return _ingest(candidates, queue, settings.collector_threshold)
 
 
 @router.post("/import", response_model=ImportResult)

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from prefloop_core.contracts import QARecord, QASet, ReleaseHistoryEntry
+from prefloop_core.contracts import CandidateRecord, QARecord, QASet, ReleaseHistoryEntry
 from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
 from prefloop_server.bluegreen import BlueGreen, OperationRefused, ServerStatus
+from prefloop_server.qa.candidates import generate_async
 from prefloop_server.qa.gate import GateRule, GateVerdict, chart_png, compare, markdown
 from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
 from prefloop_server.settings import ServerSettings
@@ -69,6 +70,12 @@ class GateBody(BaseModel):
 
 class QABody(BaseModel):
     qa_set: QASet
+
+
+class CandidatesBody(BaseModel):
+    qa_set: QASet
+    samples: int = Field(default=4, ge=2, le=16, description="Answers sampled per question.")
+    temperature: float = Field(default=0.8, gt=0, le=2)
 
 
 class QAReport(BaseModel):
@@ -139,17 +146,34 @@ def _qa_options(settings: ServerSettings, correct_at: float) -> dict[str, Any]:
             "correct_at": correct_at}
 
 
+def _live(bluegreen: BlueGreen) -> Endpoint:
+    live = bluegreen.live_slot()
+    if live is None or live.model is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
+    return Endpoint(live.url, live.model.tag)
+
+
 @router.post("/qa", response_model=QAReport)
 async def qa(body: QABody, request: Request, bluegreen: Slots) -> QAReport:
     """Run the QA set on the live slot (the source's daily qa-test); the records are the collector's input."""
     settings: ServerSettings = request.app.state.settings
-    live = bluegreen.live_slot()
-    if live is None or live.model is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
-    run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), load_template(settings.prompt_template),
-                             model=live.model.tag, **_qa_options(settings, settings.server_correct_at))
+    live = _live(bluegreen)
+    run = await run_qa_async(body.qa_set, live, load_template(settings.prompt_template), model=live.model,
+                             **_qa_options(settings, settings.server_correct_at))
     assert run.summary
     return QAReport(summary=run.summary, records=run.records)
+
+
+@router.post("/candidates", response_model=list[CandidateRecord])
+async def candidates(body: CandidatesBody, request: Request, bluegreen: Slots) -> list[CandidateRecord]:
+    """Sample answers from the live slot: the bad ones, each with the best answer as a suggestion when it was right
+    (candidate generation, for the review queue)."""
+    settings: ServerSettings = request.app.state.settings
+    live = _live(bluegreen)
+    return await generate_async(body.qa_set, live, load_template(settings.prompt_template), model=live.model,
+                                samples=body.samples, temperature=body.temperature,
+                                max_tokens=settings.server_qa_max_tokens, correct_at=settings.server_correct_at,
+                                concurrency=settings.server_qa_concurrency)
 
 
 @router.post("/gate", response_model=GateReport)

@@ -64,7 +64,7 @@ class MethodSection(Section):
 
 class TrainingSection(Section):
     learning_rate: float = Field(
-        default=2e-4, gt=0, description="Peak learning rate (benchmarks/effectiveness.py; loss not falling: lower it).")
+        default=4e-4, gt=0, description="Peak learning rate (benchmarks/effectiveness.py; loss not falling: lower it).")
     epochs: float = Field(default=3.0, gt=0, description="Passes over the training pairs.")
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: by epochs).")
     batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch (memory grows with it).")
