@@ -107,23 +107,18 @@ def planned_steps(n_train: int, config: TrainConfig, resolved: Resolved) -> int:
     return max(1, math.ceil(per_epoch * config.training.epochs))
 
 
-def rough_seconds(shape: Shape, pairs: int, config: TrainConfig, hw: Hardware, sequences: int,
+def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, sequences: int,
                   mean_tokens: float) -> float:
     """A rough time estimate: ~8 FLOPs per parameter per token (forward, backward, reference pass) at what the
     device sustains: ~70 GFLOP/s per core on CPU (SmolLM2-135M, DPO + LoRA r16 on 2 cores: 38 pairs of ~250 tokens,
     3 epochs, took 7.4 min), ~30% of peak on a GPU."""
-    epochs = config.training.epochs
-    if config.training.max_steps > 0:
-        t = config.training
-        epochs = t.max_steps * t.batch_size * t.grad_accumulation / max(pairs, 1)
-    tokens = pairs * epochs * sequences * mean_tokens
+    tokens = steps * resolved.batch_size * resolved.grad_accumulation * sequences * mean_tokens
     flops_per_s = 70e9 * hw.cores if hw.device == "cpu" else 60e12
     return 8 * shape.params * tokens / flops_per_s
 
 
-def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, n_train: int,
-               n_eval: int, config: TrainConfig, run_id: str) -> list[str]:
-    steps = planned_steps(n_train, config, resolved)
+def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, steps: int,
+               n_train: int, n_eval: int, config: TrainConfig, run_id: str) -> list[str]:
     lines = [
         f"run {run_id}: {config.method.name.value} on {config.model.base}, dataset {config.data.dataset_id}",
         f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
@@ -173,8 +168,10 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
     resolved, est = fit(shape, resolved, config.lora.r, lengths.longest, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto")
-    seconds = rough_seconds(shape, len(splits.train), config, hw, sequences, lengths.mean)
-    for line in plan_lines(hw, resolved, est, budget, seconds, len(splits.train), len(splits.eval), config, run_id):
+    steps = planned_steps(len(splits.train), config, resolved)
+    seconds = rough_seconds(shape, steps, resolved, hw, sequences, lengths.mean)
+    for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
+                           run_id):
         print(line, file=out, flush=True)
     if warning:
         print(f"  warning     {warning}", file=out, flush=True)
