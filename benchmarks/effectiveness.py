@@ -39,6 +39,7 @@ import yaml
 from report import emit  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = "setup.json"  # in the work folder: the live scores and dataset ids every trial reuses
 CORRECT_AT = 0.7
 
 # name -> (what it is, trainer config overrides). "source" is the source's values (and the trainer's first defaults).
@@ -145,12 +146,16 @@ class Loop:
                 "train_seconds": round(train_s, 1), "scores": scores_of(records)}
 
 
+def save_state(work: Path, state: dict[str, Any]) -> None:
+    (work / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+
 def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str, Any]:
     """Once per work folder: the live model's QA records, the queue filled and answered, the dataset id."""
     from prefloop_flows.bundled import REVIEWER_ANSWERS
     from prefloop_flows.demo import apply_reviewer_answers
 
-    state_file = loop.work / "setup.json"
+    state_file = loop.work / STATE_FILE
     if state_file.exists():
         return json.loads(state_file.read_text(encoding="utf-8"))
     records = loop.qa_on_slot(live_tag, qa_set_file)
@@ -159,7 +164,7 @@ def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str
     manifest = loop.collector.snapshot()
     state = {"live_tag": live_tag, "live_scores": scores_of(records), "queued": ingested["new_items"],
              "answered": answered, "dataset_id": manifest["dataset_id"], "pairs": manifest["pair_count"]}
-    state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    save_state(loop.work, state)
     return state
 
 
@@ -178,7 +183,7 @@ def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
         manifest = loop.collector.snapshot()
         state.update(rehearsal_dataset_id=manifest["dataset_id"], rehearsal_pairs=manifest["pair_count"],
                      rehearsal_answered=answered)
-        (loop.work / "setup.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        save_state(loop.work, state)
     return str(state["rehearsal_dataset_id"])
 
 
