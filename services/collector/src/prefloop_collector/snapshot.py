@@ -1,7 +1,10 @@
 """`snapshot`: freeze the reviewed pairs into an immutable dataset in the bucket.
 
 Pairs are in TRL's conversational preference format, their prompt built with the same RAG
-template the QA runner asks with. One pair per chosen item, against its worst rejected answer.
+template the QA runner asks with. One pair per chosen item and per model that answered it wrong,
+against that model's worst answer: once a model trained on the pairs is served, its own wrong answers
+to reviewed questions become new pairs for the same reviewed answer without anyone reviewing again
+(on-policy pairs, as iterative DPO trains on), and the earlier models' pairs stay.
 The dataset id is the hash of the pairs, the checks and the template: the same content always
 gets the same id, and publishing it again publishes nothing new.
 """
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefloop_core.contracts import ChatMessage, CheckResult, DatasetManifest, PreferencePair, ReviewItem, ReviewStatus
+from prefloop_core.contracts import (
+    ChatMessage, CheckResult, DatasetManifest, PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus,
+)
 from prefloop_core.ids import dataset_id_for
 from prefloop_core.prompts import PromptTemplate
 from prefloop_core.store import ArtifactStore
@@ -42,21 +47,32 @@ def candidates(items: list[ReviewItem]) -> list[Candidate]:
     return [Candidate(i.item_id, i.question, i.game, i.chosen or "", i.rejected[0].answer) for i in items]
 
 
+def worst_per_model(item: ReviewItem) -> list[RejectedAnswer]:
+    """The item's worst rejected answer from each model, worst first (the queue lists them worst first). An answer
+    text already paired is not paired again (an imported template carries the QA answer back as model `import`)."""
+    worst: dict[str, RejectedAnswer] = {}
+    for answer in item.rejected:
+        if answer.model not in worst and all(answer.answer != w.answer for w in worst.values()):
+            worst[answer.model] = answer
+    return list(worst.values())
+
+
 def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[PreferencePair]:
     pairs = []
     for item in sorted(items, key=lambda i: i.item_id):
         prompt = item.prompt or template.render(item.question, item.context)
-        pairs.append(
-            PreferencePair(
-                prompt=prompt,
-                chosen=[ChatMessage(role="assistant", content=item.chosen or "")],
-                rejected=[ChatMessage(role="assistant", content=item.rejected[0].answer)],  # the worst
-                item_id=item.item_id,
-                game=item.game,
-                reviewer=item.reviewer,
-                source="review",
+        for rejected in worst_per_model(item):
+            pairs.append(
+                PreferencePair(
+                    prompt=prompt,
+                    chosen=[ChatMessage(role="assistant", content=item.chosen or "")],
+                    rejected=[ChatMessage(role="assistant", content=rejected.answer)],
+                    item_id=item.item_id,
+                    game=item.game,
+                    reviewer=item.reviewer,
+                    source="review",
+                )
             )
-        )
     return pairs
 
 
