@@ -88,3 +88,34 @@ def test_a_config_that_cannot_fit_is_refused_before_weights_load(tiny_model: Pat
 
     with pytest.raises(DoesNotFit, match="does not fit the 0.10 GiB available"):
         train(config_for(tiny_model, dataset, "dpo", "training.memory_budget_gb=0.1"), settings, store, io.StringIO())
+
+
+def test_a_run_continues_an_earlier_runs_adapter_and_pulls_toward_it(tiny_model: Path, dataset: str, settings: Settings,
+                                                                      store: ArtifactStore) -> None:
+    first = train(config_for(tiny_model, dataset, "dpo", "run_id=run-first"), settings, store, io.StringIO())
+    out = io.StringIO()
+    second = train(config_for(tiny_model, dataset, "dpo", "run_id=run-second", "model.init_run=run-first",
+                              "lora.r=4"), settings, store, out)
+    assert "run run-first's adapter (r 16), trained further" in out.getvalue()
+    steps = {run.run_id: json.loads(store.read_bytes(run, "metrics.json"))["steps"] for run in (first, second)}
+    # The reference is the first run's model: the second run starts with zero rewards although it starts where the
+    # first one ended (its chosen answers are already more likely than the bare base's).
+    assert abs(steps["run-second"][0]["rewards/chosen"]) < 1e-3 and abs(steps["run-second"][0]["rewards/margins"]) < 1e-3
+    assert steps["run-second"][0]["logps/chosen"] > steps["run-first"][0]["logps/chosen"] + 1
+    assert second.config["model"]["init_run"] == "run-first"
+    # One adapter, r 16 like the one it continued (TRL's frozen reference copy is not published).
+    adapter_files = sorted(name for name in second.files if name.startswith("adapter/"))
+    assert "adapter/adapter_model.safetensors" in adapter_files and not any("/ref/" in n for n in adapter_files)
+    assert json.loads(store.read_bytes(second, "adapter/adapter_config.json"))["r"] == 16
+
+
+def test_continuing_a_run_of_another_base_or_no_run_is_refused_before_weights_load(
+        tiny_model: Path, dataset: str, settings: Settings, store: ArtifactStore, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="model.init_run: there is no run run-nowhere in the bucket"):
+        train(config_for(tiny_model, dataset, "dpo", "model.init_run=run-nowhere"), settings, store, io.StringIO())
+    train(config_for(tiny_model, dataset, "orpo", "run_id=run-tiny", "training.max_steps=1"), settings, store,
+          io.StringIO())
+    other = tmp_path / "other-base"
+    other.symlink_to(tiny_model, target_is_directory=True)
+    with pytest.raises(ValueError, match=f"run run-tiny was trained on {tiny_model}, not {other}"):
+        train(config_for(other, dataset, "dpo", "model.init_run=run-tiny"), settings, store, io.StringIO())

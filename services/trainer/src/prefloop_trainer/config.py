@@ -34,7 +34,12 @@ class ModelSection(Section):
         default="smollm2",
         description="Base model: an HF folder, a hub id, a .gguf file, or `smollm2` (the bundled SmolLM2-135M-Instruct GGUF).",
     )
-    sft_adapter: str | None = Field(default=None, description="Internal: set by the SFT stage of `sft+dpo`.")
+    init_run: str | None = Field(
+        default=None,
+        description="Start from this earlier run's adapter (same base) instead of a new one: it is trained further, and "
+        "DPO/KTO pull toward it rather than the bare base (iterative DPO; the flows pass the live release's run). "
+        "The LoRA section is then the earlier run's.",
+    )
 
 
 class DataSection(Section):

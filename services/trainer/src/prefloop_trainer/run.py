@@ -64,6 +64,34 @@ def latest_checkpoint(store: ArtifactStore, run_id: str, stage: str, out: Path) 
     return folder
 
 
+class InitAdapter(NamedTuple):
+    run_id: str
+    folder: Path
+    r: int
+
+
+def init_adapter(store: ArtifactStore, config: TrainConfig, work: Path) -> InitAdapter | None:
+    """The earlier run's adapter to continue (`model.init_run`), fetched; refused before any weights load when it
+    does not fit this run."""
+    run_id = config.model.init_run
+    if not run_id:
+        return None
+    run = store.get(TrainingRun, run_id)
+    if run is None:
+        raise ValueError(f"model.init_run: there is no run {run_id} in the bucket")
+    if run.base_model != config.model.base:
+        raise ValueError(f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
+                         "its adapter fits only that base (set model.base to it, or leave model.init_run unset)")
+    if any(name.startswith("sft_adapter/") for name in run.files):
+        raise ValueError(f"model.init_run: run {run_id} is sft+dpo, its adapter sits over an SFT-merged model; "
+                         "start from a dpo, orpo, kto or sft run, or from the base")
+    fetched = store.fetch(run, work / "init", [name for name in run.files if name.startswith("adapter/")])
+    config_file = fetched.get("adapter/adapter_config.json")
+    if config_file is None:
+        raise ValueError(f"model.init_run: run {run_id} has no adapter/adapter_config.json")
+    return InitAdapter(run_id, config_file.parent, int(json.loads(config_file.read_text())["r"]))
+
+
 def rss_bytes() -> float:
     import psutil
 
@@ -118,15 +146,16 @@ def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, se
 
 
 def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, steps: int,
-               n_train: int, n_eval: int, config: TrainConfig, run_id: str) -> list[str]:
+               n_train: int, n_eval: int, config: TrainConfig, run_id: str, init: InitAdapter | None = None) -> list[str]:
     lines = [
         f"run {run_id}: {config.method.name.value} on {config.model.base}, dataset {config.data.dataset_id}",
         f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
         f"  device      {hw.name} ({hw.device}), dtype {resolved.dtype}, 4-bit {'on' if resolved.load_in_4bit else 'off'}",
         f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}; "
         f"gradient checkpointing {'on' if resolved.gradient_checkpointing else 'off'}; optimizer {resolved.optimizer}",
-        f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}; "
-        f"lr {config.training.learning_rate:g}, beta {config.method.beta:g}",
+        (f"  LoRA        run {init.run_id}'s adapter (r {init.r}), trained further; the reference is that run's model"
+         if init else f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}")
+        + f"; lr {config.training.learning_rate:g}, beta {config.method.beta:g}",
         f"  memory      estimated {est.total / GiB:.2f} GiB of {budget:.2f} GiB available",
         *est.lines(),
         f"  time        roughly {seconds / 60:.1f} min (the progress line refines it)",
@@ -142,7 +171,7 @@ def _versions() -> dict[str, str]:
 def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: TextIO = sys.stdout,
           hardware: Hardware | None = None) -> TrainingRun:
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
 
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
@@ -161,17 +190,18 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     resolved = resolve(config, hw)
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO, TrainingMethod.KTO)
+    init = init_adapter(store, config, work)
     shape = Shape.of(load_config(config.model.base, settings))
     tokenizer = load_tokenizer(config.model.base, settings)
     lengths = example_lengths(tokenizer, pairs, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
-    resolved, est = fit(shape, resolved, config.lora.r, lengths.longest, sequences, baseline, budget,
+    resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto")
     steps = planned_steps(len(splits.train), config, resolved)
     seconds = rough_seconds(shape, steps, resolved, hw, sequences, lengths.mean)
     for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
-                           run_id):
+                           run_id, init):
         print(line, file=out, flush=True)
     if warning:
         print(f"  warning     {warning}", file=out, flush=True)
@@ -179,6 +209,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
 
     t1 = time.monotonic()
     model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)
+    if init:
+        model = PeftModel.from_pretrained(model, init.folder, is_trainable=True)
     timings["load"] = time.monotonic() - t1
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
@@ -190,7 +222,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
         guard = NaNGuard()
         stage_dir = work / stage
         trainer = _trainer(stage_method, config, resolved, model_in, tokenizer, splits, stage_dir,
-                           [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)], lora, epochs,
+                           [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)],
+                           None if isinstance(model_in, PeftModel) else lora, epochs,
                            Dataset)
         resume = latest_checkpoint(store, run_id, stage, stage_dir)
         if resume is not None:
@@ -215,7 +248,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     else:
         final = run_stage(method, method.value, model)
     timings["train"] = time.monotonic() - t2
-    final.model.save_pretrained(work / "adapter")
+    # Only the trained adapter: TRL keeps a frozen copy of an init adapter as "ref" beside it.
+    final.model.save_pretrained(work / "adapter", selected_adapters=["default"])
     tokenizer.save_pretrained(work / "adapter")
     outputs.update(_folder_files(work / "adapter", "adapter"))
 
