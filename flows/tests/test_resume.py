@@ -65,6 +65,7 @@ def test_a_killed_training_resumes_and_a_finished_stage_is_not_repeated(collecto
            "PREFLOOP_HOME": str(tmp_path / "home"), "PREFLOOP_VENVS_DIR": str(VENVS),
            "PREFLOOP_FLOWS_COLLECTOR_URL": collector, "PREFLOOP_FLOWS_COLLECTOR_TOKEN": TOKEN,
            "PREFLOOP_FLOWS_TRAIN_CONFIG": str(config), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFLOOP_FLOWS_TRAIN_FROM_LIVE": "false",  # no server here to say what is live: train from the base
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     store = ArtifactStore(LocalBackend(tmp_path / "home" / "bucket"))
 

@@ -27,7 +27,7 @@ from prefloop_core.net import NotReady, free_port, stop_process, wait_until_read
 from prefloop_core.store import open_store
 from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
-from prefloop_flows.bundled import REVIEWER_ANSWERS, load_qa_set, load_reviewer_answers
+from prefloop_flows.bundled import REVIEWER_ANSWERS, games_v2, load_qa_set, load_reviewer_answers
 from prefloop_flows.jobs import Job, make_runner
 from prefloop_flows.settings import FlowsSettings
 
@@ -90,6 +90,21 @@ def apply_reviewer_answers(collector: CollectorClient, qa_set: QASet, answers_fi
     return saved
 
 
+def second_week_qa_set(settings: FlowsSettings, home: Path, qa_set: QASet) -> QASet:
+    """What round 2 asks: games-v2, the QA set with the second week's new train questions (the held-out ones stay),
+    unless a QA set of your own is configured."""
+    if settings.flows_qa_set is not None:
+        return qa_set
+    v2 = games_v2()
+    path = home / "qa" / f"{v2.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(v2.model_dump_json(indent=1), encoding="utf-8")
+    os.environ["PREFLOOP_FLOWS_QA_SET"] = str(path)
+    print(f"a second week: {len(v2.questions) - len(qa_set.questions)} new train questions join the QA set "
+          f"({v2.name}, {path})")
+    return v2
+
+
 def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int = 1) -> int:
     started = time.monotonic()
     for name, value in DEMO_DEFAULTS.items():
@@ -126,6 +141,8 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
         for round_ in range(1, rounds + 1):
             if rounds > 1:
                 print(f"\n=== round {round_} of {rounds} ===")
+            if round_ == 2:
+                qa_set = second_week_qa_set(settings, home, qa_set)
             batch = REVIEWER_ANSWERS[round_ - 1]
             reviewer = batches[round_ - 1].reviewer
             collector = CollectorClient(collector_url, reviewers[reviewer])
@@ -170,9 +187,9 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
         f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions")
     collected = collect_flow()
     print(f"    live accuracy {collected['accuracy']:.1%}; {collected['bad_answers']} bad answers queued "
-          f"({collected['new_items']} questions); {collected['rehearsal_items']} of the "
-          f"{collected['rehearsal_asked']} train questions it answers right queued too, with wrong sampled answers "
-          "(rehearsal)")
+          f"({collected['new_items']} new questions); the {collected['rehearsal_asked']} train questions it answers "
+          f"right, sampled: {collected['rehearsal_wrong']} wrong samples queued ({collected['rehearsal_items']} new "
+          "questions; rehearsal)")
     if review_ui:
         say(f"the human step: review the queue at {review_ui}")
         input("    press Enter when you have written the answers you want to train on... ")
@@ -193,5 +210,6 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
     verdict = "PROMOTED" if outcome.accepted else f"{REFUSED.upper()} (the live model stays)"
     print(f"\nresult: {verdict}: {outcome.reason}")
     if outcome.tag:
-        print(f"release: {outcome.tag} (run {outcome.run_id}, dataset {outcome.dataset_id})")
+        start = f"continuing run {outcome.init_run}, the live model's" if outcome.init_run else "from the base model"
+        print(f"release: {outcome.tag} (run {outcome.run_id}, {start}; dataset {outcome.dataset_id})")
     return outcome

@@ -2,7 +2,8 @@
 
 collect              QA set on the live model -> its bad answers (train split) into the review queue, and wrong
                      samples of the train questions it answers right (rehearsal, against forgetting)
-train                dataset snapshot (refused when a hard check fails) -> trainer job -> run id
+train                dataset snapshot (refused when a hard check fails) -> trainer job -> run id; the new
+                     adapter continues the live release's (iterative DPO) unless turned off
 export               exporter job -> release tag
 evaluate_and_deploy  deploy to the idle slot -> QA gate -> promote or discard; the live model's records
                      go back to the collector
@@ -32,7 +33,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError
-from prefloop_core.contracts import QASet, Release, TrainingProgress, TrainingRun
+from prefloop_core.contracts import QASet, Release, TrainingMethod, TrainingProgress, TrainingRun
 from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
@@ -79,6 +80,7 @@ class Outcome(BaseModel):
     reason: str
     dataset_id: str | None = None
     run_id: str | None = None
+    init_run: str | None = None  # the earlier run the new one continued (the live model's)
     tag: str | None = None
     live_tag: str | None = None
     live_accuracy: float | None = None
@@ -153,14 +155,32 @@ def snapshot() -> tuple[str | None, str]:
     return manifest["dataset_id"], f"dataset {manifest['dataset_id']}: {manifest['pair_count']} pairs"
 
 
-def _config_fingerprint(settings: FlowsSettings) -> str:
+@task(name="live-run", **RETRY)
+def live_run() -> str | None:
+    """The training run behind the live release, for the next run to continue; None when nothing trained here is
+    live (the base release) or the setting is off."""
+    settings, logger = _settings(), get_run_logger()
+    tag = _server(settings).status().get("live_tag") if settings.flows_train_from_live else None
+    release = open_store(settings).get(Release, tag) if tag else None
+    if release is None or release.run_id is None:
+        return None
+    run = open_store(settings).require(TrainingRun, release.run_id)
+    if run.method is TrainingMethod.SFT_DPO:  # its adapter sits over an SFT-merged model: not one to continue
+        logger.info("the live release %s comes from an sft+dpo run: training starts from the base", tag)
+        return None
+    logger.info("training continues run %s, the live release %s's", run.run_id, tag)
+    return run.run_id
+
+
+def _config_fingerprint(settings: FlowsSettings, init_run: str | None) -> str:
     config = settings.flows_train_config.read_bytes() if settings.flows_train_config else b"defaults"
-    return hashlib.sha256(config).hexdigest()[:6]
+    return hashlib.sha256(config + (init_run or "").encode()).hexdigest()[:6]
 
 
-def run_id_for(dataset_id: str, settings: FlowsSettings) -> str:
-    """The same dataset with the same trainer config is the same run: a re-run resumes it, never repeats it."""
-    return check_safe_id(f"run-{dataset_id.removeprefix('ds-')}-{_config_fingerprint(settings)}")
+def run_id_for(dataset_id: str, settings: FlowsSettings, init_run: str | None = None) -> str:
+    """The same dataset with the same trainer config, from the same start, is the same run: a re-run resumes it, never
+    repeats it."""
+    return check_safe_id(f"run-{dataset_id.removeprefix('ds-')}-{_config_fingerprint(settings, init_run)}")
 
 
 def _train_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -190,13 +210,15 @@ class TrainingLog:
 
 
 @task(name="train", cache_key_fn=_train_key, persist_result=True)
-def train(dataset_id: str, run_id: str) -> str:
+def train(dataset_id: str, run_id: str, init_run: str | None = None) -> str:
     settings, logger = _settings(), get_run_logger()
     store = open_store(settings)
     if store.get(TrainingRun, run_id) is not None:
         logger.info("run %s is already in the bucket: not training again", run_id)
         return run_id
     args = ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}"]
+    if init_run:
+        args += ["--set", f"model.init_run={init_run}"]
     if settings.flows_train_config:
         args += ["--config", str(settings.flows_train_config)]
     make_runner(settings).run(Job("trainer", args), TrainingLog(logger))
@@ -266,10 +288,10 @@ def collect_flow(threshold: float | None = None) -> dict[str, Any]:
     report = qa_live(qa_set)
     result = ingest(report["records"], threshold if threshold is not None else settings.flows_collect_threshold)
     rehearsal = rehearsal_candidates(qa_set, report, settings.flows_rehearsal_samples) \
-        if settings.flows_rehearsal_samples else {"asked": 0, "new_items": 0}
+        if settings.flows_rehearsal_samples else {"asked": 0, "bad_answers": 0, "new_items": 0}
     dataset_status()
     return {"accuracy": report["summary"]["accuracy"], **result, "rehearsal_asked": rehearsal["asked"],
-            "rehearsal_items": rehearsal["new_items"]}
+            "rehearsal_wrong": rehearsal["bad_answers"], "rehearsal_items": rehearsal["new_items"]}
 
 
 @flow(name="train")
@@ -279,8 +301,10 @@ def train_flow() -> Outcome | State:
     dataset_id, note = snapshot()
     if dataset_id is None:
         return _end(Outcome(accepted=False, reason=note))
-    run_id = train(dataset_id, run_id_for(dataset_id, _settings()))
-    return Outcome(accepted=True, reason=note, dataset_id=dataset_id, run_id=run_id)
+    init_run = live_run()
+    run_id = train(dataset_id, run_id_for(dataset_id, _settings(), init_run), init_run)
+    note += f"; continuing run {init_run} (the live model's)" if init_run else "; from the base model"
+    return Outcome(accepted=True, reason=note, dataset_id=dataset_id, run_id=run_id, init_run=init_run)
 
 
 @flow(name="export")
@@ -326,5 +350,5 @@ def improve_flow(trigger: str = "flow:improve") -> Outcome | State:
     tag = export(outcome.run_id)
     evaluated = evaluate_and_deploy_flow(tag, trigger, return_state=True)
     final: Outcome = evaluated.result()
-    final.dataset_id, final.run_id = outcome.dataset_id, outcome.run_id
+    final.dataset_id, final.run_id, final.init_run = outcome.dataset_id, outcome.run_id, outcome.init_run
     return _end(final)
