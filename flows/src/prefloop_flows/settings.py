@@ -36,7 +36,8 @@ class FlowsSettings(Settings):
     )
     flows_train_from_live: bool = Field(
         default=True, description="Each new adapter continues the live release's (its training run, same base) and is "
-        "pulled toward the live model (iterative DPO); false: every round trains from the base on all pairs.")
+        "pulled toward the live model (iterative DPO); false: every round trains from the base on all pairs (needed for the "
+        "first run on a new base: the trainer refuses to continue a run of another base).")
     flows_export_mode: ExportMode = Field(default=ExportMode.MERGED, description="`merged` or `adapter`.")
     flows_export_quant: Quantization = Field(default=Quantization.Q4_K_M, description="Quantization of the release.")
     flows_collect_cron: str = Field(default="0 3 * * *", description="When the `collect` deployment runs (cron, UTC).")
