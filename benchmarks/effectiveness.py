@@ -68,11 +68,18 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
                              {"training": {"learning_rate": 2e-4}, "method": RPO}),
     "rpo-lr4e-4-rehearsal": ("RPO, lr 4e-4, plus pairs for the train questions live already gets right",
                              {"training": {"learning_rate": 4e-4}, "method": RPO}),
+    # The trainer's defaults (the line above) with one more setting changed:
+    "rpo-lr4e-4-rehearsal-b0.5": ("RPO, lr 4e-4, rehearsal, beta 0.5",
+                                  {"training": {"learning_rate": 4e-4}, "method": {**RPO, "beta": 0.5}}),
+    "rpo-lr4e-4-rehearsal-e2": ("RPO, lr 4e-4, rehearsal, 2 epochs",
+                                {"training": {"learning_rate": 4e-4, "epochs": 2.0}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal-r8": ("RPO, lr 4e-4, rehearsal, r8 alpha 16",
+                                {"training": {"learning_rate": 4e-4}, "method": RPO, "lora": {"r": 8, "alpha": 16}}),
 }
 # Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
 # answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),
 # so that training on the others does not make it forget those.
-REHEARSAL = {"rpo-lr2e-4-rehearsal", "rpo-lr4e-4-rehearsal"}
+REHEARSAL = {name for name in TRIALS if "-rehearsal" in name}
 
 
 def trial_config(overrides: dict[str, Any]) -> dict[str, Any]:
