@@ -21,7 +21,8 @@ def demo(args: list[str]) -> int:
                         help="do the human step yourself in the review UI instead of the bundled answers")
     parser.add_argument("--keep-running", action="store_true", help="leave the collector and the server running afterwards")
     parser.add_argument("--rounds", type=int, choices=(1, 2), default=1,
-                        help="2: a second round from the promoted model with the second batch of bundled reviewer answers")
+                        help="2: a second week: 24 new train questions join the QA set (games-v2), the second bundled "
+                        "batch answers them, and the new adapter continues the promoted one (about 40 min on 2 cores)")
     ns = parser.parse_args(args)
     from prefloop_flows.demo import run_demo
     from prefloop_flows.jobs import JobFailed
