@@ -161,10 +161,11 @@ def live_run() -> str | None:
     live (the base release) or the setting is off."""
     settings, logger = _settings(), get_run_logger()
     tag = _server(settings).status().get("live_tag") if settings.flows_train_from_live else None
-    release = open_store(settings).get(Release, tag) if tag else None
+    store = open_store(settings)
+    release = store.get(Release, tag) if tag else None
     if release is None or release.run_id is None:
         return None
-    run = open_store(settings).require(TrainingRun, release.run_id)
+    run = store.require(TrainingRun, release.run_id)
     if run.method is TrainingMethod.SFT_DPO:  # its adapter sits over an SFT-merged model: not one to continue
         logger.info("the live release %s comes from an sft+dpo run: training starts from the base", tag)
         return None

@@ -82,7 +82,7 @@ def init_adapter(store: ArtifactStore, config: TrainConfig, work: Path) -> InitA
     if run.base_model != config.model.base:
         raise ValueError(f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
                          "its adapter fits only that base (set model.base to it, or leave model.init_run unset)")
-    if any(name.startswith("sft_adapter/") for name in run.files):
+    if run.method is TrainingMethod.SFT_DPO:
         raise ValueError(f"model.init_run: run {run_id} is sft+dpo, its adapter sits over an SFT-merged model; "
                          "start from a dpo, orpo, kto or sft run, or from the base")
     fetched = store.fetch(run, work / "init", [name for name in run.files if name.startswith("adapter/")])
