@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +30,7 @@ from prefloop_core.store import ArtifactConflict, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp, ToolchainError, llama_cpp
 from prefloop_exporter import verify
 from prefloop_exporter.disk import check_free_space
-from prefloop_exporter.gguf_tools import convert_lora, convert_to_f16, quantize
+from prefloop_exporter.gguf_tools import Converter, convert_lora, convert_to_f16, quantize
 from prefloop_exporter.merge import fetch_adapters, merged_model
 from prefloop_exporter.tags import base_release_tag, next_tag
 from prefloop_ml.base_model import hf_checkpoint, load_tokenizer
@@ -77,7 +78,11 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         if not adapters:
             raise ExportError(f"run {run_id} has no adapter to export (its files: {', '.join(sorted(run.files)) or 'none'})")
         steps = Steps(4, out)
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # llama.cpp's model converter, when this export will convert a model (merged mode, or a base release not made
+        # yet): its process starts now and does its imports during the merge.
+        converts_model = mode is ExportMode.MERGED or store.get(Release, base_release_tag(run.base_model, quants[0])) is None
+        converter = Converter(tools, tools.convert_hf) if converts_model else None
+        with ThreadPoolExecutor(max_workers=1) as pool, converter or nullcontext():
             # Adapter mode: llama.cpp's LoRA converter runs alongside the merge (it only needs the base's config).
             loras = pool.submit(_convert_loras, tools, adapters, _local_checkpoint(run.base_model, settings, work), work) \
                 if mode is ExportMode.ADAPTER else None
@@ -86,9 +91,11 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
             model = merged_model(run.base_model, adapters, settings)
             tokenizer = load_tokenizer(run.base_model, settings)
             if loras is None:
-                files, base_tag = _merged(model, tokenizer, quants, tools, work, steps), None
+                assert converter is not None
+                files, base_tag = _merged(model, tokenizer, quants, tools, converter, work, steps), None
             else:
-                files, base_tag = _adapter(run, model, tokenizer, quants[0], loras, tools, store, settings, work, steps)
+                files, base_tag = _adapter(run, model, tokenizer, quants[0], loras, tools, converter, store, settings,
+                                           work, steps)
         dataset = store.get(DatasetManifest, run.dataset_id)
         release = _publish_new(store, run, mode, quants, base_tag, tools, dataset.pair_count if dataset else None, files)
         print(f"release {release.tag} published in {time.monotonic() - steps.started:.0f} s "
@@ -114,13 +121,13 @@ def export_base(base_model: str, quant: Quantization, settings: Settings, store:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _merged(model: Any, tokenizer: Any, quants: list[Quantization], tools: LlamaCpp, work: Path,
+def _merged(model: Any, tokenizer: Any, quants: list[Quantization], tools: LlamaCpp, converter: Converter, work: Path,
             steps: Steps) -> dict[str, Path]:
     merged = work / "merged"
     model.save_pretrained(merged)
     tokenizer.save_pretrained(merged)
     steps("converting to f16 GGUF with llama.cpp's convert_hf_to_gguf.py")
-    f16 = convert_to_f16(tools, merged, work / "model-F16.gguf")
+    f16 = convert_to_f16(tools, merged, work / "model-F16.gguf", converter)
     shutil.rmtree(merged)
     files: dict[str, Path] = {}
     for quant in quants:
@@ -138,9 +145,9 @@ def _convert_loras(tools: LlamaCpp, adapters: list[Path], base_config: Path, wor
 
 
 def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, loras: Future[dict[str, Path]],
-             tools: LlamaCpp, store: ArtifactStore, settings: Settings, work: Path,
+             tools: LlamaCpp, converter: Converter | None, store: ArtifactStore, settings: Settings, work: Path,
              steps: Steps) -> tuple[dict[str, Path], str]:
-    base = _base_release(run.base_model, tokenizer, quant, tools, store, settings, work, steps)
+    base = _base_release(run.base_model, tokenizer, quant, tools, store, settings, work, steps, converter)
     base_files = store.fetch(base, work / "base")
     files = loras.result()
     steps("GGUF LoRA: " + ", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
@@ -165,7 +172,7 @@ def _local_checkpoint(base_model: str, settings: Settings, work: Path) -> Path:
 
 
 def _base_release(base_model: str, tokenizer: Any, quant: Quantization, tools: LlamaCpp, store: ArtifactStore,
-                  settings: Settings, work: Path, steps: Steps) -> Release:
+                  settings: Settings, work: Path, steps: Steps, converter: Converter | None = None) -> Release:
     """The base GGUF release adapter releases of this base are served over: reused, or exported now once."""
     tag = base_release_tag(base_model, quant)
     existing = store.get(Release, tag)
@@ -173,7 +180,7 @@ def _base_release(base_model: str, tokenizer: Any, quant: Quantization, tools: L
         steps(f"reusing base release {tag}")
         return existing
     steps(f"exporting the base once as release {tag} (f16 + {quant.value})")
-    f16 = convert_to_f16(tools, _local_checkpoint(base_model, settings, work), work / "model-F16.gguf")
+    f16 = convert_to_f16(tools, _local_checkpoint(base_model, settings, work), work / "model-F16.gguf", converter)
     files = {f16.name: f16}
     if quant is not Quantization.F16:
         files[f"model-{quant.value}.gguf"] = quantize(tools, f16, work / f"model-{quant.value}.gguf", quant)

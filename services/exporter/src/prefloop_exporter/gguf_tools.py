@@ -6,6 +6,7 @@ Never a GGUF writer of ours: every file comes out of `convert_hf_to_gguf.py`,
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -22,30 +23,70 @@ class ToolFailed(RuntimeError):
     pass
 
 
-def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+def _failed(what: str, returncode: int, output: str) -> ToolFailed:
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    return ToolFailed(f"{what} failed (exit {returncode}):\n{tail}")
+
+
+def _run(command: list[str], what: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise ToolFailed(f"{what} failed (exit {result.returncode}):\n{tail}")
+        raise _failed(what, result.returncode, result.stdout + result.stderr)
     return result.stdout + result.stderr
 
 
-def _converter_env(tools: LlamaCpp) -> dict[str, str]:
-    """llama.cpp's converters need their own gguf-py (PyPI's is too old for them)."""
-    return {**os.environ, "PYTHONPATH": str(tools.gguf_py)}
+# Runs a llama.cpp converter script exactly as `python SCRIPT ARGS...` would, in two halves: its top level (the
+# imports of torch, transformers, numpy and gguf-py: ~5 s of a small model's ~10 s conversion) as soon as the process
+# starts, and the script as `__main__` once the arguments arrive on stdin. Started ahead, the imports overlap the merge.
+_LAUNCHER = """
+import json, os, runpy, sys
+script = sys.argv[1]
+sys.path.insert(0, os.path.dirname(script))
+runpy.run_path(script, run_name="__prefloop_warm__")
+sys.argv = json.loads(sys.stdin.readline())
+runpy.run_path(script, run_name="__main__")
+"""
 
 
-def convert_to_f16(tools: LlamaCpp, hf_dir: Path, out: Path) -> Path:
-    """`convert_hf_to_gguf.py --outtype f16`."""
-    _run([sys.executable, str(tools.convert_hf), str(hf_dir), "--outtype", "f16", "--outfile", str(out)],
-         "convert_hf_to_gguf.py", _converter_env(tools))
+class Converter:
+    """One run of one of llama.cpp's converter scripts, in its own Python process started ahead of time.
+
+    Its own process, so llama.cpp's gguf-py (newer than PyPI's `gguf` that transformers uses) never meets ours.
+    A `with` block stops the process if it is never given its arguments.
+    """
+
+    def __init__(self, tools: LlamaCpp, script: Path) -> None:
+        self.script = script
+        self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(tools.gguf_py)})
+
+    def run(self, args: list[str]) -> str:
+        output, _ = self.proc.communicate(json.dumps([str(self.script), *args]) + "\n")
+        if self.proc.returncode != 0:
+            raise _failed(self.script.name, self.proc.returncode, output)
+        return output
+
+    def __enter__(self) -> Converter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def convert_to_f16(tools: LlamaCpp, hf_dir: Path, out: Path, converter: Converter | None = None) -> Path:
+    """`convert_hf_to_gguf.py --outtype f16` (in `converter` when one was started ahead for it)."""
+    with converter or Converter(tools, tools.convert_hf) as running:
+        running.run([str(hf_dir), "--outtype", "f16", "--outfile", str(out)])
     return out
 
 
 def convert_lora(tools: LlamaCpp, adapter_dir: Path, base_hf_dir: Path, out: Path) -> Path:
     """`convert_lora_to_gguf.py --base`: a PEFT adapter into a GGUF LoRA llama-server applies with `--lora`."""
-    _run([sys.executable, str(tools.convert_lora), str(adapter_dir), "--base", str(base_hf_dir),
-          "--outtype", "f16", "--outfile", str(out)], "convert_lora_to_gguf.py", _converter_env(tools))
+    with Converter(tools, tools.convert_lora) as running:
+        running.run([str(adapter_dir), "--base", str(base_hf_dir), "--outtype", "f16", "--outfile", str(out)])
     return out
 
 
