@@ -150,7 +150,7 @@ def _live(bluegreen: BlueGreen) -> Endpoint:
     live = bluegreen.live_slot()
     if live is None or live.model is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
-    return Endpoint(live.url, live.model.tag)
+    return Endpoint(live.url, live.model.tag, llama_server=True)
 
 
 @router.post("/qa", response_model=QAReport)
@@ -188,13 +188,15 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport
     rule = body.rule or GateRule(min_delta=settings.server_gate_min_delta,
                                  max_regressions=settings.server_gate_max_regressions, correct_at=settings.server_correct_at)
     template = load_template(settings.prompt_template)
-    # One slot after the other, each one question at a time by default: single-sequence decoding gives the same answer
-    # every run, where a batch of several does not (benchmarks/qa_noise.py); and two llama-servers decoding at once on
-    # the same CPU cores fight over them (each question took ~5x longer side by side than alone on 2 cores).
+    # One slot after the other, each one question at a time by default, without reusing cached prompts (the Endpoint's
+    # `llama_server`): single-sequence decoding from a fresh prompt gives the same answer every run, where a batch of
+    # several, or a prompt finished on KV cached by an earlier run, does not (benchmarks/qa_noise.py); and two
+    # llama-servers decoding at once on the same CPU cores fight over them (each question took ~5x longer side by side
+    # than alone on 2 cores).
     options = {**_qa_options(settings, rule.correct_at), "concurrency": settings.server_gate_concurrency}
-    live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag), template, model=live.model.tag,
-                                  **options)
-    cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag), template,
+    live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag, llama_server=True), template,
+                                  model=live.model.tag, **options)
+    cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag, llama_server=True), template,
                                   model=candidate.model.tag, **options)
     verdict = compare(live_run.records, cand_run.records, rule)
     assert live_run.summary and cand_run.summary

@@ -116,6 +116,9 @@ def cmd_qa(args: list[str]) -> int:
     )
     parser.add_argument("--set", dest="qa_set", type=Path, required=True, help="QA set file (JSON)")
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (e.g. the router)")
+    parser.add_argument("--llama-server", action="store_true",
+                        help="the endpoint is llama-server or prefloop's router: ask it not to reuse cached prompts, so "
+                        "the same model gives the same greedy answers every run (reused prompts changed 37 of 72)")
     parser.add_argument("--model", default=None, help="name recorded as the answering model (default: from /v1/models)")
     parser.add_argument("--gate", action="store_true", help="run the QA gate: live slot vs candidate slot")
     parser.add_argument("--candidates", type=int, metavar="N",
@@ -142,8 +145,8 @@ def cmd_qa(args: list[str]) -> int:
     model = ns.model or _served_model(ns.endpoint)
     if ns.candidates:
         return _candidates(ns, qa_set, template, model, settings)
-    run = run_qa(qa_set, Endpoint(ns.endpoint, model), template, model=model, scorer=_scorer(ns),
-                 concurrency=ns.concurrency, decoding=Decoding(max_tokens=ns.max_tokens), correct_at=settings.server_correct_at,
+    run = run_qa(qa_set, Endpoint(ns.endpoint, model, llama_server=ns.llama_server), template, model=model,
+                 scorer=_scorer(ns), concurrency=ns.concurrency, decoding=Decoding(max_tokens=ns.max_tokens), correct_at=settings.server_correct_at,
                  on_answer=lambda done, total: print(f"\r  answered {done}/{total}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
     paths = write_run(run, ns.out, f"{qa_set.name}-{model}")

@@ -24,11 +24,18 @@ from prefloop_server.qa.scoring import JUDGE_PROMPT, cosine, key_fact_recall, pa
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An OpenAI-compatible server: base URL without `/v1`, model name, optional key."""
+    """An OpenAI-compatible server: base URL without `/v1`, model name, optional key.
+
+    `llama_server`: it is llama-server (a slot, or the router in front of one). Greedy requests then ask it not to
+    reuse a cached prompt (`cache_prompt: false`): KV computed for an earlier request, in another batch, gives slightly
+    different logits, and on a 4-slot server asked one question at a time that changed 37 of 72 answers between two
+    identical QA runs (benchmarks/qa_noise.py). Other servers may reject the field, so it is only sent to llama-server.
+    """
 
     url: str
     model: str = "default"
     api_key: str | None = None
+    llama_server: bool = False
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -42,17 +49,11 @@ class Decoding:
 
 
 async def chat(client: httpx.AsyncClient, endpoint: Endpoint, messages: list[ChatMessage], decoding: Decoding) -> str:
-    response = await client.post(
-        f"{endpoint.url.rstrip('/')}/v1/chat/completions",
-        headers=endpoint.headers(),
-        json={
-            "model": endpoint.model,
-            "messages": [m.model_dump() for m in messages],
-            "max_tokens": decoding.max_tokens,
-            "temperature": decoding.temperature,
-            "seed": decoding.seed,
-        },
-    )
+    body = {"model": endpoint.model, "messages": [m.model_dump() for m in messages], "max_tokens": decoding.max_tokens,
+            "temperature": decoding.temperature, "seed": decoding.seed}
+    if endpoint.llama_server and decoding.temperature == 0:
+        body["cache_prompt"] = False
+    response = await client.post(f"{endpoint.url.rstrip('/')}/v1/chat/completions", headers=endpoint.headers(), json=body)
     response.raise_for_status()
     return str(response.json()["choices"][0]["message"]["content"]).strip()
 
