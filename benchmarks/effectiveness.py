@@ -75,6 +75,9 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
                                 {"training": {"learning_rate": 4e-4, "epochs": 2.0}, "method": RPO}),
     "rpo-lr4e-4-rehearsal-r8": ("RPO, lr 4e-4, rehearsal, r8 alpha 16",
                                 {"training": {"learning_rate": 4e-4}, "method": RPO, "lora": {"r": 8, "alpha": 16}}),
+    "rpo-lr4e-4-rehearsal-attn": ("RPO, lr 4e-4, rehearsal, r16 on the attention projections only",
+                                  {"training": {"learning_rate": 4e-4}, "method": RPO,
+                                   "lora": {"target_modules": ATTENTION}}),
 }
 # Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
 # answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),
