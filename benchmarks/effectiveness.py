@@ -13,8 +13,10 @@ trial's settings and seed, `prefloop-exporter export --mode adapter --quant Q4_K
 Q4_K_M base release, as the demo exports), `deploy` to the idle slot, the QA set against that slot
 with the same runner, scorer, template and greedy decoding, and `discard`.
 
-QA runs one request at a time on one-sequence slots (`-np 1`): benchmarks/qa_noise.py measured that
-batched decoding (`-np 4`) moves scores between identical runs, which would swamp small effects.
+QA runs as the demo's does: one request at a time on the server's slots (4 sequences each), without reusing cached
+prompts (the server's QA and gate always ask so): benchmarks/qa_noise.py measured that batched decoding and reused
+prompts both move scores between identical runs, which would swamp small effects. (Work folders set up before
+2026-11-24 11:00 asked on one-sequence slots with prompts reused: their numbers are not comparable with later ones.)
 
 Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the table (mean and spread
 over seeds, per setting) to FILE.
@@ -239,7 +241,7 @@ def main() -> None:
 
     work = args.work.resolve()
     home = work / "home"
-    os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_PARALLEL": "1", "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
+    os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
                        "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
     import secrets
 
