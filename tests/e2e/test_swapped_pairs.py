@@ -1,7 +1,12 @@
-"""The gate refuses what does not help: a reviewer who swapped the columns (the live model's own answers as chosen,
-the right answers as rejected) trains a worse model, and the QA gate must refuse it, list its regressions, and leave
-the live model serving. Real collector and server processes, the `improve` flow with the trainer and exporter as jobs,
-SmolLM2-135M-Instruct on 12 of the bundled questions."""
+"""The gate refuses what does not help: a training set with chosen and rejected swapped (the right answer rejected, a
+wrong one chosen) trains a worse model, and the QA gate must refuse it, list its regressions, and leave the live model
+serving. Real collector and server processes, the `improve` flow with the trainer and exporter as jobs,
+SmolLM2-135M-Instruct on 12 of the bundled questions.
+
+Every question gets a swapped pair: its reference answer rejected, the live model's answer to another question chosen.
+Swapping only the reviewed train questions (the live model's own wrong answer chosen over the reviewer's) barely moves
+a model that already gives those answers: with the QA repeatable, such a candidate read as the live model give or take
+one question of the 12, and the gate accepted it in one of two runs."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from prefloop_core.contracts import HistoryAction
 from prefloop_core.net import free_port
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
-from prefloop_flows.bundled import REVIEWER_ANSWERS, load_qa_set, load_reviewer_answers
+from prefloop_flows.bundled import load_qa_set
 from prefloop_flows.demo import base_release, service
 from prefloop_flows.settings import FlowsSettings
 
@@ -32,7 +37,7 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
         tmp_path: Path, home: Path, small_qa_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     qa_set = load_qa_set(small_qa_file)
     config = tmp_path / "train.yaml"  # strong enough to move the model in a few steps on 6 pairs
-    config.write_text("data:\n  min_pairs: 2\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 8\n  grad_accumulation: 1\n")
+    config.write_text("data:\n  min_pairs: 2\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 12\n  grad_accumulation: 1\n")
     token, admin = "swapped-test-reviewer-token", "swapped-test-admin-token"
     cport, sport = free_port(), free_port()
     for name in set(os.environ) - set(clean_environment()):
@@ -55,10 +60,13 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
          service("server", [str(VENVS / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
                             "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", logs / "server.log"):
         server = ServerAdminClient(f"http://127.0.0.1:{sport}", admin)
-        live = {r["question_id"]: r["answer"] for r in server.qa(qa_set.model_dump(mode="json"))["records"]}
-        right = {a.question_id: a.chosen for a in load_reviewer_answers(REVIEWER_ANSWERS[0]).answers}
-        swapped = [{"question": q.question, "context": q.context, "game": q.game, "chosen": live[q.id], "rejected": right[q.id]}
-                   for q in qa_set.questions if q.split == "train"]
+        live = {r["question_id"]: r for r in server.qa(qa_set.model_dump(mode="json"))["records"]}
+        assert any(r["score"] >= 0.7 for r in live.values()), "the live model answers none right: nothing could regress"
+        questions = qa_set.questions
+        swapped = [{"question": q.question, "context": q.context, "game": q.game, "rejected": q.reference,
+                    "chosen": live[questions[(i + 1) % len(questions)].id]["answer"]}  # an answer to another question
+                   for i, q in enumerate(questions)]
+        assert all(pair["rejected"] for pair in swapped)
         imported = httpx.post(f"http://127.0.0.1:{cport}/api/import", json=swapped, headers={"Authorization": f"Bearer {token}"})
         assert imported.status_code == 200 and imported.json()["imported"] == len(swapped), imported.text
 
