@@ -121,8 +121,9 @@ class Loop:
         return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
 
     def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
-        """The QA set against the slot that serves `tag`, one request at a time: its records."""
-        return self._ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1"], ".records.jsonl")
+        """The QA set against the slot that serves `tag`, one request at a time, no prompt reuse: its records."""
+        return self._ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"],
+                         ".records.jsonl")
 
     def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
