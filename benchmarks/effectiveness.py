@@ -80,6 +80,14 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "rpo-lr4e-4-rehearsal-attn": ("RPO, lr 4e-4, rehearsal, r16 on the attention projections only",
                                   {"training": {"learning_rate": 4e-4}, "method": RPO,
                                    "lora": {"target_modules": ATTENTION}}),
+    # Aimed at the regressions (train questions with rehearsal pairs that still flip): a lighter SFT term, a lower lr ...
+    "rpo-lr4e-4-rehearsal-sft0.5": ("RPO, lr 4e-4, rehearsal, SFT term weighted 0.5",
+                                    {"training": {"learning_rate": 4e-4}, "method": {**RPO, "loss_weights": [1.0, 0.5]}}),
+    "rpo-lr3e-4-rehearsal": ("RPO, lr 3e-4, rehearsal", {"training": {"learning_rate": 3e-4}, "method": RPO}),
+    # ... or at learning the reviewed answers better (the flipped train questions never learnt theirs):
+    "rpo-lr4e-4-rehearsal-e5": ("RPO, lr 4e-4, rehearsal, 5 epochs",
+                                {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO}),
+    "rpo-lr6e-4-rehearsal": ("RPO, lr 6e-4, rehearsal", {"training": {"learning_rate": 6e-4}, "method": RPO}),
 }
 # Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
 # answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),
