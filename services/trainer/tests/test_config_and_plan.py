@@ -90,3 +90,39 @@ def test_print_config_round_trips(tmp_path: Path) -> None:
     assert load_config(path, []) == load_config(None, ["method.name=kto"])
     bad = subprocess.run([exe, "train", "--set", "lora.rank=8"], capture_output=True, text=True)
     assert bad.returncode == 2 and "lora.rank: unknown field" in bad.stderr and "Traceback" not in bad.stderr
+
+
+SMOLLM2 = Shape(params=134_515_008, hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, vocab=49152)
+
+
+def test_on_a_gpu_a_steps_pairs_are_packed_into_one_micro_batch_when_memory_allows() -> None:
+    gpu = Hardware("cuda", "NVIDIA H100", 70, bf16=True)
+    resolved, est = fit(SMOLLM2, resolve(load_config(None, []), gpu), 16, 512, 2, 0.6 * GiB, 70, checkpointing_fixed=False,
+                        packing="auto")
+    assert (resolved.batch_size, resolved.grad_accumulation) == (4, 1)  # the same 4 pairs per optimizer step
+    assert not resolved.gradient_checkpointing and any("pairs packed" in n for n in resolved.notes)
+    assert est.total <= 0.75 * 70 * GiB
+
+
+def test_packing_stops_where_memory_does_and_never_turns_checkpointing_on() -> None:
+    gpu = Hardware("cuda", "24 GB GPU", 23.5, bf16=True)  # a 7B in 4-bit, 256 tokens: 2 pairs fit 75% of it, 4 do not
+    config = load_config(None, ["training.batch_size=1", "training.grad_accumulation=8"])
+    packed, est = fit(QWEN7B, resolve(config, gpu), 16, 256, 2, 0.6 * GiB, 23.5, checkpointing_fixed=False, packing="auto")
+    assert (packed.batch_size, packed.grad_accumulation) == (2, 4) and not packed.gradient_checkpointing
+    assert est.total <= 0.75 * 23.5 * GiB
+    four = resolve(load_config(None, ["training.batch_size=4", "training.grad_accumulation=2"]), gpu)
+    assert estimate(QWEN7B, four, 16, 256, 2, 0.6 * GiB).total > 0.75 * 23.5 * GiB
+    tight = Hardware("cuda", "16 GB GPU", 15.5, bf16=True)  # nothing fits without checkpointing: left to `fit` as it was
+    unpacked, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False,
+                      packing="auto")
+    plain, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False, packing="off")
+    assert unpacked == plain and not any("packed" in n for n in unpacked.notes)
+
+
+def test_auto_packing_leaves_a_cpu_as_configured_and_on_packs_there_too() -> None:
+    cpu = Hardware("cpu", "CPU", 20, bf16=False)
+    auto, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False,
+                  packing="auto")
+    on, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False,
+                packing="on")
+    assert (auto.batch_size, auto.grad_accumulation) == (1, 4) and (on.batch_size, on.grad_accumulation) == (4, 1)

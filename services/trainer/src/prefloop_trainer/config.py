@@ -74,6 +74,12 @@ class TrainingSection(Section):
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: by epochs).")
     batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch (memory grows with it).")
     grad_accumulation: int = Field(default=4, ge=1, description="Micro-batches per optimizer step.")
+    pack_micro_batches: Switch = Field(
+        default="auto",
+        description="Run a step's pairs (batch_size x grad_accumulation) in fewer, larger micro-batches: the same pairs "
+        "per optimizer step, fewer and larger matrix multiplies. auto: on a GPU, as large as 75% of the memory budget "
+        "allows without gradient checkpointing (on CPU measured no faster, for more memory); on: one micro-batch per "
+        "step, shrunk only if it does not fit; off: as set.")
     gradient_checkpointing: Switch = Field(
         default="auto", description="Trade compute for memory; auto: on when the memory estimate needs it."
     )

@@ -93,6 +93,28 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
     return Estimate(baseline, weights, trainable, activations, logits)
 
 
+PACK_HEADROOM = 0.75  # pack only into this share of the budget: the estimate is within 30% of measured memory
+
+
+def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
+         budget_gb: float) -> Resolved:
+    """The step's pairs in as few micro-batches as fit 75% of the budget without gradient checkpointing.
+
+    The optimizer sees the same pairs per step; what changes is how many forward/backward passes carry them. A GPU
+    does a micro-batch of one pair in about the time of several, so fewer, larger passes train faster. Packing
+    never turns checkpointing on: that costs more compute than packing saves.
+    """
+    pairs = resolved.batch_size * resolved.grad_accumulation
+    for micro in range(pairs, resolved.batch_size, -1):
+        if pairs % micro:
+            continue
+        packed = replace(resolved, batch_size=micro, grad_accumulation=pairs // micro)
+        if estimate(shape, packed, r, seq_len, sequences, baseline).total <= PACK_HEADROOM * budget_gb * GiB:
+            return replace(packed, notes=[*resolved.notes, f"micro-batch {micro} x accumulation {pairs // micro}: "
+                                          f"the step's {pairs} pairs packed, as memory allows"])
+    return resolved
+
+
 class DoesNotFit(RuntimeError):
     def __init__(self, message: str, estimate: Estimate) -> None:
         super().__init__(message)
@@ -100,10 +122,19 @@ class DoesNotFit(RuntimeError):
 
 
 def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
-        budget_gb: float, checkpointing_fixed: bool) -> tuple[Resolved, Estimate]:
-    """The resolved settings adjusted until the estimate fits the budget, or DoesNotFit with the numbers."""
+        budget_gb: float, checkpointing_fixed: bool, packing: str = "off") -> tuple[Resolved, Estimate]:
+    """The resolved settings adjusted until the estimate fits the budget, or DoesNotFit with the numbers.
+
+    `packing` is `training.pack_micro_batches`: auto packs a step's pairs as far as they fit (`pack`), on a GPU only
+    (on a 2-core CPU one packed micro-batch of 4 pairs trained no faster than 4 accumulated ones and took 1.7x the
+    memory: benchmarks/results/trainer.md); on starts from one micro-batch per step and lets the loop below shrink it.
+    """
     budget = budget_gb * GiB
     current = resolved
+    if packing == "auto" and resolved.device != "cpu":
+        current = pack(shape, resolved, r, seq_len, sequences, baseline, budget_gb)
+    elif packing == "on":
+        current = replace(resolved, batch_size=resolved.batch_size * resolved.grad_accumulation, grad_accumulation=1)
     est = estimate(shape, current, r, seq_len, sequences, baseline)
     while est.total > budget:
         if not current.gradient_checkpointing and not checkpointing_fixed:

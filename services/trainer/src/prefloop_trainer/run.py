@@ -197,7 +197,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
     resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
-                        checkpointing_fixed=config.training.gradient_checkpointing != "auto")
+                        checkpointing_fixed=config.training.gradient_checkpointing != "auto",
+                        packing=config.training.pack_micro_batches)
     steps = planned_steps(len(splits.train), config, resolved)
     seconds = rough_seconds(shape, steps, resolved, hw, sequences, lengths.mean)
     for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
