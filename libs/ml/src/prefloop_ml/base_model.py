@@ -34,9 +34,13 @@ def base_location(base: str, settings: Settings) -> tuple[Path | str, str | None
 
 
 def load_config(base: str, settings: Settings) -> Any:
+    """The base's config; for a GGUF base, from its cached checkpoint once there (parsing the GGUF's metadata takes
+    ~4.5 s for SmolLM2's, the cached config.json 2 ms)."""
     from transformers import AutoConfig
 
     where, gguf = base_location(base, settings)
+    if gguf is not None and (cached := _cache_dir(Path(where) / gguf, settings)).joinpath("config.json").is_file():
+        return AutoConfig.from_pretrained(cached)
     return AutoConfig.from_pretrained(where, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(where)
 
 
