@@ -126,3 +126,15 @@ def test_auto_packing_leaves_a_cpu_as_configured_and_on_packs_there_too() -> Non
     on, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False,
                 packing="on")
     assert (auto.batch_size, auto.grad_accumulation) == (1, 4) and (on.batch_size, on.grad_accumulation) == (4, 1)
+
+
+def test_training_dtype_picks_another_dtype_only_where_the_hardware_can() -> None:
+    amx = Hardware("cpu", "CPU", 20, bf16=True)
+    assert resolve(load_config(None, ["training.dtype=bfloat16"]), amx).dtype == "bfloat16"
+    plain_cpu = resolve(load_config(None, ["training.dtype=bfloat16"]), Hardware("cpu", "CPU", 20, bf16=False))
+    assert plain_cpu.dtype == "bfloat16" and any("no native bf16" in n for n in plain_cpu.notes)
+    with pytest.raises(ValueError, match="training.dtype=float16: fp16 training needs a GPU"):
+        resolve(load_config(None, ["training.dtype=float16"]), amx)
+    with pytest.raises(ValueError, match="Tesla T4 has no bf16"):
+        resolve(load_config(None, ["training.dtype=bfloat16"]), Hardware("cuda", "Tesla T4", 14, bf16=False))
+    assert resolve(load_config(None, ["training.dtype=float32"]), Hardware("cuda", "H100", 70, bf16=True)).dtype == "float32"

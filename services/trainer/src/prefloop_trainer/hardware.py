@@ -2,7 +2,7 @@
 
 - device: CUDA, else Apple MPS, else CPU;
 - dtype: bf16 only where the GPU supports it (the source's cuBLAS failure came from bf16 on an
-  older card), else fp16 on a GPU; fp32 on CPU;
+  older card), else fp16 on a GPU; fp32 on CPU (`training.dtype` picks another, where the hardware can);
 - 4-bit NF4 base weights and 8-bit/paged optimizers only on CUDA (bitsandbytes); elsewhere a
   note says so and the unquantized path is taken.
 """
@@ -20,7 +20,7 @@ class Hardware:
     device: str  # cuda, mps or cpu
     name: str
     memory_gb: float  # what training may use: free GPU memory, or 80% of available RAM
-    bf16: bool
+    bf16: bool  # native bf16: the GPU's, or on a CPU AMX / AVX512-BF16
     cores: int = 1
 
 
@@ -34,7 +34,8 @@ def detect() -> Hardware:
         return Hardware("cuda", torch.cuda.get_device_name(0), free / 2**30, torch.cuda.is_bf16_supported(), cores)
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return Hardware("mps", "Apple GPU (MPS)", psutil.virtual_memory().available * 0.7 / 2**30, False, cores)
-    return Hardware("cpu", f"CPU ({cores} cores)", psutil.virtual_memory().available * 0.8 / 2**30, False, cores)
+    native_bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return Hardware("cpu", f"CPU ({cores} cores)", psutil.virtual_memory().available * 0.8 / 2**30, native_bf16, cores)
 
 
 @dataclass
@@ -61,6 +62,16 @@ def resolve(config: TrainConfig, hw: Hardware) -> Resolved:
         dtype = "float16"
     else:
         dtype = "float32"
+    wanted = config.training.dtype
+    if wanted == "bfloat16" and not hw.bf16 and hw.device != "cpu":
+        raise ValueError(f"training.dtype=bfloat16: {hw.name} has no bf16 (on such cards bf16 fails in cuBLAS); "
+                         "use float16 or auto")
+    if wanted == "float16" and hw.device == "cpu":
+        raise ValueError("training.dtype=float16: fp16 training needs a GPU; on CPU use float32 (auto) or bfloat16")
+    if wanted != "auto" and wanted != dtype:
+        dtype = wanted
+        if dtype == "bfloat16" and not hw.bf16:
+            notes.append("this CPU has no native bf16 (AMX or AVX512-BF16): bf16 will be slower than fp32")
 
     want_4bit = config.quantization.load_in_4bit
     load_in_4bit = hw.device == "cuda" and want_4bit != "off"
