@@ -90,8 +90,12 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "rpo-lr6e-4-rehearsal": ("RPO, lr 6e-4, rehearsal", {"training": {"learning_rate": 6e-4}, "method": RPO}),
     # The defaults computed in bf16 with a step's 4 pairs in one micro-batch (faster on a CPU with AMX: trainer.md):
     "rpo-lr4e-4-rehearsal-bf16": ("RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch",
-                                  {"training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on"},
-                                   "method": RPO}),
+                                  {"training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on",
+                                                "group_by_length": "off"}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal-bf16-grouped": ("RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch grouped by length",
+                                          {"training": {"learning_rate": 4e-4, "dtype": "bfloat16",
+                                                        "pack_micro_batches": "on", "group_by_length": "on"},
+                                           "method": RPO}),
 }
 # Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
 # answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),

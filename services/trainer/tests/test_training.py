@@ -119,3 +119,29 @@ def test_continuing_a_run_of_another_base_or_no_run_is_refused_before_weights_lo
     other.symlink_to(tiny_model, target_is_directory=True)
     with pytest.raises(ValueError, match=f"run run-tiny was trained on {tiny_model}, not {other}"):
         train(config_for(other, dataset, "dpo", "model.init_run=run-tiny"), settings, store, io.StringIO())
+
+
+def test_micro_batches_grouped_by_length_pad_less_than_random_ones(tiny_model: Path, tmp_path: Path) -> None:
+    """Half the pairs short, half long: TRL draws random micro-batches of 4, which nearly all pad to a long pair;
+    grouped ones (what `training.group_by_length` gives DPO) mix a short and a long pair at most once per group of 12."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from prefloop_trainer.methods import grouped_by_length
+
+    rows = [{"prompt": [{"role": "user", "content": "Tell me about it. " * (1 if i % 2 else 30)}],
+             "chosen": [{"role": "assistant", "content": "It is in the wiki."}],
+             "rejected": [{"role": "assistant", "content": "No idea."}]} for i in range(48)]
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
+    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, use_cpu=True, report_to=[],
+                     max_length=512, seed=0)
+
+    def padded_share(trainer_cls: type) -> float:
+        trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        batches = list(trainer.get_train_dataloader())
+        assert sum(b["input_ids"].shape[0] for b in batches) == 2 * len(rows)  # every pair once, chosen + rejected
+        return sum(b["input_ids"].numel() for b in batches) / sum(int(b["attention_mask"].sum()) for b in batches)
+
+    random, grouped = padded_share(DPOTrainer), padded_share(grouped_by_length(DPOTrainer))
+    assert grouped < 0.85 * random, (grouped, random)

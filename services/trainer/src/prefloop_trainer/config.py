@@ -80,6 +80,10 @@ class TrainingSection(Section):
         "per optimizer step, fewer and larger matrix multiplies. auto: on a GPU, as large as 75% of the memory budget "
         "allows without gradient checkpointing (on CPU measured no faster, for more memory); on: one micro-batch per "
         "step, shrunk only if it does not fit; off: as set.")
+    group_by_length: Switch = Field(
+        default="auto", description="Put pairs of similar token length in the same micro-batch, so it pads little "
+        "(transformers' LengthGroupedSampler: random groups, sorted within). auto: on for DPO when a micro-batch holds "
+        "more than one pair.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Compute dtype. auto: bf16 where the GPU supports it, else fp16 on a GPU; fp32 on "
         "CPU. bfloat16 on a CPU with AMX or AVX512-BF16 is an option to measure (benchmarks/results/trainer.md).")

@@ -48,6 +48,7 @@ class Resolved:
     batch_size: int
     grad_accumulation: int
     precompute_ref_log_probs: bool
+    group_by_length: bool = False  # decided once the micro-batch is (run.py)
     notes: list[str] = field(default_factory=list)
 
 

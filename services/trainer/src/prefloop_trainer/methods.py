@@ -40,6 +40,26 @@ def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, 
     }
 
 
+def grouped_by_length(trainer_cls: type) -> type:
+    """`trainer_cls` (TRL's DPOTrainer) drawing its micro-batches with transformers' LengthGroupedSampler.
+
+    transformers' own `train_sampling_strategy="group_by_length"` cannot be used: it reads a `length` (or
+    `input_ids`) column, and TRL's DPO keeps only its tokenized prompt/chosen/rejected ids. The length of a pair is
+    what its padded rows will hold: the prompt plus the longer answer.
+    """
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class GroupedByLength(trainer_cls):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            lengths = [len(p) + max(len(c), len(r))
+                       for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=lengths)
+
+    return GroupedByLength
+
+
 def build_trainer(
     method: TrainingMethod, config: TrainConfig, resolved: Resolved, model: Any, tokenizer: Any, train: Any,
     eval_: Any, out: Path, callbacks: list[Any], peft_config: Any, epochs: float | None = None,
@@ -51,7 +71,8 @@ def build_trainer(
 
         args = DPOConfig(**common, beta=m.beta, loss_type=m.loss_type, loss_weights=m.loss_weights,
                          precompute_ref_log_probs=resolved.precompute_ref_log_probs)
-        return DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
+        trainer_cls = grouped_by_length(DPOTrainer) if resolved.group_by_length else DPOTrainer
+        return trainer_cls(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=callbacks)
     if method is TrainingMethod.KTO:
         from trl import KTOConfig, KTOTrainer

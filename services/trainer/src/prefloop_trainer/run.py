@@ -151,7 +151,8 @@ def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, s
         f"run {run_id}: {config.method.name.value} on {config.model.base}, dataset {config.data.dataset_id}",
         f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
         f"  device      {hw.name} ({hw.device}), dtype {resolved.dtype}, 4-bit {'on' if resolved.load_in_4bit else 'off'}",
-        f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}; "
+        f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}"
+        f"{', grouped by length' if resolved.group_by_length else ''}; "
         f"gradient checkpointing {'on' if resolved.gradient_checkpointing else 'off'}; optimizer {resolved.optimizer}",
         (f"  LoRA        run {init.run_id}'s adapter (r {init.r}), trained further; the reference is that run's model"
          if init else f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}")
@@ -199,6 +200,11 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto",
                         packing=config.training.pack_micro_batches)
+    grouping = config.training.group_by_length
+    resolved.group_by_length = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO) and (
+        grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
+    if grouping == "on" and not resolved.group_by_length:
+        resolved.notes.append(f"training.group_by_length applies to DPO only; {method.value} draws pairs at random")
     steps = planned_steps(len(splits.train), config, resolved)
     seconds = rough_seconds(shape, steps, resolved, hw, sequences, lengths.mean)
     for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
