@@ -92,7 +92,7 @@ def test_print_config_round_trips(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "lora.rank: unknown field" in bad.stderr and "Traceback" not in bad.stderr
 
 
-SMOLLM2 = Shape(params=134_515_008, hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, vocab=49152)
+SMOLLM2 = Shape(params=134_479_872, hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, vocab=49152)
 
 
 def test_on_a_gpu_a_steps_pairs_are_packed_into_one_micro_batch_when_memory_allows() -> None:

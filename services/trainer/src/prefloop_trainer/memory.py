@@ -6,7 +6,8 @@ LoRA weights with their fp32 gradients and Adam moments; activations of the poli
 gradient checkpointing cuts to the layer inputs plus one layer; fp32 logits over the vocabulary
 for the log-probabilities; and what is already in use before weights load (the process itself
 on CPU, the CUDA context on a GPU). A config that does not fit is adjusted — checkpointing on,
-then a smaller micro-batch with more accumulation — or refused with the numbers.
+then a smaller micro-batch with more accumulation — or refused with the numbers; on a GPU, a step's micro-batches
+are packed into fewer, larger ones where there is room (`pack`).
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int,
          budget_gb: float) -> Resolved:
     """The step's pairs in as few micro-batches as fit 75% of the budget without gradient checkpointing.
 
-    The optimizer sees the same pairs per step; what changes is how many forward/backward passes carry them. A GPU
-    does a micro-batch of one pair in about the time of several, so fewer, larger passes train faster. Packing
-    never turns checkpointing on: that costs more compute than packing saves.
+    The optimizer sees the same pairs per step; what changes is how many forward/backward passes carry them. On a GPU
+    one short pair per pass leaves most of the device idle, so fewer, larger passes should train faster (not measured
+    here: no GPU was lent; benchmarks/results/trainer.md). Packing never turns checkpointing on: that costs more
+    compute than packing saves.
     """
     pairs = resolved.batch_size * resolved.grad_accumulation
     for micro in range(pairs, resolved.batch_size, -1):
