@@ -17,7 +17,7 @@ def test_defaults_are_the_sources_except_what_the_effectiveness_sweep_chose() ->
     c = load_config(None, [])
     assert (c.lora.r, c.lora.alpha, c.method.beta) == (16, 32, 0.1)
     assert (c.training.learning_rate, c.method.loss_type) == (4e-4, ["sigmoid", "sft"])  # benchmarks/results/effectiveness.md
-    assert (c.training.batch_size, c.training.grad_accumulation, c.training.epochs) == (1, 4, 3.0)
+    assert (c.training.batch_size, c.training.grad_accumulation, c.training.epochs) == (1, 4, 5.0)  # epochs: the sweep
     assert c.data.eval_fraction == 0.1 and c.data.eval_min_pairs == 50
 
 
