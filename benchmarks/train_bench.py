@@ -8,8 +8,8 @@ layers, CPU, the same number of optimizer steps on each side. The baseline is TR
 `use_cpu=True` (they refuse to start on CPU otherwise). `--batch defaults` (the default): each side
 batches as its defaults say (ours: 1 pair per micro-batch x 4 accumulated; TRL: 8 x 1), so a step is
 4 pairs against 8 and pairs/s compares throughput. `--batch same`: both 2 pairs per step, 2 per
-micro-batch (like for like on the batch shape). The defaults (16 pairs, 12 steps) make our side one
-run of the trainer's defaults, 3 epochs, as the loop trains; TRL's side then sees each pair 6 times
+micro-batch (like for like on the batch shape). The defaults (16 pairs, 12 steps) make our side 3 epochs
+of the trainer's defaults (the source's epochs; the trainer's default is 5 since 2026-11-30); TRL's side sees each pair 6 times
 (a multiple of 8 pairs keeps every batch full, so pairs trained = steps x pairs per step on both sides).
 Runs alternate (ours, baseline, ours, ...) because timings on a shared VM swing between identical runs;
 each run is its own process so peak RSS is its own. Goals: >= 1.3x pairs/s, <= 1.0x peak memory,
