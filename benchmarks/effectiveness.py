@@ -88,7 +88,8 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "rpo-lr4e-4-rehearsal-e5": ("RPO, lr 4e-4, rehearsal, 5 epochs",
                                 {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO}),
     "rpo-lr6e-4-rehearsal": ("RPO, lr 6e-4, rehearsal", {"training": {"learning_rate": 6e-4}, "method": RPO}),
-    # The defaults computed in bf16 with a step's 4 pairs in one micro-batch (faster on a CPU with AMX: trainer.md):
+    # The defaults computed in bf16 with a step's 4 pairs in one micro-batch (faster on train_bench's same-length
+    # synthetic pairs on a CPU with AMX, not on the demo's: results/trainer.md):
     "rpo-lr4e-4-rehearsal-bf16": ("RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch",
                                   {"training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on",
                                                 "group_by_length": "off"}, "method": RPO}),
