@@ -1,4 +1,5 @@
-"""Train in this process while sampling its resident memory; print the estimate and the measured peak.
+"""Train in this process (its own, so the peak RSS is this run's); print the estimate and the measured peak that the
+run's `run.json` records (`plan.memory_estimate_gib`, `peak_memory_gib`).
 
     python memprobe.py HOME MODEL BATCH MAX_LENGTH WORDS   -> JSON {"estimated_gib", "peak_gib"}
 """
@@ -7,15 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import sys
-import threading
 from pathlib import Path
 
-import psutil
 from trainer_helpers import publish_dataset, synthetic_pairs
 
-from prefloop_core.contracts import ChatMessage
+from prefloop_core.contracts import ChatMessage, TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_trainer.config import load_config
@@ -30,23 +28,12 @@ def main() -> None:
                                   "rejected": [ChatMessage(role="assistant", content="no idea " * words)]})
              for p in synthetic_pairs(16)]
     dataset = publish_dataset(store, pairs, "ds-memprobe0000001")
-    peak = [0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        process = psutil.Process()
-        while not stop.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    threading.Thread(target=sample, daemon=True).start()
-    out = io.StringIO()
     config = load_config(None, [f"model.base={model}", f"data.dataset_id={dataset}", f"training.batch_size={batch}",
                                 "training.grad_accumulation=1", f"data.max_length={length}", "training.max_steps=2",
                                 "training.gradient_checkpointing=off", "training.checkpoint_steps=1000"])
-    train(config, settings, store, out)
-    stop.set()
-    estimated = float(re.search(r"estimated ([\d.]+) GiB", out.getvalue()).group(1))  # type: ignore[union-attr]
-    print(json.dumps({"estimated_gib": estimated, "peak_gib": peak[0] / 2**30}))
+    run = store.require(TrainingRun, train(config, settings, store, io.StringIO()).run_id)
+    print(json.dumps({"estimated_gib": run.plan["memory_estimate_gib"], "peak_gib": run.peak_memory_gib,
+                      "plan": run.plan}))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def test_the_memory_estimate_is_within_30_percent_of_peak_rss(tiny_model: Path, 
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     ratio = measured["estimated_gib"] / measured["peak_gib"]
     assert 0.7 <= ratio <= 1.3, measured
+    assert measured["plan"]["batch_size"] == batch and measured["plan"]["device"] == "cpu"  # run.json's resolved plan
 
 
 def test_fewer_pairs_than_the_minimum_are_refused_with_the_count_and_what_to_do(tiny_model: Path, tmp_path: Path) -> None:

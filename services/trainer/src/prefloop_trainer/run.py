@@ -98,6 +98,18 @@ def rss_bytes() -> float:
     return float(psutil.Process().memory_info().rss)
 
 
+def peak_memory_gib(device: str) -> float:
+    """What `run.json` holds against the estimate: the CUDA allocator's peak reservation, or the peak RSS."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_reserved() / GiB
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / GiB * (1 if sys.platform == "darwin" else 1024)
+
+
 def _chat_tokens(tokenizer: Any, messages: list[dict[str, Any]], **kwargs: Any) -> int:
     ids = tokenizer.apply_chat_template(messages, tokenize=True, **kwargs)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5 returns a BatchEncoding
@@ -213,6 +225,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     if warning:
         print(f"  warning     {warning}", file=out, flush=True)
     timings["plan"] = time.monotonic() - t0
+    plan = {**{k: v for k, v in vars(resolved).items() if k != "notes"}, "memory_estimate_gib": round(est.total / GiB, 3),
+            "memory_budget_gib": round(budget, 3), "planned_steps": steps, "estimated_seconds": round(seconds, 1)}
 
     t1 = time.monotonic()
     model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)
@@ -273,6 +287,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
         dtype=resolved.dtype, started_at=started, finished_at=datetime.now(timezone.utc),
         timings={**timings, "total": time.monotonic() - t0},
         final_metrics={k: float(v) for k, v in last.items() if k != "step"} | {"pairs": float(len(splits.train))},
+        plan=plan, peak_memory_gib=round(peak_memory_gib(hw.device), 3),
     )
     published = store.publish(run, outputs)
     print(f"run {run_id} published: {len(outputs)} files (adapter, metrics.json, plots, TensorBoard)", file=out, flush=True)

@@ -26,7 +26,7 @@ class TrainingRun(Artifact):
     kind: ClassVar[ArtifactKind] = ArtifactKind.RUN
     manifest_name: ClassVar[str] = "run.json"
     id_field: ClassVar[str] = "run_id"
-    volatile_fields: ClassVar[frozenset[str]] = frozenset({"timings", "finished_at"})
+    volatile_fields: ClassVar[frozenset[str]] = frozenset({"timings", "finished_at", "peak_memory_gib"})
 
     run_id: SafeId
     dataset_id: SafeId
@@ -40,6 +40,12 @@ class TrainingRun(Artifact):
     finished_at: datetime | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per phase.")
     final_metrics: dict[str, float] = Field(default_factory=dict, description="Last logged loss, reward accuracy, ...")
+    plan: dict[str, Any] = Field(default_factory=dict, description=(
+        "What the trainer resolved for the hardware before loading weights: dtype, 4-bit, micro-batch, accumulation, "
+        "checkpointing, optimizer, the memory estimate and budget (GiB), planned steps, estimated seconds."))
+    peak_memory_gib: float | None = Field(default=None, description=(
+        "Measured peak, to hold against plan['memory_estimate_gib']: on CUDA the memory torch's allocator reserved "
+        "(without the CUDA context, which the estimate counts as already in use), elsewhere the process's peak RSS."))
 
 
 class Checkpoint(Artifact):
