@@ -22,8 +22,8 @@ def demo(args: list[str]) -> int:
     parser.add_argument("--keep-running", action="store_true", help="leave the collector and the server running afterwards")
     parser.add_argument("--rounds", type=int, choices=(1, 2), default=1,
                         help="2: a second week: 24 new train questions join the QA set (games-v2), the second bundled "
-                        "batch answers them, and the new adapter continues the promoted one (about an hour on 2 cores: 41 min were "
-                        "measured with 3 epochs, the default is 5)")
+                        "batch answers them, and the new adapter continues the promoted one (about an hour on 2 cores: round 1 "
+                        "takes 20 min, round 2 38)")
     ns = parser.parse_args(args)
     from prefloop_flows.demo import run_demo
     from prefloop_flows.jobs import JobFailed
