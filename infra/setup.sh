@@ -58,7 +58,7 @@ say "llama.cpp (llama-server, llama-quantize, llama-perplexity, converters), cac
 LLAMA_LOG="$(mktemp "${TMPDIR:-/tmp}/prefloop-llama-cpp.XXXXXX")"
 PYTHON="$PYTHON" "$ROOT/infra/llama_cpp/build.sh" >"$LLAMA_LOG.out" 2>"$LLAMA_LOG" &
 LLAMA_PID=$!
-trap 'kill "$LLAMA_PID" 2>/dev/null; rm -f "$LLAMA_LOG" "$LLAMA_LOG.out"' EXIT
+trap 'kill "$LLAMA_PID" 2>/dev/null || true; rm -f "$LLAMA_LOG" "$LLAMA_LOG.out"' EXIT
 
 say "compose schema: compose_spec.json from docker-compose 1.29.2's wheel (the static check of compose.yaml)"
 COMPOSE_SCHEMA="$CACHE/compose-schema/1.29.2/compose_spec.json"
