@@ -76,10 +76,12 @@ class Server:
 
 def server_env(home: Path, url: str, bucket: Path, template: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_") or k in ("PREFLOOP_LLAMA_CPP_DIR", "PREFLOOP_VENVS_DIR")}
+    # The drain must outlast the slowest request in flight: with two llama-servers and 8 clients on 2 cores, one
+    # 24-token answer took up to 18 s, and in one CI run over 40 s, so a 30 s drain cut a stream (2026-11-30).
     env.update(
         PREFLOOP_HOME=str(home), PREFLOOP_STORE_DIR=str(bucket), PREFLOOP_SERVER_ADMIN_TOKEN=ADMIN,
         PREFLOOP_SERVER_URL=url, PREFLOOP_SERVER_CTX="2048", PREFLOOP_SERVER_PARALLEL="4",
-        PREFLOOP_SERVER_QA_MAX_TOKENS="32", PREFLOOP_SERVER_DRAIN_TIMEOUT_S="30", PREFLOOP_PROMPT_TEMPLATE=str(template),
+        PREFLOOP_SERVER_QA_MAX_TOKENS="32", PREFLOOP_SERVER_DRAIN_TIMEOUT_S="120", PREFLOOP_PROMPT_TEMPLATE=str(template),
     )
     return env
 
