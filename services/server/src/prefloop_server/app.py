@@ -29,9 +29,11 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bluegreen = BlueGreen(open_store(settings), llama_cpp(settings), settings, settings.home / "server" / "logs")
         app.state.bluegreen = bluegreen
-        # Generous read timeout: a long generation streams for minutes; no limit on the pool.
+        # Generous read timeout: a long generation streams for minutes; no limit on the pool. Idle connections are
+        # dropped after 2 s, before llama-server's own keep-alive timeout (5 s) closes them under a request.
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(connect=5, read=600, write=60, pool=None),
-                                           limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+                                           limits=httpx.Limits(max_connections=None, max_keepalive_connections=64,
+                                                               keepalive_expiry=2))
         tag = initial_tag or bluegreen.last_live_tag()
         if tag:
             try:

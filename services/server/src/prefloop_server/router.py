@@ -31,6 +31,16 @@ def _headers(headers: httpx.Headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
 
 
+async def _send(client: httpx.AsyncClient, upstream: httpx.Request) -> httpx.Response:
+    """Send, once more if the slot dropped the connection before answering: llama-server closes a kept-alive
+    connection after a few idle seconds, and a request that goes out on it as it closes was never read (seen under
+    promote/rollback, when the connections to a slot sit idle until it is live again)."""
+    try:
+        return await client.send(upstream, stream=True)
+    except (httpx.RemoteProtocolError, httpx.ConnectError):
+        return await client.send(upstream, stream=True)
+
+
 async def _forward(request: Request, path: str) -> Response:
     bluegreen: BlueGreen = request.app.state.bluegreen
     client: httpx.AsyncClient = request.app.state.http
@@ -44,11 +54,9 @@ async def _forward(request: Request, path: str) -> Response:
     if request.app.state.settings.server_log_prompts:
         log.info("%s %s -> %s: %s", request.method, path, slot.name.value, body[:2000].decode(errors="replace"))
     try:
-        upstream = await client.send(
-            client.build_request(request.method, f"{slot.url}{path}", content=body,
-                                 headers={"content-type": request.headers.get("content-type", "application/json")}),
-            stream=True,
-        )
+        upstream = await _send(client, client.build_request(
+            request.method, f"{slot.url}{path}", content=body,
+            headers={"content-type": request.headers.get("content-type", "application/json")}))
     except httpx.HTTPError as exc:
         slot.in_flight -= 1
         return JSONResponse({"error": {"message": f"the live slot did not answer: {exc}", "type": "upstream"}}, status_code=502)
