@@ -112,10 +112,11 @@ def main() -> None:
         settings = Settings(home=Path(tmp) / "home")
         store = ArtifactStore(LocalBackend(settings.bucket_dir))
         tokenizer = ns.tokenizer
-        if tokenizer is None:
-            from prefloop_ml.base_model import hf_checkpoint
+        if tokenizer is None:  # the tokenizer alone: converting SmolLM2's weights here would count in a CPU peak RSS
+            from prefloop_ml.base_model import load_tokenizer
 
-            tokenizer = hf_checkpoint("smollm2", settings)
+            tokenizer = Path(tmp) / "tokenizer"
+            load_tokenizer("smollm2", settings).save_pretrained(tokenizer)
         model_dir = (ns.work or Path(tmp)) / f"model-{ns.shape}"
         t0 = time.monotonic()
         reused = (model_dir / "parameters.json").is_file()  # made by an earlier run with the same --work
@@ -142,7 +143,9 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     allocated = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     plan, estimate, peak = run.plan, run.plan["memory_estimate_gib"], run.peak_memory_gib or 0.0
-    context = 0.6  # the CUDA context the estimate counts as "already in use" and torch's counters do not
+    # On CUDA the estimate counts the context as already in use and torch's counters do not: add what it counted.
+    context = plan["memory_in_use_gib"] if cuda else 0.0
+    measured = peak + context
     steps_done = metrics["steps"][-1]["step"] if metrics["steps"] else 0
     runtime = metrics["summary"].get("train_runtime", run.timings.get("train", 0.0))
     pairs_per_step = plan["batch_size"] * plan["grad_accumulation"]
@@ -160,17 +163,16 @@ def main() -> None:
         f"{ns.pairs} pairs of the bundled QA set's RAG prompts; {steps_done} steps"
         + (f"; overrides: {' '.join(ns.overrides)}" if ns.overrides else ""),
         "",
-        "resolved: " + ", ".join(f"{k} {v}" for k, v in plan.items() if k not in {"memory_estimate_gib"}),
+        "resolved: " + ", ".join(f"{k} {v}" for k, v in plan.items() if not k.startswith("memory_")),
         "",
         "| | GiB |", "| --- | ---: |",
         f"| trainer's pre-flight estimate{f' (incl. {context} GiB CUDA context)' if cuda else ''} | {estimate:.2f} |",
-        f"| measured: torch max reserved{' + CUDA context' if cuda else ' (peak RSS)'} | "
-        f"{peak + (context if cuda else 0):.2f} |",
+        f"| measured: {'torch max reserved + CUDA context' if cuda else 'peak RSS'} | {measured:.2f} |",
         *([f"| measured: torch max allocated | {allocated:.2f} |"] if cuda else []),
         f"| the source's claim (16 GB card) | {SOURCE_CLAIM_GIB:.2f} |",
         "",
-        f"estimate / measured: {estimate / (peak + (context if cuda else 0)):.2f}x · "
-        f"{'fits' if peak + context <= SOURCE_CLAIM_GIB else 'does NOT fit'} in 16 GB as measured",
+        f"estimate / measured: {estimate / measured:.2f}x · "
+        f"{'fits' if measured <= SOURCE_CLAIM_GIB else 'does NOT fit'} in 16 GB as measured",
         f"time: load {run.timings.get('load', 0):.0f} s · train {runtime:.1f} s for {steps_done} steps "
         f"({runtime / max(steps_done, 1):.2f} s/step, {pairs_per_step} pairs/step, "
         f"{steps_done * pairs_per_step / max(runtime, 1e-9):.2f} pairs/s) · planned {plan['estimated_seconds']:.0f} s",

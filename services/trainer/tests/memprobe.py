@@ -1,7 +1,7 @@
 """Train in this process (its own, so the peak RSS is this run's); print the estimate and the measured peak that the
 run's `run.json` records (`plan.memory_estimate_gib`, `peak_memory_gib`).
 
-    python memprobe.py HOME MODEL BATCH MAX_LENGTH WORDS   -> JSON {"estimated_gib", "peak_gib"}
+    python memprobe.py HOME MODEL BATCH MAX_LENGTH WORDS   -> JSON {"estimated_gib", "peak_gib", "plan"}
 """
 
 from __future__ import annotations
