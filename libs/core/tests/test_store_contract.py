@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from store_helpers import dataset, read_raw, release, replace_raw, write
 
 from prefloop_core.contracts import DatasetManifest, Release
-from prefloop_core.store import ArtifactConflict, ArtifactNotFound, ArtifactStore, IntegrityError, InvalidKey
+from prefloop_core.store import (
+    ArtifactConflict,
+    ArtifactNotFound,
+    ArtifactStore,
+    IntegrityError,
+    InvalidKey,
+    StoreError,
+)
 
 
 def test_published_artifact_round_trips_with_verified_files(store: ArtifactStore, tmp_path: Path) -> None:
@@ -140,3 +148,18 @@ def test_release_history_is_append_only_and_ordered(store: ArtifactStore) -> Non
     for entry in reversed(entries):
         store.append_history(entry)
     assert store.history() == entries
+
+
+def test_a_manifest_from_a_newer_prefloop_is_refused_with_what_to_do(store: ArtifactStore, tmp_path: Path) -> None:
+    """A field this version does not know (a newer writer added it) names the field and says to align versions;
+    any other mismatch still reports the validation error."""
+    store.publish(release(), {"model.gguf": write(tmp_path / "m.gguf", b"GGUF")})
+    key = store.manifest_key(Release, "tiny-dpo-20261123-1")
+    original = json.loads(read_raw(store, key))
+    replace_raw(store, key, json.dumps(original | {"plan": {"steps": 3}}).encode())
+    with pytest.raises(StoreError, match=r"written by a newer prefloop: this one does not know its field\(s\) plan\. "
+                                         r"Run the same prefloop version"):
+        store.require(Release, "tiny-dpo-20261123-1")
+    replace_raw(store, key, json.dumps(original | {"plan": 1, "created_at": "not a date"}).encode())
+    with pytest.raises(StoreError, match="manifest does not match Release"):
+        store.require(Release, "tiny-dpo-20261123-1")

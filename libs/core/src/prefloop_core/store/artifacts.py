@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from prefloop_core.contracts.common import Artifact, ArtifactKind, StoredFile
 from prefloop_core.contracts.releases import ReleaseHistoryEntry
@@ -38,6 +38,22 @@ from prefloop_core.store.errors import (
 from prefloop_core.store.streams import HashingReader, HashingWriter, file_digest
 
 A = TypeVar("A", bound=Artifact)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(cls: type[M], key: str, data: bytes) -> M:
+    """A stored record, or a StoreError naming the object; fields this version does not know mean a newer prefloop
+    wrote it (contracts forbid unknown fields so that a typo is never silently dropped), and the message says so."""
+    try:
+        return cls.model_validate_json(data)
+    except ValidationError as exc:
+        unknown = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown and len(unknown) == exc.error_count():
+            raise StoreError(f"{key} was written by a newer prefloop: this one does not know its field(s) "
+                             f"{', '.join(unknown)}. Run the same prefloop version in every service and job "
+                             "(upgrade this one)") from exc
+        raise StoreError(f"{key}: manifest does not match {cls.__name__}: {exc}") from exc
+
 
 _NAME_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]{0,199}$")
 
@@ -148,10 +164,7 @@ class ArtifactStore:
         data = self.backend.read(key)
         if data is None:
             return None
-        try:
-            manifest = cls.model_validate_json(data)
-        except ValidationError as exc:
-            raise StoreError(f"{key}: manifest does not match {cls.__name__}: {exc}") from exc
+        manifest = _parse(cls, key, data)
         if manifest.artifact_id != artifact_id:
             raise StoreError(f"{key}: manifest names id {manifest.artifact_id!r}, expected {artifact_id!r}")
         return manifest
@@ -249,7 +262,7 @@ class ArtifactStore:
         for info in self.backend.list(self.HISTORY_PREFIX):
             data = self.backend.read(info.key)
             if data is not None:
-                entries.append(ReleaseHistoryEntry.model_validate_json(data))
+                entries.append(_parse(ReleaseHistoryEntry, info.key, data))
         return entries
 
     # -- deleting ---------------------------------------------------------------------------
