@@ -105,13 +105,13 @@ def test_on_a_gpu_a_steps_pairs_are_packed_into_one_micro_batch_when_memory_allo
 
 
 def test_packing_stops_where_memory_does_and_never_turns_checkpointing_on() -> None:
-    gpu = Hardware("cuda", "24 GB GPU", 23.5, bf16=True)  # a 7B in 4-bit, 256 tokens: 2 pairs fit 75% of it, 4 do not
+    gpu = Hardware("cuda", "24 GB GPU", 23.5, bf16=True)  # a 7B in 4-bit, 192 tokens: 2 pairs fit 75% of it, 4 do not
     config = load_config(None, ["training.batch_size=1", "training.grad_accumulation=8"])
-    packed, est = fit(QWEN7B, resolve(config, gpu), 16, 256, 2, 0.6 * GiB, 23.5, checkpointing_fixed=False, packing="auto")
+    packed, est = fit(QWEN7B, resolve(config, gpu), 16, 192, 2, 0.6 * GiB, 23.5, checkpointing_fixed=False, packing="auto")
     assert (packed.batch_size, packed.grad_accumulation) == (2, 4) and not packed.gradient_checkpointing
     assert est.total <= 0.75 * 23.5 * GiB
     four = resolve(load_config(None, ["training.batch_size=4", "training.grad_accumulation=2"]), gpu)
-    assert estimate(QWEN7B, four, 16, 256, 2, 0.6 * GiB).total > 0.75 * 23.5 * GiB
+    assert estimate(QWEN7B, four, 16, 192, 2, 0.6 * GiB).total > 0.75 * 23.5 * GiB
     tight = Hardware("cuda", "16 GB GPU", 15.5, bf16=True)  # nothing fits without checkpointing: left to `fit` as it was
     unpacked, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False,
                       packing="auto")

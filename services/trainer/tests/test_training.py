@@ -55,7 +55,8 @@ def test_a_dpo_run_publishes_metrics_plots_and_tensorboard(tiny_model: Path, dat
     assert published.config["lora"]["r"] == 16 and published.config["method"]["beta"] == 0.1
     plan = published.plan  # what was resolved for the hardware, and the measured peak beside the estimate
     assert plan["dtype"] == "float32" and plan["load_in_4bit"] is False and plan["planned_steps"] == steps[-1]["step"]
-    assert plan["memory_estimate_gib"] > 0 and published.peak_memory_gib and published.peak_memory_gib > 0
+    assert plan["memory_estimate_gib"] > 0 and plan["longest_tokens"] > 0
+    assert published.peak_memory_gib and published.peak_memory_gib > 0
 
 
 def test_sft_then_dpo_publishes_both_adapters(tiny_model: Path, dataset: str, settings: Settings, store: ArtifactStore) -> None:

@@ -83,9 +83,16 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
     weights = linear * 0.5625 + embeddings * compute if resolved.load_in_4bit else shape.params * compute
     trainable = shape.lora_params(r) * (4 + 4 + 8 + (0 if compute == 4 else 4))  # weights, grads, Adam, fp32 copy
     tokens = resolved.batch_size * sequences_per_example * seq_len
-    # Per token and layer: ~34 hidden-sized values (attention and MLP intermediates) without
-    # checkpointing; with it, the layer inputs only, plus one layer recomputed at a time.
-    per_layer = tokens * (shape.hidden * 34 + shape.intermediate * 4) * compute / 2
+    # What autograd keeps per token and layer of a Llama-style layer with LoRA on every linear module: 14
+    # hidden-sized values (the two residual inputs and their normed copies, q before and after rotary, the attention
+    # output and o's, the LoRA dropout copies of the inputs of q, k, v, o, gate and up), 4 k/v-sized (k before and
+    # after rotary, v, one spare), 5 MLP-sized (gate, up, silu(gate), their product, down's dropout copy), and a byte
+    # per dropout-mask element. On CPU this tally with the logits is ~90% of the growth of peak RSS per token
+    # measured for SmolLM2 at 120-640 tokens (benchmarks/results/trainer.md). With gradient checkpointing: the layer
+    # inputs, plus one layer recomputed at a time.
+    kv = shape.kv_heads * (shape.hidden // shape.heads)
+    per_layer = tokens * ((14 * shape.hidden + 4 * kv + 5 * shape.intermediate) * compute
+                          + 6 * shape.hidden + shape.intermediate)
     activations = tokens * shape.hidden * compute * shape.layers + per_layer if resolved.gradient_checkpointing \
         else per_layer * shape.layers
     # fp32 logits over the vocabulary: the output, its log-softmax, the softmax autograd keeps, and two

@@ -226,7 +226,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
         print(f"  warning     {warning}", file=out, flush=True)
     timings["plan"] = time.monotonic() - t0
     plan = {**{k: v for k, v in vars(resolved).items() if k != "notes"}, "memory_estimate_gib": round(est.total / GiB, 3),
-            "memory_in_use_gib": round(est.baseline / GiB, 3), "memory_budget_gib": round(budget, 3), "planned_steps": steps, "estimated_seconds": round(seconds, 1)}
+            "memory_in_use_gib": round(est.baseline / GiB, 3), "longest_tokens": lengths.longest,
+            "memory_budget_gib": round(budget, 3), "planned_steps": steps, "estimated_seconds": round(seconds, 1)}
 
     t1 = time.monotonic()
     model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)

@@ -42,7 +42,8 @@ class TrainingRun(Artifact):
     final_metrics: dict[str, float] = Field(default_factory=dict, description="Last logged loss, reward accuracy, ...")
     plan: dict[str, Any] = Field(default_factory=dict, description=(
         "What the trainer resolved for the hardware before loading weights: dtype, 4-bit, micro-batch, accumulation, "
-        "checkpointing, optimizer, the memory estimate, what it counted as already in use, and the budget (GiB), "
+        "checkpointing, optimizer, the memory estimate, what it counted as already in use, the longest example it was "
+        "sized for (tokens), and the budget (GiB), "
         "planned steps, estimated seconds."))
     peak_memory_gib: float | None = Field(default=None, description=(
         "Measured peak, to hold against plan['memory_estimate_gib']: on CUDA the memory torch's allocator reserved "
