@@ -157,8 +157,8 @@ def test_a_manifest_from_a_newer_prefloop_is_refused_with_what_to_do(store: Arti
     key = store.manifest_key(Release, "tiny-dpo-20261123-1")
     original = json.loads(read_raw(store, key))
     replace_raw(store, key, json.dumps(original | {"plan": {"steps": 3}}).encode())
-    with pytest.raises(StoreError, match=r"written by a newer prefloop: this one does not know its field\(s\) plan\. "
-                                         r"Run the same prefloop version"):
+    with pytest.raises(StoreError, match=r"has field\(s\) this prefloop does not know: plan; most likely a newer "
+                                         r"prefloop wrote it\. Run the same prefloop version"):
         store.require(Release, "tiny-dpo-20261123-1")
     replace_raw(store, key, json.dumps(original | {"plan": 1, "created_at": "not a date"}).encode())
     with pytest.raises(StoreError, match="manifest does not match Release"):

@@ -42,15 +42,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _parse(cls: type[M], key: str, data: bytes) -> M:
-    """A stored record, or a StoreError naming the object; fields this version does not know mean a newer prefloop
-    wrote it (contracts forbid unknown fields so that a typo is never silently dropped), and the message says so."""
+    """A stored record, or a StoreError naming the object. Fields this version does not know most likely mean a newer
+    prefloop wrote it (contracts forbid unknown fields so that a typo is never silently dropped): the message says so."""
     try:
         return cls.model_validate_json(data)
     except ValidationError as exc:
         unknown = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "extra_forbidden"]
         if unknown and len(unknown) == exc.error_count():
-            raise StoreError(f"{key} was written by a newer prefloop: this one does not know its field(s) "
-                             f"{', '.join(unknown)}. Run the same prefloop version in every service and job "
+            raise StoreError(f"{key} has field(s) this prefloop does not know: {', '.join(unknown)}; most likely a "
+                             "newer prefloop wrote it. Run the same prefloop version in every service and job "
                              "(upgrade this one)") from exc
         raise StoreError(f"{key}: manifest does not match {cls.__name__}: {exc}") from exc
 
