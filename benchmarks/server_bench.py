@@ -27,11 +27,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
 from load import run_load  # noqa: E402
+from qa_concurrency import qa_concurrency  # noqa: E402  (the script's folder is on sys.path)
 from report import emit  # noqa: E402
-from server_helpers import build_bucket, easy_qa_set, start_server, stop_server  # noqa: E402
-
-from prefloop_core.prompts import PromptTemplate  # noqa: E402
-from prefloop_server.qa.runner import Decoding, Endpoint, run_qa  # noqa: E402
+from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
 
 PROMPTS = ["How many legs does a spider have?", "What is the opposite of hot?", "What do bees make?",
            "Name three colours.", "What is frozen water called?"]
@@ -96,21 +94,6 @@ def swap_under_load(server_url: str, admin: httpx.Client, seconds: float) -> lis
         "", "| responses | failed or truncated |", "| ---: | ---: |", f"| {result.ok} | {len(result.failed)} |",
         *([f"first failures: {result.failed[:3]}"] if result.failed else []),
     ]
-
-
-def qa_concurrency(router: str) -> list[str]:
-    qa_set = easy_qa_set()
-    qa_set = qa_set.model_copy(update={"questions": qa_set.questions * 4})
-    qa_set = qa_set.model_copy(update={"questions": [q.model_copy(update={"id": f"{q.id}-{i}"}) for i, q in enumerate(qa_set.questions)]})
-    template = PromptTemplate(system=None, without_context="{question} Answer in a few words.")
-    times = {}
-    for name, conc in (("one at a time", 1), ("4 in flight", 4), ("one at a time ", 1), ("4 in flight ", 4)):
-        t0 = time.perf_counter()
-        run_qa(qa_set, Endpoint(router, "good"), template, model="good", concurrency=conc, decoding=Decoding(max_tokens=48))
-        times.setdefault(name.strip(), []).append(time.perf_counter() - t0)
-    seq, par = min(times["one at a time"]), min(times["4 in flight"])
-    return ["| QA run (24 questions) | seconds (best of 2) |", "| --- | ---: |",
-            f"| one at a time | {seq:.2f} |", f"| 4 in flight | {par:.2f} |", f"| speed-up | {seq / par:.2f}x |"]
 
 
 def main() -> None:

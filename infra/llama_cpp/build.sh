@@ -5,6 +5,7 @@
 #
 #   infra/llama_cpp/build.sh            -> prints the install directory on its last line
 #   LLAMA_CPP_CMAKE_ARGS="-DGGML_CUDA=ON" infra/llama_cpp/build.sh   (CUDA images)
+#   LLAMA_CPP_SRC=DIR infra/llama_cpp/build.sh   (build that llama.cpp tree, of the same version, instead of downloading)
 set -euo pipefail
 
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -22,12 +23,16 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/llama-cpp-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-echo "llama.cpp: downloading llama-cpp-python==$VERSION source distribution" >&2
-"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
-  "llama-cpp-python==$VERSION" -d "$work" >&2
-tar -xzf "$work"/llama_cpp_python-"$VERSION".tar.gz -C "$work"
-src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
-[[ -f "$src/CMakeLists.txt" ]] || { echo "llama.cpp: no vendor/llama.cpp in the sdist" >&2; exit 1; }
+if [[ -n "${LLAMA_CPP_SRC:-}" ]]; then  # a llama.cpp tree already here (a machine with no package index)
+  src="$LLAMA_CPP_SRC"
+else
+  echo "llama.cpp: downloading llama-cpp-python==$VERSION source distribution" >&2
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
+    "llama-cpp-python==$VERSION" -d "$work" >&2
+  tar -xzf "$work"/llama_cpp_python-"$VERSION".tar.gz -C "$work"
+  src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
+fi
+[[ -f "$src/CMakeLists.txt" ]] || { echo "llama.cpp: no CMakeLists.txt in $src" >&2; exit 1; }
 
 # Portable build: GGML_NATIVE=ON compiles AMX kernels on these VMs, and llama-server then
 # crashes on its first matrix multiply (see shared/ENVIRONMENT.md). Extra flags (CUDA)

@@ -1,0 +1,63 @@
+"""QA run: the same QA set with N requests in flight against one at a time, on any OpenAI-compatible URL (goal >= 2x).
+
+    python benchmarks/qa_concurrency.py --url http://127.0.0.1:8080 [--levels 4,8] [--max-tokens 48] [--out FILE]
+
+The QA set is the server tests' easy set repeated to 24 questions (distinct ids), asked through prefloop's own QA
+runner (`prefloop_server.qa.runner.run_qa`, what `prefloop qa` and the gate use); each level runs twice, interleaved
+with one-at-a-time runs, and the best of each is kept. `benchmarks/server_bench.py` runs this through the router on
+CPU; `benchmarks/gpu_server.sh bench` straight against a CUDA llama-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
+from report import emit  # noqa: E402
+from server_helpers import easy_qa_set  # noqa: E402
+
+from prefloop_core.prompts import PromptTemplate  # noqa: E402
+from prefloop_server.qa.runner import Decoding, Endpoint, run_qa  # noqa: E402
+
+
+def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,), max_tokens: int = 48) -> list[str]:
+    """Markdown table rows: seconds for one at a time and each level in flight (best of 2), and the speed-ups."""
+    base = easy_qa_set()
+    questions = [q.model_copy(update={"id": f"{q.id}-{i}"}) for i, q in enumerate(base.questions * 4)]
+    qa_set = base.model_copy(update={"questions": questions})
+    template = PromptTemplate(system=None, without_context="{question} Answer in a few words.")
+    times: dict[int, list[float]] = {}
+    for _ in range(2):
+        for level in (1, *levels):
+            t0 = time.perf_counter()
+            run_qa(qa_set, Endpoint(url, model), template, model=model, concurrency=level,
+                   decoding=Decoding(max_tokens=max_tokens))
+            times.setdefault(level, []).append(time.perf_counter() - t0)
+    best = {level: min(runs) for level, runs in times.items()}
+    name = lambda level: "one at a time" if level == 1 else f"{level} in flight"  # noqa: E731
+    return ([f"| QA run ({len(questions)} questions) | seconds (best of 2) | speed-up |", "| --- | ---: | ---: |"]
+            + [f"| {name(level)} | {best[level]:.2f} | {best[1] / best[level]:.2f}x |" for level in (1, *levels)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="base URL of the OpenAI-compatible server (without /v1)")
+    parser.add_argument("--model", default="good", help="model name sent with each request")
+    parser.add_argument("--levels", default="4", help="requests in flight to compare with one at a time, e.g. 4,8")
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--label", default="", help="what the server runs, for the report's first line")
+    parser.add_argument("--out", type=Path, help="also append the table to this markdown file")
+    ns = parser.parse_args()
+    rows = qa_concurrency(ns.url, ns.model, tuple(int(x) for x in ns.levels.split(",")), ns.max_tokens)
+    emit([f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}", "", *rows], ns.out)
+
+
+if __name__ == "__main__":
+    main()
