@@ -11,7 +11,8 @@
 #                                      cores); its log in $OUT/llama_build.log
 #   benchmarks/gpu_server.sh bench     there, after build: a SmolLM2-shaped model with random weights (the real one is
 #                                      98 MB, over the carry limit beside the wheels) -> f16 GGUF by llama.cpp's own
-#                                      converter -> llama-server -ngl 999 -np 8 -> 1 vs 4 vs 8 in flight -> $OUT/gpu_server.md
+#                                      converter -> llama-server -ngl 999 -np 8 -> the bundled QA set (72 RAG prompts, <= 64
+#                                      tokens) at 1 vs 4 vs 8 in flight -> $OUT/gpu_server.md
 #
 # With the trainer's GPU check, as one device call (the build compiles while the model trains):
 #   run(command="bash benchmarks/gpu_server.sh build & bash benchmarks/gpu_train.sh run; wait; bash benchmarks/gpu_server.sh bench",
@@ -78,7 +79,8 @@ EOF
     for _ in $(seq 120); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 1; done
     curl -sf http://127.0.0.1:18080/health >/dev/null || { tail -n 30 "$OUT/llama_server.log"; exit 1; }
     gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-    python3 benchmarks/qa_concurrency.py --url http://127.0.0.1:18080 --levels 4,8 --max-tokens 48 --out "$OUT/gpu_server.md" \
+    python3 benchmarks/qa_concurrency.py --url http://127.0.0.1:18080 --levels 4,8 --max-tokens 64 --out "$OUT/gpu_server.md" \
+      --qa-set flows/src/prefloop_flows/data/qa_set.json \
       --label "$gpu · SmolLM2-135M shape, random weights, f16 GGUF, llama.cpp $VERSION CUDA (sm_90) -ngl 999 -np 8, straight to llama-server"
     grep -m1 -i "offloaded" "$OUT/llama_server.log" | tee -a "$OUT/gpu_server.md" || true
     ;;
