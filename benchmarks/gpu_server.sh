@@ -4,9 +4,9 @@
 # llama.cpp, so the pinned llama.cpp source travels as a trimmed archive and infra/llama_cpp/build.sh (what the CUDA
 # server image runs) builds it there for Hopper only. It also checks that CUDA build path.
 #
-#   benchmarks/gpu_server.sh prepare   here, after `benchmarks/gpu_train.sh prepare` (its wheels and tokenizer are
-#                                      reused): .gpu/llama-src.tar.xz (the pinned llama.cpp source, trimmed, ~8 MB)
-#                                      and SmolLM2's config.json in .gpu/smollm2-config
+#   benchmarks/gpu_server.sh prepare   here, after `benchmarks/gpu_train.sh prepare` (its wheels and SmolLM2's
+#                                      tokenizer and config are reused): .gpu/llama-src.tar.xz (the pinned llama.cpp
+#                                      source, trimmed, ~8 MB)
 #   benchmarks/gpu_server.sh build     there: llama.cpp with CUDA for sm_90 into /tmp/prefloop-cache (12 of the 16
 #                                      cores); its log in $OUT/llama_build.log
 #   benchmarks/gpu_server.sh bench     there, after build: a SmolLM2-shaped model with random weights (the real one is
@@ -28,21 +28,14 @@ OUT="${OUT:-$GPU_DIR/out}"
 
 case "${1:-}" in
   prepare)
-    [[ -d "$GPU_DIR/wheels" && -d "$GPU_DIR/tokenizer" ]] || { echo "gpu_server.sh: run 'benchmarks/gpu_train.sh prepare' first" >&2; exit 2; }
+    [[ -d "$GPU_DIR/wheels" && -f "$GPU_DIR/tokenizer/config.json" ]] \
+      || { echo "gpu_server.sh: run 'benchmarks/gpu_train.sh prepare' first (its wheels, SmolLM2's tokenizer and config)" >&2; exit 2; }
     work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
     python3 -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$work"
     tar -xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
     # What the build and the converter need; the rest of the tree (models' vocabularies, docs, tests) is 120 MB.
     tar -cJf "$GPU_DIR/llama-src.tar.xz" -C "$work/llama_cpp_python-$VERSION/vendor/llama.cpp" CMakeLists.txt cmake \
       ggml src include common vendor tools licenses conversion gguf-py convert_hf_to_gguf.py convert_lora_to_gguf.py
-    set -a; source "$ROOT/.venvs/env"; set +a
-    "$ROOT/.venvs/trainer/bin/python" - "$GPU_DIR/smollm2-config" <<'EOF'
-import sys
-from transformers import AutoConfig
-from prefloop_core.settings import Settings
-from prefloop_ml.base_model import hf_checkpoint
-AutoConfig.from_pretrained(hf_checkpoint("smollm2", Settings())).save_pretrained(sys.argv[1])
-EOF
     du -sh "$GPU_DIR"
     ;;
   build)
@@ -61,14 +54,14 @@ EOF
     [[ -d /tmp/site/pydantic ]] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site "$GPU_DIR"/wheels/*.whl
     export PYTHONPATH="/tmp/site:$ROOT/libs/core/src:$ROOT/services/server/src" PYTHONUNBUFFERED=1
-    python3 - "$GPU_DIR/smollm2-config" "$GPU_DIR/tokenizer" /tmp/random-smollm2 <<'EOF'
+    python3 - "$GPU_DIR/tokenizer" /tmp/random-smollm2 <<'EOF'
 import sys
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 torch.manual_seed(0)
-config, tokenizer, out = sys.argv[1:4]
-AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config), dtype=torch.float16).save_pretrained(out)
-AutoTokenizer.from_pretrained(tokenizer).save_pretrained(out)
+smollm2, out = sys.argv[1:3]
+AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(smollm2), dtype=torch.float16).save_pretrained(out)
+AutoTokenizer.from_pretrained(smollm2).save_pretrained(out)
 EOF
     PYTHONPATH="$LLAMA/src/gguf-py:$PYTHONPATH" python3 "$LLAMA/src/convert_hf_to_gguf.py" /tmp/random-smollm2 \
       --outtype f16 --outfile /tmp/random-smollm2.gguf >"$OUT/convert.log" 2>&1 || { tail -n 30 "$OUT/convert.log"; exit 1; }

@@ -55,10 +55,12 @@ PY
     set -a; source "$ROOT/.venvs/env"; set +a
     "$ROOT/.venvs/trainer/bin/python" - "$GPU_DIR/tokenizer" <<'EOF'
 import sys
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 from prefloop_core.settings import Settings
 from prefloop_ml.base_model import hf_checkpoint
-AutoTokenizer.from_pretrained(hf_checkpoint("smollm2", Settings())).save_pretrained(sys.argv[1])
+checkpoint = hf_checkpoint("smollm2", Settings())
+AutoTokenizer.from_pretrained(checkpoint).save_pretrained(sys.argv[1])
+AutoConfig.from_pretrained(checkpoint).save_pretrained(sys.argv[1])  # gpu_server.sh builds a model of this shape
 EOF
     du -sh "$GPU_DIR"
     ;;
