@@ -35,11 +35,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="prefloop-memory-") as tmp:
         cache = Path(tmp) / "cache"  # one converted SmolLM2 checkpoint for every run
+        cache.mkdir()
         for words in [int(w) for w in args.words.split(",")]:
             home = Path(tmp) / f"home-{words}"
             home.mkdir()
             (home / "cache").symlink_to(cache, target_is_directory=True)
-            cache.mkdir(exist_ok=True)
             done = subprocess.run([sys.executable, str(PROBE), str(home), "smollm2", "1", "1024", str(words)],
                                   cwd=PROBE.parent, capture_output=True, text=True, env={**os.environ, "PREFLOOP_HOME": str(home)})
             if done.returncode:
