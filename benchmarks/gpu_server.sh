@@ -35,7 +35,8 @@ case "${1:-}" in
     tar -xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
     # What the build and the converter need; the rest of the tree (models' vocabularies, docs, tests) is 120 MB.
     tar -cJf "$GPU_DIR/llama-src.tar.xz" -C "$work/llama_cpp_python-$VERSION/vendor/llama.cpp" CMakeLists.txt cmake \
-      ggml src include common vendor tools licenses conversion gguf-py convert_hf_to_gguf.py convert_lora_to_gguf.py
+      ggml src include common vendor tools licenses conversion gguf-py convert_hf_to_gguf.py convert_lora_to_gguf.py \
+      scripts/ui-assets.cmake
     du -sh "$GPU_DIR"
     ;;
   build)

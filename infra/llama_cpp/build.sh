@@ -36,11 +36,14 @@ fi
 
 # Portable build: GGML_NATIVE=ON compiles AMX kernels on these VMs, and llama-server then
 # crashes on its first matrix multiply (see shared/ENVIRONMENT.md). Extra flags (CUDA)
-# come from LLAMA_CPP_CMAKE_ARGS.
+# come from LLAMA_CPP_CMAKE_ARGS. No unified `llama` app and no web UI: prefloop runs
+# llama-server with --no-webui, and fetching the UI's prebuilt assets needs the network
+# (a machine without it would wait on the download's timeouts).
 echo "llama.cpp: building llama-server, llama-quantize and llama-perplexity with $JOBS jobs (several minutes on 2 cores)" >&2
 # shellcheck disable=SC2086
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DLLAMA_USE_PREBUILT_UI=OFF \
   -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
   ${LLAMA_CPP_CMAKE_ARGS:-} >"$work/cmake.log" 2>&1 \
   || { tail -n 30 "$work/cmake.log" >&2; exit 1; }
