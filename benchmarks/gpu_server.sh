@@ -73,7 +73,7 @@ EOF
     for _ in $(seq 120); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 1; done
     curl -sf http://127.0.0.1:18080/health >/dev/null || { tail -n 30 "$OUT/llama_server.log"; exit 1; }
     gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-    python3 benchmarks/qa_concurrency.py --url http://127.0.0.1:18080 --levels 4,8 --max-tokens 64 --out "$OUT/gpu_server.md" \
+    python3 benchmarks/qa_concurrency.py --url http://127.0.0.1:18080 --llama-server --levels 4,8 --max-tokens 64 --out "$OUT/gpu_server.md" \
       --qa-set flows/src/prefloop_flows/data/qa_set.json \
       --label "$gpu · SmolLM2-135M shape, random weights, f16 GGUF, llama.cpp $VERSION CUDA (sm_90) -ngl 999 -np 8, straight to llama-server"
     grep -m1 -i "offloaded" "$OUT/llama_server.log" | tee -a "$OUT/gpu_server.md" || true

@@ -7,6 +7,11 @@ The QA set is the server tests' easy set repeated to 24 questions (distinct ids)
 --qa-set a QA set file asked with the default RAG template (what `prefloop qa` sends); asked through prefloop's own
 QA runner (`prefloop_server.qa.runner.run_qa`, what `prefloop qa` and the gate use). After an untimed warm-up, each
 level runs --repeats times, interleaved with one-at-a-time runs, and the best of each is kept.
+
+--llama-server: the URL is llama-server or prefloop's router in front of one. The runner then sends greedy requests
+with `cache_prompt: false`, as the gate does, so every run processes its prompts. Without it llama-server keeps the
+prompts of earlier runs (in its slots and its host-memory prompt cache, 8 GiB by default) and a repeated run only
+decodes: on the bundled QA set a repeat processed 72 prompt tokens where the first run processed 10,153.
 `benchmarks/server_bench.py` runs the easy set through the router on CPU; `benchmarks/gpu_server.sh bench` the
 bundled QA set straight against a CUDA llama-server.
 """
@@ -40,18 +45,20 @@ def easy_set_repeated() -> tuple[QASet, PromptTemplate]:
 
 
 def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,), max_tokens: int = 48,
-                   qa: tuple[QASet, PromptTemplate] | None = None, repeats: int = 2) -> list[str]:
+                   qa: tuple[QASet, PromptTemplate] | None = None, repeats: int = 2,
+                   llama_server: bool = False) -> list[str]:
     """Markdown table rows: seconds for one at a time and each level in flight (best of the repeats), and speed-ups."""
     qa_set, template = qa or easy_set_repeated()
     questions = qa_set.questions
     # Untimed warm-up: the first pass over a fresh llama-server ran at half speed (96 s one at a time, then 50 s).
     warm = qa_set.model_copy(update={"questions": questions[:8]})
-    run_qa(warm, Endpoint(url, model), template, model=model, concurrency=max(levels), decoding=Decoding(max_tokens=max_tokens))
+    endpoint = Endpoint(url, model, llama_server=llama_server)
+    run_qa(warm, endpoint, template, model=model, concurrency=max(levels), decoding=Decoding(max_tokens=max_tokens))
     times: dict[int, list[float]] = {}
     for _ in range(repeats):
         for level in (1, *levels):
             t0 = time.perf_counter()
-            run_qa(qa_set, Endpoint(url, model), template, model=model, concurrency=level,
+            run_qa(qa_set, endpoint, template, model=model, concurrency=level,
                    decoding=Decoding(max_tokens=max_tokens))
             times.setdefault(level, []).append(time.perf_counter() - t0)
     best = {level: min(runs) for level, runs in times.items()}
@@ -71,11 +78,14 @@ def main() -> None:
     parser.add_argument("--qa-set", type=Path, help="a QA set file, asked with the default RAG template (default: the "
                         "easy set repeated to 24 questions)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each level; the best is kept")
+    parser.add_argument("--llama-server", action="store_true", help="the URL is llama-server (or prefloop's router): "
+                        "ask it not to reuse cached prompts, as the gate does, so every run processes its prompts")
     parser.add_argument("--label", default="", help="what the server runs, for the report's first line")
     parser.add_argument("--out", type=Path, help="also append the table to this markdown file")
     ns = parser.parse_args()
     qa = (load_qa_set(ns.qa_set), PromptTemplate()) if ns.qa_set else None
-    rows = qa_concurrency(ns.url, ns.model, tuple(int(x) for x in ns.levels.split(",")), ns.max_tokens, qa, ns.repeats)
+    rows = qa_concurrency(ns.url, ns.model, tuple(int(x) for x in ns.levels.split(",")), ns.max_tokens, qa, ns.repeats,
+                          ns.llama_server)
     emit([f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}", "", *rows], ns.out)
 

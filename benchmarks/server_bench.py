@@ -115,7 +115,7 @@ def main() -> None:
             lines = [f"machine: {platform.node()} · {platform.machine()} · 2 cores · Python {platform.python_version()} · "
                      f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct Q4_1, llama.cpp 0.3.36 CPU",
                      "", "### Router overhead", "", *router_overhead(server.url, direct, ns.requests),
-                     "", "### QA run: concurrent vs one at a time", "", *qa_concurrency(server.url),
+                     "", "### QA run: concurrent vs one at a time", "", *qa_concurrency(server.url, llama_server=True),
                      "", "### Swap under load", "", *swap_under_load(server.url, admin, ns.swap_seconds)]
         finally:
             stop_server(server)
