@@ -11,7 +11,7 @@ level runs --repeats times, interleaved with one-at-a-time runs, and the best of
 --llama-server: the URL is llama-server or prefloop's router in front of one. The runner then sends greedy requests
 with `cache_prompt: false`, as the gate does, so every run processes its prompts. Without it llama-server keeps the
 prompts of earlier runs (in its slots and its host-memory prompt cache, 8 GiB by default) and a repeated run only
-decodes: on the bundled QA set a repeat processed 72 prompt tokens where the first run processed 10,153.
+decodes: on the bundled QA set a repeat processed 72 prompt tokens, where every run processes 13,432 with the switch.
 `benchmarks/server_bench.py` runs the easy set through the router on CPU; `benchmarks/gpu_server.sh bench` the
 bundled QA set straight against a CUDA llama-server.
 """
@@ -50,7 +50,7 @@ def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,)
     """Markdown table rows: seconds for one at a time and each level in flight (best of the repeats), and speed-ups."""
     qa_set, template = qa or easy_set_repeated()
     questions = qa_set.questions
-    # Untimed warm-up: the first pass over a fresh llama-server ran at half speed (96 s one at a time, then 50 s).
+    # Untimed warm-up (the model's pages, the server's threads), so that no timed run is also the server's first.
     warm = qa_set.model_copy(update={"questions": questions[:8]})
     endpoint = Endpoint(url, model, llama_server=llama_server)
     run_qa(warm, endpoint, template, model=model, concurrency=max(levels), decoding=Decoding(max_tokens=max_tokens))
