@@ -32,8 +32,10 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
     assert deployed.status_code == 200 and deployed.json()["status"] == "ready"
     assert ask(server).status_code == 503  # deployed is not live until promoted
     admin.post("/admin/promote", json={"accuracy": 0.5, "trigger": "test"}).raise_for_status()
-    answer = ask(server, "How many legs does a spider have? Answer in a few words.").json()
-    assert live(server) == "good" and "8" in answer["choices"][0]["message"]["content"]
+    # Asked of the served model itself: SmolLM2 answers this one right on both llama.cpp builds (AVX2 and AVX-512),
+    # where its spider answer flips between 8 and 12 (benchmarks/results/llama_cpp_build.md).
+    answer = ask(server, "What is the capital of France? Answer in a few words.").json()
+    assert live(server) == "good" and "Paris" in answer["choices"][0]["message"]["content"]
     assert httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "good"
 
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()

@@ -14,10 +14,10 @@ def test_the_openai_client_works_unchanged(server: Server) -> None:
 
     assert [m.id for m in client.models.list().data] == ["good"]
     reply = client.chat.completions.create(
-        model="good", messages=[{"role": "user", "content": "How many legs does a spider have? Answer in a few words."}],
+        model="good", messages=[{"role": "user", "content": "What is the capital of France? Answer in a few words."}],
         max_tokens=16, temperature=0,
     )
-    assert "8" in reply.choices[0].message.content
+    assert "Paris" in reply.choices[0].message.content
     stream = client.chat.completions.create(
         model="good", messages=[{"role": "user", "content": "What is the opposite of hot? Answer in a few words."}],
         max_tokens=16, temperature=0, stream=True,
