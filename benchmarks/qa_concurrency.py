@@ -52,14 +52,13 @@ def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,)
     questions = qa_set.questions
     # Untimed warm-up (the model's pages, the server's threads), so that no timed run is also the server's first.
     warm = qa_set.model_copy(update={"questions": questions[:8]})
-    endpoint = Endpoint(url, model, llama_server=llama_server)
-    run_qa(warm, endpoint, template, model=model, concurrency=max(levels), decoding=Decoding(max_tokens=max_tokens))
+    endpoint, decoding = Endpoint(url, model, llama_server=llama_server), Decoding(max_tokens=max_tokens)
+    run_qa(warm, endpoint, template, model=model, concurrency=max(levels), decoding=decoding)
     times: dict[int, list[float]] = {}
     for _ in range(repeats):
         for level in (1, *levels):
             t0 = time.perf_counter()
-            run_qa(qa_set, endpoint, template, model=model, concurrency=level,
-                   decoding=Decoding(max_tokens=max_tokens))
+            run_qa(qa_set, endpoint, template, model=model, concurrency=level, decoding=decoding)
             times.setdefault(level, []).append(time.perf_counter() - t0)
     best = {level: min(runs) for level, runs in times.items()}
     name = lambda level: "one at a time" if level == 1 else f"{level} in flight"  # noqa: E731
