@@ -1,7 +1,10 @@
 """Train in this process (its own, so the peak RSS is this run's); print the estimate and the measured peak that the
 run's `run.json` records (`plan.memory_estimate_gib`, `peak_memory_gib`).
 
-    python memprobe.py HOME MODEL BATCH MAX_LENGTH WORDS   -> JSON {"estimated_gib", "peak_gib", "plan"}
+    python memprobe.py HOME MODEL BATCH MAX_LENGTH WORDS [PROMPT_WORDS]   -> JSON {"estimated_gib", "peak_gib", "plan"}
+
+WORDS sizes the answers; PROMPT_WORDS (default 0) puts a retrieved-context-like passage of that many words in the
+prompt, the loop's RAG shape (long prompt, short answers).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from prefloop_trainer.run import train
 
 def main() -> None:
     home, model, batch, length, words = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    context = "wiki context " * int(sys.argv[6]) if len(sys.argv) > 6 else ""
     settings = Settings(home=home)
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
-    pairs = [p.model_copy(update={"chosen": [ChatMessage(role="assistant", content="wiki fact " * words)],
+    pairs = [p.model_copy(update={"prompt": [ChatMessage(role="user", content=context + p.prompt[0].content)],
+                                  "chosen": [ChatMessage(role="assistant", content="wiki fact " * words)],
                                   "rejected": [ChatMessage(role="assistant", content="no idea " * words)]})
              for p in synthetic_pairs(16)]
     dataset = publish_dataset(store, pairs, "ds-memprobe0000001")

@@ -86,6 +86,9 @@ class TrainingSection(Section):
         default="auto", description="Put pairs of similar token length in the same micro-batch, so it pads little "
         "(transformers' LengthGroupedSampler: random groups, sorted within). auto: on for DPO when a micro-batch holds "
         "more than one pair.")
+    share_prompts: bool = Field(
+        default=True, description="DPO: run the prompt a pair's chosen and rejected answer share once, not twice (same "
+        "loss and gradients, fewer tokens: prefloop_trainer.shared_prompt). Off under gradient checkpointing.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Compute dtype. auto: bf16 where the GPU supports it, else fp16 on a GPU; fp32 on "
         "CPU. bfloat16 on a CPU with AMX or AVX512-BF16 is an option to measure (benchmarks/results/trainer.md).")

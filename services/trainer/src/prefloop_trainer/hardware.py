@@ -49,6 +49,7 @@ class Resolved:
     grad_accumulation: int
     precompute_ref_log_probs: bool
     group_by_length: bool = False  # decided once the micro-batch is (run.py)
+    share_prompts: bool = False  # DPO runs each pair's prompt once (shared_prompt.py); decided in run.py
     notes: list[str] = field(default_factory=list)
 
 

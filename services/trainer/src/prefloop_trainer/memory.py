@@ -2,10 +2,10 @@
 
 Counted: base weights (4-bit: ~0.56 byte per linear weight, embeddings in the compute dtype);
 LoRA weights with their fp32 gradients and Adam moments; activations of the policy forward
-(DPO and ORPO run chosen and rejected together: 2 sequences per pair; KTO and SFT one), which
-gradient checkpointing cuts to the layer inputs plus one layer; fp32 logits over the vocabulary
-for the log-probabilities; and what is already in use before weights load (the process itself
-on CPU, the CUDA context on a GPU). A config that does not fit is adjusted — checkpointing on,
+(DPO and ORPO run chosen and rejected together: 2 sequences per pair, which DPO packs into one row
+that holds their prompt once; KTO and SFT one sequence), which gradient checkpointing cuts to the
+layer inputs plus one layer; fp32 logits over the vocabulary for the log-probabilities; and what is
+already in use before weights load (the process itself on CPU, the CUDA context on a GPU). A config that does not fit is adjusted — checkpointing on,
 then a smaller micro-batch with more accumulation — or refused with the numbers; on a GPU, a step's micro-batches
 are packed into fewer, larger ones where there is room (`pack`).
 """
@@ -76,13 +76,17 @@ class Estimate:
         ]
 
 
-def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_per_example: int, baseline: float) -> Estimate:
+def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_per_example: int, baseline: float,
+             pair_tokens: int = 0, scored_tokens: int = 0) -> Estimate:
+    """`pair_tokens`: the most tokens a DPO pair runs when its prompt runs once (shared_prompt.py); 0: its sequences
+    run whole. `scored_tokens`: the most tokens of an example the LM head scores (TRL's fused head scores answers
+    only: lm_head.py); 0: all."""
     compute = BYTES[resolved.dtype]
     embeddings = shape.vocab * shape.hidden
     linear = shape.params - embeddings
     weights = linear * 0.5625 + embeddings * compute if resolved.load_in_4bit else shape.params * compute
     trainable = shape.lora_params(r) * (4 + 4 + 8 + (0 if compute == 4 else 4))  # weights, grads, Adam, fp32 copy
-    tokens = resolved.batch_size * sequences_per_example * seq_len
+    tokens = resolved.batch_size * (pair_tokens or sequences_per_example * seq_len)
     # What autograd keeps per token and layer of a Llama-style layer with LoRA on every linear module: 14
     # hidden-sized values (the two residual inputs and their normed copies, q before and after rotary, the attention
     # output and o's, the LoRA dropout copies of the inputs of q, k, v, o, gate and up), 4 k/v-sized (k before and
@@ -97,7 +101,7 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
         else per_layer * shape.layers
     # fp32 logits over the vocabulary: the output, its log-softmax, the softmax autograd keeps, and two
     # gradients — 5 copies, as measured on CPU (peak RSS, SmolLM2's 49k vocabulary, 64-256 tokens).
-    logits = tokens * shape.vocab * 4 * 5
+    logits = resolved.batch_size * (scored_tokens or sequences_per_example * seq_len) * shape.vocab * 4 * 5
     return Estimate(baseline, weights, trainable, activations, logits)
 
 
@@ -105,7 +109,7 @@ PACK_HEADROOM = 0.75  # pack only into this share of the budget: the estimate is
 
 
 def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
-         budget_gb: float) -> Resolved:
+         budget_gb: float, pair_tokens: int = 0, scored_tokens: int = 0) -> Resolved:
     """The step's pairs in as few micro-batches as fit 75% of the budget without gradient checkpointing.
 
     The optimizer sees the same pairs per step; what changes is how many forward/backward passes carry them. On a GPU
@@ -118,7 +122,7 @@ def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int,
         if pairs % micro:
             continue
         packed = replace(resolved, batch_size=micro, grad_accumulation=pairs // micro)
-        if estimate(shape, packed, r, seq_len, sequences, baseline).total <= PACK_HEADROOM * budget_gb * GiB:
+        if estimate(shape, packed, r, seq_len, sequences, baseline, pair_tokens, scored_tokens).total <= PACK_HEADROOM * budget_gb * GiB:
             return replace(packed, notes=[*resolved.notes, f"micro-batch {micro} x accumulation {pairs // micro}: "
                                           f"the step's {pairs} pairs packed, as memory allows"])
     return resolved
@@ -131,7 +135,8 @@ class DoesNotFit(RuntimeError):
 
 
 def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
-        budget_gb: float, checkpointing_fixed: bool, packing: str = "off") -> tuple[Resolved, Estimate]:
+        budget_gb: float, checkpointing_fixed: bool, packing: str = "off",
+        pair_tokens: int = 0, scored_tokens: int = 0) -> tuple[Resolved, Estimate]:
     """The resolved settings adjusted until the estimate fits the budget, or DoesNotFit with the numbers.
 
     `packing` is `training.pack_micro_batches`: auto packs a step's pairs as far as they fit (`pack`), on a GPU only
@@ -141,10 +146,10 @@ def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, 
     budget = budget_gb * GiB
     current = resolved
     if packing == "auto" and resolved.device != "cpu":
-        current = pack(shape, resolved, r, seq_len, sequences, baseline, budget_gb)
+        current = pack(shape, resolved, r, seq_len, sequences, baseline, budget_gb, pair_tokens, scored_tokens)
     elif packing == "on":
         current = replace(resolved, batch_size=resolved.batch_size * resolved.grad_accumulation, grad_accumulation=1)
-    est = estimate(shape, current, r, seq_len, sequences, baseline)
+    est = estimate(shape, current, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
     while est.total > budget:
         if not current.gradient_checkpointing and not checkpointing_fixed:
             current = replace(current, gradient_checkpointing=True,
@@ -159,5 +164,5 @@ def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, 
                 f"estimated {est.total / GiB:.2f} GiB does not fit the {budget_gb:.2f} GiB available, even with "
                 f"micro-batch 1 and gradient checkpointing. Try: data.max_length={max(64, seq_len // 2)}, a smaller "
                 "lora.r, 4-bit on a CUDA GPU, or a machine with more memory.", est)
-        est = estimate(shape, current, r, seq_len, sequences, baseline)
+        est = estimate(shape, current, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
     return current, est

@@ -8,6 +8,7 @@ from typing import Any
 from prefloop_core.contracts import TrainingMethod
 from prefloop_trainer.config import TrainConfig
 from prefloop_trainer.hardware import Resolved
+from prefloop_trainer.shared_prompt import sharing_prompts_in
 
 
 def _common(config: TrainConfig, resolved: Resolved, out: Path, has_eval: bool, epochs: float) -> dict[str, Any]:
@@ -72,6 +73,8 @@ def build_trainer(
         args = DPOConfig(**common, beta=m.beta, loss_type=m.loss_type, loss_weights=m.loss_weights,
                          precompute_ref_log_probs=resolved.precompute_ref_log_probs)
         trainer_cls = grouped_by_length(DPOTrainer) if resolved.group_by_length else DPOTrainer
+        if resolved.share_prompts:
+            trainer_cls = sharing_prompts_in(trainer_cls)
         return trainer_cls(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=callbacks)
     if method is TrainingMethod.KTO:

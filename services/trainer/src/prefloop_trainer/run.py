@@ -29,6 +29,7 @@ from prefloop_trainer import data as datasets_
 from prefloop_trainer.callbacks import Metrics, NaNGuard, Progress
 from prefloop_trainer.config import TrainConfig
 from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
+from prefloop_trainer.lm_head import answer_only_lm_head
 from prefloop_trainer.memory import GiB, Estimate, Shape, fit
 from prefloop_ml.base_model import load_config, load_model, load_tokenizer
 from prefloop_trainer.plots import plot_run
@@ -118,6 +119,10 @@ def _chat_tokens(tokenizer: Any, messages: list[dict[str, Any]], **kwargs: Any) 
 class Lengths(NamedTuple):
     longest: int  # tokens of the longest prompt + answer, capped at max_length: what memory is sized for
     mean: float  # mean tokens of a prompt + answer: what time is estimated from
+    longest_pair: int  # the most tokens one pair runs with its prompt once (prompt + both answers; shared_prompt.py)
+    mean_pair: float
+    longest_answer: int  # the most answer tokens of one sequence: what an LM head scoring answers only sees
+    longest_answers: int  # ... of one pair's two sequences
 
 
 def example_lengths(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> Lengths:
@@ -126,17 +131,22 @@ def example_lengths(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int
     Refuses data whose every prompt fills max_length: TRL would drop every pair as fully truncated and fail
     with an unreadable error.
     """
-    lengths, shortest_prompt = [], None
+    lengths, packed, answers, shortest_prompt = [], [], [], None
     for pair in pairs:
         prompt = _chat_tokens(tokenizer, pair["prompt"], add_generation_prompt=True)
         shortest_prompt = prompt if shortest_prompt is None else min(shortest_prompt, prompt)
-        lengths += [min(_chat_tokens(tokenizer, pair["prompt"] + answer), max_length)
-                    for answer in (pair["chosen"], pair["rejected"])]
+        chosen, rejected = (min(_chat_tokens(tokenizer, pair["prompt"] + answer), max_length)
+                            for answer in (pair["chosen"], pair["rejected"]))
+        lengths += [chosen, rejected]
+        packed.append(chosen + rejected - min(prompt, chosen, rejected))
+        answers.append((max(chosen - prompt, 0), max(rejected - prompt, 0)))
     if shortest_prompt is not None and shortest_prompt >= max_length:
         raise ValueError(f"every prompt is at least data.max_length={max_length} tokens long (the shortest has "
                          f"{shortest_prompt}), so no answer would be trained on: raise data.max_length "
                          f"(e.g. --set data.max_length={max(256, 2 * shortest_prompt)})")
-    return Lengths(max(lengths, default=0), sum(lengths) / len(lengths) if lengths else 0.0)
+    return Lengths(max(lengths, default=0), sum(lengths) / len(lengths) if lengths else 0.0,
+                   max(packed, default=0), sum(packed) / len(packed) if packed else 0.0,
+                   max((max(a) for a in answers), default=0), max((sum(a) for a in answers), default=0))
 
 
 def planned_steps(n_train: int, config: TrainConfig, resolved: Resolved) -> int:
@@ -147,12 +157,11 @@ def planned_steps(n_train: int, config: TrainConfig, resolved: Resolved) -> int:
     return max(1, math.ceil(per_epoch * config.training.epochs))
 
 
-def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, sequences: int,
-                  mean_tokens: float) -> float:
+def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, example_tokens: float) -> float:
     """A rough time estimate: ~8 FLOPs per parameter per token (forward, backward, reference pass) at what the
     device sustains: ~70 GFLOP/s per core on CPU (SmolLM2-135M, DPO + LoRA r16 on 2 cores: 38 pairs of ~250 tokens,
     3 epochs, took 7.4 min), ~30% of peak on a GPU."""
-    tokens = steps * resolved.batch_size * resolved.grad_accumulation * sequences * mean_tokens
+    tokens = steps * resolved.batch_size * resolved.grad_accumulation * example_tokens
     flops_per_s = 70e9 * hw.cores if hw.device == "cpu" else 60e12
     return 8 * shape.params * tokens / flops_per_s
 
@@ -164,7 +173,8 @@ def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, s
         f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
         f"  device      {hw.name} ({hw.device}), dtype {resolved.dtype}, 4-bit {'on' if resolved.load_in_4bit else 'off'}",
         f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}"
-        f"{', grouped by length' if resolved.group_by_length else ''}; "
+        f"{', grouped by length' if resolved.group_by_length else ''}"
+        f"{', each pair runs its prompt once' if resolved.share_prompts else ''}; "
         f"gradient checkpointing {'on' if resolved.gradient_checkpointing else 'off'}; optimizer {resolved.optimizer}",
         (f"  LoRA        run {init.run_id}'s adapter (r {init.r}), trained further; the reference is that run's model"
          if init else f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}")
@@ -201,6 +211,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     method = config.method.name
     sequences = 2 if method in PREFERENCE else 1
     resolved = resolve(config, hw)
+    resolved.share_prompts = config.training.share_prompts and method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO)
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO, TrainingMethod.KTO)
     init = init_adapter(store, config, work)
@@ -211,14 +222,18 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
     resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto",
-                        packing=config.training.pack_micro_batches)
+                        packing=config.training.pack_micro_batches,
+                        pair_tokens=lengths.longest_pair if resolved.share_prompts else 0,
+                        scored_tokens=0 if method is TrainingMethod.ORPO else  # TRL's fused head: answers only
+                        lengths.longest_answers if sequences == 2 else lengths.longest_answer)
     grouping = config.training.group_by_length
     resolved.group_by_length = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO) and (
         grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
     if grouping == "on" and not resolved.group_by_length:
         resolved.notes.append(f"training.group_by_length applies to DPO only; {method.value} draws pairs at random")
     steps = planned_steps(len(splits.train), config, resolved)
-    seconds = rough_seconds(shape, steps, resolved, hw, sequences, lengths.mean)
+    seconds = rough_seconds(shape, steps, resolved, hw,
+                            lengths.mean_pair if resolved.share_prompts else sequences * lengths.mean)
     for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
                            run_id, init):
         print(line, file=out, flush=True)
@@ -241,23 +256,24 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     outputs: dict[str, Path] = {}
 
     def run_stage(stage_method: TrainingMethod, stage: str, model_in: Any, epochs: float | None = None) -> Any:
-        guard = NaNGuard()
-        stage_dir = work / stage
-        trainer = _trainer(stage_method, config, resolved, model_in, tokenizer, splits, stage_dir,
-                           [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)],
-                           None if isinstance(model_in, PeftModel) else lora, epochs,
-                           Dataset)
-        resume = latest_checkpoint(store, run_id, stage, stage_dir)
-        if resume is not None:
-            print(f"[{stage}] resuming from {resume.name} (published checkpoint)", file=out, flush=True)
-        try:
-            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise TrainingOOM(_oom_advice(est, budget, resolved, config)) from exc
-            raise
-        guard.check()
-        return trainer
+        with answer_only_lm_head():  # from building the trainer on: TRL precomputes reference log-probs there
+            guard = NaNGuard()
+            stage_dir = work / stage
+            trainer = _trainer(stage_method, config, resolved, model_in, tokenizer, splits, stage_dir,
+                               [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)],
+                               None if isinstance(model_in, PeftModel) else lora, epochs,
+                               Dataset)
+            resume = latest_checkpoint(store, run_id, stage, stage_dir)
+            if resume is not None:
+                print(f"[{stage}] resuming from {resume.name} (published checkpoint)", file=out, flush=True)
+            try:
+                trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+            except RuntimeError as exc:
+                if "out of memory" in str(exc).lower():
+                    raise TrainingOOM(_oom_advice(est, budget, resolved, config)) from exc
+                raise
+            guard.check()
+            return trainer
 
     t2 = time.monotonic()
     if method is TrainingMethod.SFT_DPO:
