@@ -49,12 +49,15 @@ def _policy_and_batch(tiny_model: Path, out: Path, dtype: torch.dtype,
     return trainer, batch
 
 
-@pytest.mark.parametrize(("dtype", "attention"), [(torch.float32, "sdpa"), (torch.float32, "eager"),
-                                                   (torch.bfloat16, "sdpa")])
+@pytest.mark.parametrize(("dtype", "attention", "checkpointing"), [
+    (torch.float32, "sdpa", False), (torch.float32, "eager", False), (torch.bfloat16, "sdpa", False),
+    (torch.float32, "sdpa", True)])
 def test_log_probs_and_gradients_equal_trls_own_forward(tiny_model: Path, tmp_path: Path, dtype: torch.dtype,
-                                                        attention: str) -> None:
+                                                        attention: str, checkpointing: bool) -> None:
     trainer, batch = _policy_and_batch(tiny_model, tmp_path, dtype, attention)
     model = trainer.model
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     packed = pack_pairs(batch["input_ids"], batch["attention_mask"])
     assert packed is not None and packed.input_ids.numel() < 0.7 * batch["input_ids"].numel()  # the prompts, once

@@ -87,8 +87,9 @@ class TrainingSection(Section):
         "(transformers' LengthGroupedSampler: random groups, sorted within). auto: on for DPO when a micro-batch holds "
         "more than one pair.")
     share_prompts: bool = Field(
-        default=True, description="DPO: run the prompt a pair's chosen and rejected answer share once, not twice (same "
-        "loss and gradients, fewer tokens: prefloop_trainer.shared_prompt). Off under gradient checkpointing.")
+        default=True, description="DPO: run each pair as one packed row holding the prompt its chosen and rejected "
+        "answer share once, not twice (the same log-probs and gradients from fewer tokens: "
+        "prefloop_trainer.shared_prompt; models with sdpa or eager attention).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Compute dtype. auto: bf16 where the GPU supports it, else fp16 on a GPU; fp32 on "
         "CPU. bfloat16 on a CPU with AMX or AVX512-BF16 is an option to measure (benchmarks/results/trainer.md).")
