@@ -48,16 +48,17 @@ def pack_pairs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Packed 
     positions = torch.zeros(half, n, dtype=torch.long, device=device)
     part = torch.full((half, n), -1, dtype=torch.long, device=device)  # 0: prefix or chosen, 1: rejected rest
     gather = torch.zeros(rows, width, dtype=torch.long, device=device)
+    span = torch.arange(max(n, width), device=device)
     for i in range(half):
         c, r, p = int(chosen[i]), int(rejected[i]), int(shared[i])
         ids[i, :c], ids[i, c:c + r - p] = input_ids[i, :c], input_ids[half + i, p:r]
-        positions[i, :c], positions[i, c:c + r - p] = torch.arange(c), torch.arange(p, r)
+        positions[i, :c], positions[i, c:c + r - p] = span[:c], span[p:r]
         part[i, :c], part[i, c:c + r - p] = 0, 1
-        gather[i, :c] = torch.arange(c)
-        gather[half + i, :p], gather[half + i, p:r] = torch.arange(p), torch.arange(c, c + r - p)
-    q, k = torch.arange(n, device=device)[:, None], torch.arange(n, device=device)[None, :]
+        gather[i, :c] = span[:c]
+        gather[half + i, :p], gather[half + i, p:r] = span[:p], span[c:c + r - p]
+    q, k = span[:n, None], span[None, :n]
     causal = k <= q
-    is_chosen_rest = (part == 0) & (torch.arange(n, device=device) >= shared[:, None])
+    is_chosen_rest = (part == 0) & (span[None, :n] >= shared[:, None])
     hidden_from_rejected = (part[:, :, None] == 1) & is_chosen_rest[:, None, :]
     allowed = causal & (part[:, None, :] >= 0) & (part[:, :, None] >= 0) & ~hidden_from_rejected
     allowed |= torch.eye(n, dtype=torch.bool, device=device)  # padding attends to itself: no all-masked row (NaN)
