@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -62,31 +63,27 @@ def test_log_probs_and_gradients_equal_trls_own_forward(tiny_model: Path, tmp_pa
     packed = pack_pairs(batch["input_ids"], batch["attention_mask"])
     assert packed is not None and packed.input_ids.numel() < 0.7 * batch["input_ids"].numel()  # the prompts, once
 
-    def run(shared: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(shared: bool) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[int, ...]]]:
+        """Log-probs per row, LoRA gradients, and the shape of each backbone pass."""
         model.zero_grad()
         labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-        calls = []
+        passes: list[tuple[int, ...]] = []
         embed = model.get_base_model().base_model.embed_tokens  # called once per backbone pass
-        hook = embed.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
+        hook = embed.register_forward_pre_hook(lambda module, args: passes.append(tuple(args[0].shape)))
         try:
-            if shared:
-                with sharing_prompts(model):
-                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                                fused_lm_head=True)
-            else:
+            with sharing_prompts(model) if shared else contextlib.nullcontext():
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
                             fused_lm_head=True)
         finally:
             hook.remove()
         (out.log_probs.sum(dim=1) * torch.arange(1, 7)).sum().backward()  # a different weight per row
         grads = [p.grad.detach().clone() for p in model.parameters() if p.requires_grad]
-        run.calls = calls  # type: ignore[attr-defined]
-        return out.log_probs.sum(dim=1).detach(), grads
+        return out.log_probs.sum(dim=1).detach(), grads, passes
 
-    plain, plain_grads = run(shared=False)
-    assert run.calls == [tuple(batch["input_ids"].shape)]  # type: ignore[attr-defined]
-    shared, shared_grads = run(shared=True)
-    assert run.calls == [tuple(packed.input_ids.shape)]  # type: ignore[attr-defined]  # one pass, each prompt once
+    plain, plain_grads, passes = run(shared=False)
+    assert passes == [tuple(batch["input_ids"].shape)]
+    shared, shared_grads, passes = run(shared=True)
+    assert passes == [tuple(packed.input_ids.shape)]  # one pass, each prompt once
     tolerance = 1e-4 if dtype is torch.float32 else 5e-2
     torch.testing.assert_close(shared, plain, rtol=tolerance, atol=tolerance * 10)
     for a, b in zip(shared_grads, plain_grads, strict=True):

@@ -5,9 +5,10 @@ LoRA weights with their fp32 gradients and Adam moments; activations of the poli
 (DPO and ORPO run chosen and rejected together: 2 sequences per pair, which DPO packs into one row
 that holds their prompt once; KTO and SFT one sequence), which gradient checkpointing cuts to the
 layer inputs plus one layer; fp32 logits over the vocabulary for the log-probabilities; and what is
-already in use before weights load (the process itself on CPU, the CUDA context on a GPU). A config that does not fit is adjusted — checkpointing on,
-then a smaller micro-batch with more accumulation — or refused with the numbers; on a GPU, a step's micro-batches
-are packed into fewer, larger ones where there is room (`pack`).
+already in use before weights load (the process itself on CPU, the CUDA context on a GPU). A config
+that does not fit is adjusted — checkpointing on, then a smaller micro-batch with more accumulation
+— or refused with the numbers; on a GPU, a step's micro-batches are packed into fewer, larger ones
+where there is room (`pack`).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int,
         if pairs % micro:
             continue
         packed = replace(resolved, batch_size=micro, grad_accumulation=pairs // micro)
-        if estimate(shape, packed, r, seq_len, sequences, baseline, pair_tokens, scored_tokens).total <= PACK_HEADROOM * budget_gb * GiB:
+        est = estimate(shape, packed, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
+        if est.total <= PACK_HEADROOM * budget_gb * GiB:
             return replace(packed, notes=[*resolved.notes, f"micro-batch {micro} x accumulation {pairs // micro}: "
                                           f"the step's {pairs} pairs packed, as memory allows"])
     return resolved

@@ -35,6 +35,7 @@ from prefloop_ml.base_model import load_config, load_model, load_tokenizer
 from prefloop_trainer.plots import plot_run
 
 PREFERENCE = {TrainingMethod.DPO, TrainingMethod.ORPO, TrainingMethod.SFT_DPO}
+DPO_STAGE = {TrainingMethod.DPO, TrainingMethod.SFT_DPO}  # the methods that train with TRL's DPOTrainer
 
 
 class TrainingOOM(RuntimeError):
@@ -211,23 +212,23 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     method = config.method.name
     sequences = 2 if method in PREFERENCE else 1
     resolved = resolve(config, hw)
-    resolved.share_prompts = config.training.share_prompts and method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO)
+    resolved.share_prompts = config.training.share_prompts and method in DPO_STAGE
     if config.training.precompute_ref_log_probs == "auto":
-        resolved.precompute_ref_log_probs = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO, TrainingMethod.KTO)
+        resolved.precompute_ref_log_probs = method in DPO_STAGE | {TrainingMethod.KTO}
     init = init_adapter(store, config, work)
     shape = Shape.of(load_config(config.model.base, settings))
     tokenizer = load_tokenizer(config.model.base, settings)
     lengths = example_lengths(tokenizer, pairs, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
+    # TRL's fused LM head scores answer tokens only (lm_head.py); ORPO computes its own logits over every token.
+    scored = 0 if method is TrainingMethod.ORPO else lengths.longest_answers if sequences == 2 else lengths.longest_answer
     resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
                         checkpointing_fixed=config.training.gradient_checkpointing != "auto",
                         packing=config.training.pack_micro_batches,
-                        pair_tokens=lengths.longest_pair if resolved.share_prompts else 0,
-                        scored_tokens=0 if method is TrainingMethod.ORPO else  # TRL's fused head: answers only
-                        lengths.longest_answers if sequences == 2 else lengths.longest_answer)
+                        pair_tokens=lengths.longest_pair if resolved.share_prompts else 0, scored_tokens=scored)
     grouping = config.training.group_by_length
-    resolved.group_by_length = method in (TrainingMethod.DPO, TrainingMethod.SFT_DPO) and (
+    resolved.group_by_length = method in DPO_STAGE and (
         grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
     if grouping == "on" and not resolved.group_by_length:
         resolved.notes.append(f"training.group_by_length applies to DPO only; {method.value} draws pairs at random")

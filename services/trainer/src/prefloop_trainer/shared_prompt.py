@@ -35,15 +35,14 @@ def pack_pairs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Packed 
     if rows % 2 or rows == 0:
         return None
     half, device = rows // 2, input_ids.device
-    lengths = attention_mask.sum(dim=1)
-    if not torch.equal(attention_mask.bool(), torch.arange(width, device=device) < lengths[:, None]):
-        return None  # not right-padded
     real = attention_mask.bool()
+    lengths = real.sum(dim=1)
+    if not torch.equal(real, torch.arange(width, device=device) < lengths[:, None]):
+        return None  # not right-padded
     same = (input_ids[:half] == input_ids[half:]) & real[:half] & real[half:]
     shared = same.long().cumprod(dim=1).sum(dim=1)
     chosen, rejected = lengths[:half], lengths[half:]
-    packed_len = chosen + rejected - shared
-    n = int(packed_len.max())
+    n = int((chosen + rejected - shared).max())
     ids = torch.zeros(half, n, dtype=input_ids.dtype, device=device)
     positions = torch.zeros(half, n, dtype=torch.long, device=device)
     part = torch.full((half, n), -1, dtype=torch.long, device=device)  # 0: prefix or chosen, 1: rejected rest
