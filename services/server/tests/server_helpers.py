@@ -38,20 +38,24 @@ def easy_qa_set() -> QASet:
     ])
 
 
-def build_bucket(root: Path) -> dict[str, Path]:
-    """Releases: `good` and `good-copy` (SmolLM2 Q4_1), `worse` (requantized Q2_K), `broken` (truncated)."""
+def build_bucket(root: Path, gguf: Path | None = None) -> dict[str, Path]:
+    """Releases: `good` and `good-copy` (SmolLM2 Q4_1), `worse` (requantized Q2_K), `broken` (truncated); or, given
+    another Q4_1 `gguf`, only `good` and `good-copy` of it."""
     settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
-    gguf = base_gguf(settings)
-    work = root / "work"
-    work.mkdir(parents=True)
-    worse = work / "model-Q2_K.gguf"
-    subprocess.run([str(llama_cpp(settings).quantize), "--allow-requantize", str(gguf), str(worse), "Q2_K"],
-                   check=True, capture_output=True)
-    broken = work / "model-Q4_1.gguf"
-    broken.write_bytes(gguf.read_bytes()[: 5 * 1024 * 1024])
+    releases = [("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1")]
+    if gguf is None:
+        gguf = base_gguf(settings)
+        work = root / "work"
+        work.mkdir(parents=True)
+        worse = work / "model-Q2_K.gguf"
+        subprocess.run([str(llama_cpp(settings).quantize), "--allow-requantize", str(gguf), str(worse), "Q2_K"],
+                       check=True, capture_output=True)
+        broken = work / "model-Q4_1.gguf"
+        broken.write_bytes(gguf.read_bytes()[: 5 * 1024 * 1024])
+        releases = [("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1"), ("worse", worse, "Q2_K"), ("broken", broken, "Q4_1")]
     store = ArtifactStore(LocalBackend(root / "bucket"))
     now = datetime.now(timezone.utc)
-    for tag, path, quant in (("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1"), ("worse", worse, "Q2_K"), ("broken", broken, "Q4_1")):
+    for tag, path, quant in releases:
         release = Release(tag=tag, base_model="SmolLM2-135M-Instruct", mode=ExportMode.BASE, created_at=now,
                           quantizations=[Quantization(quant)] if quant != "Q2_K" else [])
         store.publish(release, {f"model-{quant}.gguf": path})
@@ -86,14 +90,15 @@ def server_env(home: Path, url: str, bucket: Path, template: Path) -> dict[str, 
     return env
 
 
-def start_server(home: Path, bucket: Path, template: Path, *extra: str) -> Server:
+def start_server(home: Path, bucket: Path, template: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`prefloop-server serve` on a free port; `env` adds to its environment (and its slots')."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = home / "server.log"
     home.mkdir(parents=True, exist_ok=True)
     exe = str(Path(sys.executable).parent / "prefloop-server")
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], env=server_env(home, url, bucket, template),
+        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], env={**server_env(home, url, bucket, template), **(env or {})},
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
         wait_until_ready(f"{url}/admin/status", 60, proc, {"Authorization": f"Bearer {ADMIN}"})

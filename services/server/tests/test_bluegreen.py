@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from server_helpers import ADMIN, Server, easy_qa_set
 
 from prefloop_core.settings import Settings
 from prefloop_core.store import open_store
+from prefloop_core.toolchain import LlamaCpp
+from prefloop_server.settings import ServerSettings
+from prefloop_server.slots import Slot, SlotName
 
 
 def ask(server: Server, question: str = "What is the capital of France?") -> httpx.Response:
@@ -90,6 +96,22 @@ def test_discard_unloads_the_candidate(server: Server) -> None:
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
     status = admin.post("/admin/discard", json={}).json()
     assert sorted(s["status"] for s in status["slots"]) == ["empty", "ready"] and status["live_tag"] == "good"
+
+
+def test_slots_sleep_at_openmp_barriers_unless_configured_otherwise(server: Server, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two busy slots on the same cores share them only when their threads sleep at ggml's barriers
+    (benchmarks/slot_contention.py); llama.cpp's OpenMP default spins."""
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    [slot] = [s for s in admin.get("/admin/status").json()["slots"] if s["tag"] == "good"]
+    environ = Path(f"/proc/{slot['pid']}/environ").read_bytes().split(b"\0")
+    assert b"OMP_WAIT_POLICY=passive" in environ
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    for policy, seen in (("passive", "passive"), ("active", "active"), ("default", "active")):  # default: inherited
+        settings = ServerSettings(server_omp_wait_policy=policy)
+        assert Slot(SlotName.BLUE, LlamaCpp(tmp_path), settings, tmp_path).environment()["OMP_WAIT_POLICY"] == seen
 
 
 def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server) -> None:

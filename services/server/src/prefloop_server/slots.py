@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import shlex
 import subprocess
 import time
@@ -101,6 +102,11 @@ class Slot:
             cmd += ["--lora", str(lora)]
         return cmd + shlex.split(s.server_extra_args)
 
+    def environment(self) -> dict[str, str]:
+        """This process's environment with the settings' OpenMP wait policy (llama-server's CPU threads read it)."""
+        policy = self.settings.server_omp_wait_policy
+        return {**os.environ, "OMP_WAIT_POLICY": policy} if policy != "default" else dict(os.environ)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             with open(self.log_path, errors="replace") as fh:
@@ -116,7 +122,7 @@ class Slot:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(model, self.port), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=self.environment())
         deadline = time.monotonic() + self.settings.server_health_timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
