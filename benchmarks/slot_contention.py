@@ -106,8 +106,8 @@ def main() -> None:
         root = Path(tmp)
         paths = build_bucket(root, ns.gguf)
         for round_ in range(ns.rounds):
-            for name, env in POLICIES.items():
-                runs[name].append(measure(root / f"r{round_}-{len(runs[name])}-{abs(hash(name))}", paths, env, ns.requests))
+            for i, (name, env) in enumerate(POLICIES.items()):
+                runs[name].append(measure(root / f"round{round_}-policy{i}", paths, env, ns.requests))
                 print(f"round {round_ + 1}: {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
 
     def med(name: str, key: str) -> float:

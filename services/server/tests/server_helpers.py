@@ -41,9 +41,10 @@ def easy_qa_set() -> QASet:
 def build_bucket(root: Path, gguf: Path | None = None) -> dict[str, Path]:
     """Releases: `good` and `good-copy` (SmolLM2 Q4_1), `worse` (requantized Q2_K), `broken` (truncated); or, given
     another Q4_1 `gguf`, only `good` and `good-copy` of it."""
-    settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
-    releases = [("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1")]
-    if gguf is None:
+    if gguf is not None:
+        releases = [("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1")]
+    else:
+        settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
         gguf = base_gguf(settings)
         work = root / "work"
         work.mkdir(parents=True)
@@ -98,8 +99,8 @@ def start_server(home: Path, bucket: Path, template: Path, *extra: str, env: dic
     home.mkdir(parents=True, exist_ok=True)
     exe = str(Path(sys.executable).parent / "prefloop-server")
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], env={**server_env(home, url, bucket, template), **(env or {})},
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], stdout=fh, stderr=subprocess.STDOUT,
+                                env={**server_env(home, url, bucket, template), **(env or {})})
     try:
         wait_until_ready(f"{url}/admin/status", 60, proc, {"Authorization": f"Bearer {ADMIN}"})
     except NotReady as exc:
