@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from prefloop_core.store.streams import file_digest
 from prefloop_flows.bundled import load_qa_set
 
 VENVS = Path(os.environ["PREFLOOP_VENVS_DIR"])
@@ -59,12 +60,9 @@ def base_release_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def file_digests(home: Path) -> dict[str, str]:
-    digests = {}
-    for path in sorted(p for p in home.rglob("*") if p.is_file()):
-        with open(path, "rb") as fh:
-            digests[str(path.relative_to(home))] = hashlib.file_digest(fh, "sha256").hexdigest()
-    return digests
+def file_digests(home: Path) -> dict[str, list[str | int]]:
+    """sha256 and size of every file under `home`, as JSON keeps them."""
+    return {str(path.relative_to(home)): list(file_digest(path)) for path in sorted(home.rglob("*")) if path.is_file()}
 
 
 @pytest.fixture(scope="session")
