@@ -29,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
 from report import emit  # noqa: E402  (the script's folder is on sys.path)
+from server_bench import timed  # noqa: E402
 from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
 
 POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_SERVER_OMP_WAIT_POLICY), which its slots inherit
@@ -46,13 +47,9 @@ def live_requests(url: str, n: int) -> list[tuple[float, float]]:
     out = []
     with httpx.Client(timeout=600) as client:
         for i in range(n):
-            t0 = time.perf_counter()
-            r = client.post(f"{url}/v1/chat/completions", json={
-                "messages": [{"role": "user", "content": f"Tell story number {i} about a dragon."}],
-                "max_tokens": 48, "temperature": 0, "cache_prompt": False, "ignore_eos": True})
-            r.raise_for_status()
-            seconds = time.perf_counter() - t0
-            out.append((seconds, r.json()["usage"]["completion_tokens"] / seconds))
+            seconds, tokens = timed(client, url, f"Tell story number {i} about a dragon.", cache_prompt=False,
+                                    ignore_eos=True)
+            out.append((seconds, tokens / seconds))
     return out
 
 
