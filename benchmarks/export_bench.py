@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,9 +43,15 @@ AutoTokenizer.from_pretrained(base).save_pretrained(out)
 """
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process's finished children and theirs (llama-server, llama-quantize...)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ours(run_id: str, env: dict[str, str], mode: str) -> dict[str, float]:
-    """Wall time of `prefloop-exporter export`, and the part after it starts verifying."""
-    started = time.monotonic()
+    """Wall time of `prefloop-exporter export`, the part after it starts verifying, and its CPU time."""
+    started, cpu = time.monotonic(), cpu_seconds()
     verifying_at = None
     with subprocess.Popen([str(BIN / "prefloop-exporter"), "export", run_id, "--mode", mode], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
@@ -55,11 +62,11 @@ def ours(run_id: str, env: dict[str, str], mode: str) -> dict[str, float]:
     if proc.returncode != 0:
         raise SystemExit(f"prefloop-exporter export failed (exit {proc.returncode})")
     ended = time.monotonic()
-    return {"seconds": ended - started, "verify_seconds": ended - (verifying_at or ended)}
+    return {"seconds": ended - started, "verify_seconds": ended - (verifying_at or ended), "cpu_seconds": cpu_seconds() - cpu}
 
 
 def by_hand(checkpoint: Path, adapter: Path, tools_root: Path, work: Path) -> dict[str, float]:
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_seconds()
     merged, f16, q4 = work / "merged", work / "model-F16.gguf", work / "model-Q4_K_M.gguf"
     subprocess.run([sys.executable, "-c", MERGE, str(checkpoint), str(adapter), str(merged)], check=True,
                    capture_output=True)
@@ -68,9 +75,9 @@ def by_hand(checkpoint: Path, adapter: Path, tools_root: Path, work: Path) -> di
                    env={**os.environ, "PYTHONPATH": str(tools_root / "src" / "gguf-py")})
     subprocess.run([str(tools_root / "bin" / "llama-quantize"), str(f16), str(q4), "Q4_K_M"], check=True,
                    capture_output=True)
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
     subprocess.run(["rm", "-rf", str(merged), str(f16), str(q4)], check=True)
-    return {"seconds": seconds}
+    return {"seconds": seconds, "cpu_seconds": cpu}
 
 
 def main() -> None:
@@ -115,14 +122,17 @@ def main() -> None:
         f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · {now:%Y-%m-%d %H:%M} UTC · "
         f"SmolLM2-135M-Instruct + LoRA r8 all-linear, Q4_K_M, {args.repeats} runs each (median)",
         "",
-        "| | wall s | of which verification s | without verification s |",
-        "| --- | ---: | ---: | ---: |",
-        f"| prefloop export, merged | {merged_s:.1f} | {verify_s:.1f} | {merged_s - verify_s:.1f} |",
-        f"| by hand: merge + convert_hf_to_gguf + llama-quantize | {hand_s:.1f} | - | {hand_s:.1f} |",
+        "| | wall s | of which verification s | without verification s | CPU core-s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| prefloop export, merged | {merged_s:.1f} | {verify_s:.1f} | {merged_s - verify_s:.1f} | "
+        f"{median('ours', 'cpu_seconds'):.1f} |",
+        f"| by hand: merge + convert_hf_to_gguf + llama-quantize | {hand_s:.1f} | - | {hand_s:.1f} | "
+        f"{median('by_hand', 'cpu_seconds'):.1f} |",
         f"| prefloop export, adapter (base release reused) | {adapter_s:.1f} | {adapter_verify_s:.1f} | "
-        f"{adapter_s - adapter_verify_s:.1f} |",
+        f"{adapter_s - adapter_verify_s:.1f} | {median('adapter', 'cpu_seconds'):.1f} |",
         f"| prefloop export, adapter (first: exports the base) | {first_adapter['seconds']:.1f} | "
-        f"{first_adapter['verify_seconds']:.1f} | {first_adapter['seconds'] - first_adapter['verify_seconds']:.1f} |",
+        f"{first_adapter['verify_seconds']:.1f} | {first_adapter['seconds'] - first_adapter['verify_seconds']:.1f} | "
+        f"{first_adapter['cpu_seconds']:.1f} |",
         "",
         f"ours merged / by hand: **{merged_s / hand_s:.2f}x** with verification, "
         f"**{(merged_s - verify_s) / hand_s:.2f}x** without (goal <= 1.15x)",

@@ -16,7 +16,8 @@ from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_core.toolchain import llama_cpp
 from prefloop_exporter.export import export
-from prefloop_exporter.verify import VerificationFailed, check_quantization_loss
+from prefloop_exporter.gguf_tools import mean_nll
+from prefloop_exporter.verify import LOGLIK_TEXT, VerificationFailed, check_quantization_loss
 
 
 def test_smollm2_exports_as_an_adapter_and_a_q2_k_file_fails_the_q4_k_m_loss_bound(
@@ -35,6 +36,6 @@ def test_smollm2_exports_as_an_adapter_and_a_q2_k_file_fails_the_q4_k_m_loss_bou
     q2_k = tmp_path / "model-Q2_K.gguf"
     subprocess.run([str(tools.quantize), str(f16), str(q2_k), "Q2_K"], check=True, capture_output=True)
     with pytest.raises(VerificationFailed) as failed:
-        check_quantization_loss(tools, f16, q2_k, Quantization.Q4_K_M, [])
+        check_quantization_loss(tools, mean_nll(tools, f16, [], LOGLIK_TEXT), q2_k, Quantization.Q4_K_M, [])
     assert failed.value.check == "quantization loss"
     assert "(Q4_K_M) loses" in failed.value.reason and "the bound is 0.1665" in failed.value.reason

@@ -30,7 +30,7 @@ from prefloop_core.store import ArtifactConflict, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp, ToolchainError, llama_cpp
 from prefloop_exporter import verify
 from prefloop_exporter.disk import check_free_space
-from prefloop_exporter.gguf_tools import Converter, convert_lora, convert_to_f16, quantize
+from prefloop_exporter.gguf_tools import Converter, convert_lora, convert_to_f16, mean_nll, quantize
 from prefloop_exporter.merge import fetch_adapters, merged_model
 from prefloop_exporter.tags import base_release_tag, next_tag
 from prefloop_ml.base_model import hf_checkpoint, load_tokenizer
@@ -197,18 +197,22 @@ def _base_release(base_model: str, tokenizer: Any, quant: Quantization, tools: L
 
 def _verify(tools: LlamaCpp, model: Any, tokenizer: Any, f16: Path, quantized: dict[Quantization, Path],
             loras: list[Path], work: Path, steps: Steps, loss: bool = True) -> None:
-    with verify.LlamaServer(tools, f16, loras, work / "llama-server-f16.log") as server:
+    with verify.LlamaServer(tools, f16, loras, work / "llama-server-f16.log",
+                            parallel=len(verify.GREEDY_QUESTIONS)) as server:
         verify.check_chat_template(server, tokenizer)
         steps.note("chat template and special tokens: HF and llama-server agree")
         verify.check_greedy_agreement(server, model, tokenizer)
         steps.note(f"greedy answers on {len(verify.GREEDY_QUESTIONS)} prompts: f16 GGUF agrees with the merged HF model")
+    f16_nll: float | None = None
     for quant, path in quantized.items():
         with verify.LlamaServer(tools, path, loras, work / f"llama-server-{quant.value}.log") as server:
             verify.check_loads_and_answers(server)
         if quant is Quantization.F16 or not loss:
             steps.note(f"{quant.value} loads and answers")
             continue
-        rise = verify.check_quantization_loss(tools, f16, path, quant, loras)
+        if f16_nll is None:
+            f16_nll = mean_nll(tools, f16, loras, verify.LOGLIK_TEXT)
+        rise = verify.check_quantization_loss(tools, f16_nll, path, quant, loras)
         steps.note(f"{quant.value} loads and answers; loses {rise:+.4f} nats/token against f16 "
                    f"(bound {verify.quantization_loss_bound(tools):.4f})")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import subprocess
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,10 @@ class VerificationFailed(RuntimeError):
 class LlamaServer:
     """llama-server on one GGUF (plus LoRAs) on a free loopback port, for the length of a `with` block."""
 
-    def __init__(self, tools: LlamaCpp, model: Path, loras: list[Path], log: Path, ctx: int = 1024) -> None:
-        self.command = [str(tools.server), "-m", str(model), "--host", "127.0.0.1", "--port", "0", "-c", str(ctx),
-                        "-np", "1", "--no-webui"]
+    def __init__(self, tools: LlamaCpp, model: Path, loras: list[Path], log: Path, ctx: int = 1024,
+                 parallel: int = 1) -> None:
+        self.command = [str(tools.server), "-m", str(model), "--host", "127.0.0.1", "--port", "0",
+                        "-c", str(ctx * parallel), "-np", str(parallel), "--no-webui"]
         for lora in loras:
             self.command += ["--lora", str(lora)]
         self.what = model.name + "".join(f" + {lora.name}" for lora in loras)
@@ -131,28 +133,35 @@ def check_chat_template(server: LlamaServer, tokenizer: Any) -> None:
 
 
 def check_greedy_agreement(server: LlamaServer, model: Any, tokenizer: Any) -> None:
-    """llama-server's greedy tokens (f16 GGUF) must each be the merged HF model's argmax, up to a tie."""
+    """llama-server's greedy tokens (f16 GGUF) must each be the merged HF model's argmax, up to a tie.
+
+    The prompts go to the server together (one slot each when it has `len(GREEDY_QUESTIONS)`: decoding three
+    sequences costs little more than one), and each answer is scored by the HF model as it arrives."""
     import torch
 
-    for question in GREEDY_QUESTIONS:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                               add_generation_prompt=True)
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        reply = server.call("POST", "/completion", json={
-            "prompt": ids, "n_predict": GREEDY_TOKENS, "temperature": 0, "cache_prompt": False, "return_tokens": True})
-        answer = reply["tokens"]
-        if not answer:
-            continue
-        with torch.no_grad():
-            logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1].float()
-        for position, (row, token) in enumerate(zip(logits, answer)):
-            gap = float(row.max() - row[token])
-            if gap > TIE_TOLERANCE:
-                expected = int(row.argmax())
-                raise VerificationFailed("greedy", (
-                    f"on {question!r}, token {position + 1} of the GGUF's greedy answer is {tokenizer.decode([token])!r} "
-                    f"but the merged HF model prefers {tokenizer.decode([expected])!r} by {gap:.2f} logits; "
-                    f"GGUF answer so far: {tokenizer.decode(answer[:position + 1])!r}"))
+    prompts = [tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                                       add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+               for question in GREEDY_QUESTIONS]
+
+    def greedy(ids: list[int]) -> list[int]:
+        return server.call("POST", "/completion", json={
+            "prompt": ids, "n_predict": GREEDY_TOKENS, "temperature": 0, "cache_prompt": False,
+            "return_tokens": True})["tokens"]
+
+    with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        for question, ids, answer in zip(GREEDY_QUESTIONS, prompts, pool.map(greedy, prompts)):
+            if not answer:
+                continue
+            with torch.no_grad():
+                logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1].float()
+            for position, (row, token) in enumerate(zip(logits, answer)):
+                gap = float(row.max() - row[token])
+                if gap > TIE_TOLERANCE:
+                    expected = int(row.argmax())
+                    raise VerificationFailed("greedy", (
+                        f"on {question!r}, token {position + 1} of the GGUF's greedy answer is "
+                        f"{tokenizer.decode([token])!r} but the merged HF model prefers {tokenizer.decode([expected])!r} "
+                        f"by {gap:.2f} logits; GGUF answer so far: {tokenizer.decode(answer[:position + 1])!r}"))
 
 
 def quantization_loss_bound(tools: LlamaCpp) -> float:
@@ -164,10 +173,11 @@ def quantization_loss_bound(tools: LlamaCpp) -> float:
     return SMALL_MODEL_FACTOR * math.log1p(added_ppl / ANCHOR_F16_PPL)
 
 
-def check_quantization_loss(tools: LlamaCpp, f16: Path, quantized: Path, quant: Quantization, loras: list[Path],
-                            text: Path = LOGLIK_TEXT) -> float:
-    """Returns the measured rise in mean NLL; raises when it passes the bound."""
-    rise = mean_nll(tools, quantized, loras, text) - mean_nll(tools, f16, loras, text)
+def check_quantization_loss(tools: LlamaCpp, f16_nll: float, quantized: Path, quant: Quantization,
+                            loras: list[Path], text: Path = LOGLIK_TEXT) -> float:
+    """Returns the measured rise in mean NLL over `f16_nll` (the f16 GGUF's `mean_nll` of `text`, measured once per
+    export however many quantizations it checks); raises when it passes the bound."""
+    rise = mean_nll(tools, quantized, loras, text) - f16_nll
     bound = quantization_loss_bound(tools)
     if rise > bound:
         raise VerificationFailed("quantization loss", (
