@@ -32,11 +32,11 @@ from report import emit  # noqa: E402  (the script's folder is on sys.path)
 from server_bench import timed  # noqa: E402
 from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
 
-POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_SERVER_OMP_WAIT_POLICY), which its slots inherit
-    "spin (llama.cpp's default)": {"PREFLOOP_SERVER_OMP_WAIT_POLICY": "default"},
-    "GOMP_SPINCOUNT=1000": {"PREFLOOP_SERVER_OMP_WAIT_POLICY": "default", "GOMP_SPINCOUNT": "1000"},
-    "GOMP_SPINCOUNT=100": {"PREFLOOP_SERVER_OMP_WAIT_POLICY": "default", "GOMP_SPINCOUNT": "100"},
-    "passive (prefloop's default)": {"PREFLOOP_SERVER_OMP_WAIT_POLICY": "passive"},
+POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_OMP_WAIT_POLICY), which its slots inherit
+    "spin (llama.cpp's default)": {"PREFLOOP_OMP_WAIT_POLICY": "default"},
+    "GOMP_SPINCOUNT=1000": {"PREFLOOP_OMP_WAIT_POLICY": "default", "GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=100": {"PREFLOOP_OMP_WAIT_POLICY": "default", "GOMP_SPINCOUNT": "100"},
+    "passive (prefloop's default)": {"PREFLOOP_OMP_WAIT_POLICY": "passive"},
 }
 CONTEXT = " ".join(["Steve mines iron ore with a stone pickaxe, smelts it in a furnace with coal, and crafts an iron "
                     "pickaxe from three ingots and two sticks."] * 6)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from prefloop_core.openmp import use_wait_policy
 from prefloop_core.settings import Settings, SettingsError, StoreBackend, load_settings, settings_markdown
 from prefloop_core.store import LocalBackend, S3Backend, open_store
 
@@ -64,3 +66,17 @@ def test_the_readme_documents_every_setting() -> None:
     assert settings_markdown() in readme, "README's settings table is stale: paste `python -m prefloop_core.settings --markdown`"
     for name in Settings.model_fields:
         assert f"PREFLOOP_{name.upper()}" in readme
+
+
+def test_the_openmp_wait_policy_is_passive_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFLOOP_OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")  # what the process was started with
+    use_wait_policy(load_settings().omp_wait_policy)
+    assert os.environ["OMP_WAIT_POLICY"] == "passive"
+    monkeypatch.setenv("PREFLOOP_OMP_WAIT_POLICY", "default")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    use_wait_policy(load_settings().omp_wait_policy)
+    assert os.environ["OMP_WAIT_POLICY"] == "active"  # default: left as OpenMP would read it
+    monkeypatch.setenv("PREFLOOP_OMP_WAIT_POLICY", "sometimes")
+    with pytest.raises(SettingsError, match="PREFLOOP_OMP_WAIT_POLICY"):
+        load_settings()

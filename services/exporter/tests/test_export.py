@@ -158,8 +158,12 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
         return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
 
     merged_tag = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO()).tag  # merged: tested above
+    env.pop("OMP_WAIT_POLICY", None)
+    env["OMP_DISPLAY_ENV"] = "verbose"  # torch's OpenMP runtime prints its settings as it loads
     adapter = cli("export", run.run_id, "--mode", "adapter")
     assert adapter.returncode == 0, adapter.stderr
+    assert "GOMP_SPINCOUNT = '0'" in adapter.stderr  # PREFLOOP_OMP_WAIT_POLICY=passive: no spinning at barriers
+    del env["OMP_DISPLAY_ENV"]
     adapter_tag = adapter.stdout.strip().splitlines()[-1]
     assert merged_tag == f"tiny-dpo-{TODAY}-1" and adapter_tag == f"tiny-dpo-{TODAY}-2"
 

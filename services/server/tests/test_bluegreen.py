@@ -110,7 +110,7 @@ def test_slots_sleep_at_openmp_barriers_unless_configured_otherwise(server: Serv
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "active")
     for policy, seen in (("passive", "passive"), ("active", "active"), ("default", "active")):  # default: inherited
-        settings = ServerSettings(server_omp_wait_policy=policy)
+        settings = ServerSettings(omp_wait_policy=policy)
         assert Slot(SlotName.BLUE, LlamaCpp(tmp_path), settings, tmp_path).environment()["OMP_WAIT_POLICY"] == seen
 
 

@@ -60,6 +60,22 @@ def test_prompts_longer_than_max_length_are_refused_before_loading_weights(tiny_
     assert "Traceback" not in result.stderr and store.ids(TrainingRun) == []
 
 
+def test_training_sleeps_at_openmp_barriers(tiny_model: Path, tmp_path: Path) -> None:
+    """Beside a busy live slot on the same cores, spinning torch threads made 3 steps take 154 s instead of 13 s
+    (PREFLOOP_OMP_WAIT_POLICY, passive by default; benchmarks/results/trainer.md). libgomp prints what it runs with
+    as it loads: 300000 spins before sleeping by default, none when passive."""
+    home = tmp_path / "home"
+    dataset = publish_dataset(ArtifactStore(LocalBackend(Settings(home=home).bucket_dir)), synthetic_pairs(12),
+                              "ds-omp0000000000001")
+    env = {**env_for(home), "OMP_DISPLAY_ENV": "verbose"}
+    env.pop("OMP_WAIT_POLICY", None)
+    result = subprocess.run([TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}",
+                             "--set", "training.max_steps=1", "--set", "data.max_length=64"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "GOMP_SPINCOUNT = '0'" in result.stderr
+
+
 def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prefloop_core.openmp import WaitPolicy
+
 ENV_PREFIX = "PREFLOOP_"
 
 
@@ -59,6 +61,13 @@ class Settings(BaseSettings):
     s3_retries: int = Field(
         default=5, ge=0, le=20, description="Retries (with exponential backoff) of a transient S3 error."
     )
+    omp_wait_policy: WaitPolicy = Field(
+        default="passive", description="`OMP_WAIT_POLICY` of prefloop's CPU work (llama-server slots, training, the "
+        "exporter's merge and checks), whose threads meet at a barrier after every operation: `passive` sleeps there, "
+        "so a busy live slot, a candidate being gated and a training run share the cores (on 2 cores spinning cut the "
+        "live slot to a fifth of its speed beside a busy candidate, and training beside a busy live slot to a twelfth); "
+        "`active` spins (fastest for one busy process alone); `default`: OpenMP's own (spin a while, then sleep). "
+        "See benchmarks/results/server.md and trainer.md.")
     venvs_dir: Path | None = Field(
         default=None,
         description="Folder of the per-service virtual environments the `prefloop` command delegates to "

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from prefloop_core.changelog import HEADER, changelog
 from prefloop_core.contracts import ExportMode, Quantization, Release
+from prefloop_core.openmp import use_wait_policy
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_core.store import StoreError, open_store
@@ -44,6 +45,7 @@ examples:
     from prefloop_exporter.export import export
 
     settings = load_settings()
+    use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
     quants = [Quantization(q) for q in ns.quant or ["Q4_K_M"]]
     return _publish("prefloop export", lambda: export(ns.run_id, quants, settings, open_store(settings),
                                                       mode=ExportMode(ns.mode)))
@@ -83,6 +85,7 @@ def cmd_base_release(args: list[str]) -> int:
     from prefloop_exporter.export import export_base
 
     settings = load_settings()
+    use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
     return _publish("prefloop base-release", lambda: export_base(ns.base, Quantization(ns.quant), settings,
                                                                  open_store(settings)))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -27,12 +26,6 @@ class ServerSettings(Settings):
     server_parallel: int = Field(default=4, ge=1, description="llama-server `-np`: requests a slot serves at once.")
     server_gpu_layers: int = Field(default=0, ge=0, description="llama-server `-ngl`: layers on the GPU (999: all).")
     server_threads: int | None = Field(default=None, ge=1, description="llama-server `-t` (default: llama.cpp's choice).")
-    server_omp_wait_policy: Literal["passive", "active", "default"] = Field(
-        default="passive", description="`OMP_WAIT_POLICY` of the llama-server slots, whose CPU threads meet at a "
-        "barrier after every operation: `passive` sleeps there, so the live slot and a candidate answering the QA gate "
-        "share the cores (on 2 cores spinning cut the live slot to a fifth of its speed while the candidate was busy); "
-        "`active` spins (fastest for one busy slot alone); `default`: llama.cpp's (spin a while, then sleep). "
-        "See benchmarks/results/server.md.")
     server_extra_args: str = Field(default="", description="More llama-server arguments, passed through as written.")
     server_health_timeout_s: float = Field(default=180, gt=0, description="How long a slot may take to load.")
     server_drain_timeout_s: float = Field(

@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel
 
 from prefloop_core.net import free_port
+from prefloop_core.openmp import wait_policy_environment
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.settings import ServerSettings
 
@@ -104,8 +105,7 @@ class Slot:
 
     def environment(self) -> dict[str, str]:
         """This process's environment with the settings' OpenMP wait policy (llama-server's CPU threads read it)."""
-        policy = self.settings.server_omp_wait_policy
-        return {**os.environ, "OMP_WAIT_POLICY": policy} if policy != "default" else dict(os.environ)
+        return {**os.environ, **wait_policy_environment(self.settings.omp_wait_policy)}
 
     def log_tail(self, lines: int = 20) -> str:
         try:

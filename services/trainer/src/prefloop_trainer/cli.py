@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from prefloop_core.openmp import use_wait_policy
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_core.store import StoreError, open_store
@@ -44,12 +45,13 @@ def cmd_train(args: list[str]) -> int:
 
 
 def run_training(config: TrainConfig) -> int:
+    settings = load_settings()
+    use_wait_policy(settings.omp_wait_policy)  # before torch loads its OpenMP runtime, below
     from prefloop_trainer.callbacks import NonFiniteLoss
     from prefloop_trainer.data import TooFewPairs
     from prefloop_trainer.memory import DoesNotFit
     from prefloop_trainer.run import TrainingOOM, train
 
-    settings = load_settings()
     try:
         train(config, settings, open_store(settings))
     except DoesNotFit as exc:
