@@ -44,6 +44,17 @@ def timed(client: httpx.Client, url: str, prompt: str, **extra: object) -> tuple
     return time.perf_counter() - t0, int(r.json()["usage"]["completion_tokens"])
 
 
+def story_requests(url: str, out: list[tuple[float, float]], n: int | None = None,
+                   stop: threading.Event | None = None) -> None:
+    """48-token chat requests through `url` one after the other (a new story each, no prompt cache, no early stop)
+    until `n` are answered or `stop` is set; (latency s, generated tokens/s) of each goes into `out` as it arrives."""
+    with httpx.Client(timeout=600) as client:
+        while not (n is not None and len(out) >= n) and not (stop is not None and stop.is_set()):
+            seconds, tokens = timed(client, url, f"Tell story number {len(out)} about a dragon.", cache_prompt=False,
+                                    ignore_eos=True)
+            out.append((seconds, tokens / seconds))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]

@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
 from report import emit  # noqa: E402  (the script's folder is on sys.path)
-from server_bench import timed  # noqa: E402
+from server_bench import story_requests  # noqa: E402
 from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
 
 POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_OMP_WAIT_POLICY), which its slots inherit
@@ -40,17 +40,6 @@ POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_OMP_WAIT_PO
 }
 CONTEXT = " ".join(["Steve mines iron ore with a stone pickaxe, smelts it in a furnace with coal, and crafts an iron "
                     "pickaxe from three ingots and two sticks."] * 6)
-
-
-def live_requests(url: str, n: int) -> list[tuple[float, float]]:
-    """(latency s, generated tokens/s) of `n` chat requests through the router, one after the other."""
-    out = []
-    with httpx.Client(timeout=600) as client:
-        for i in range(n):
-            seconds, tokens = timed(client, url, f"Tell story number {i} about a dragon.", cache_prompt=False,
-                                    ignore_eos=True)
-            out.append((seconds, tokens / seconds))
-    return out
 
 
 def candidate_load(url: str, stop: threading.Event, tokens: list[int]) -> None:
@@ -73,13 +62,15 @@ def measure(root: Path, paths: dict[str, Path], env: dict[str, str], n: int) -> 
         for step, body in (("deploy", {"tag": "good"}), ("promote", {}), ("deploy", {"tag": "good-copy"})):
             admin.post(f"/admin/{step}", json=body).raise_for_status()
         candidate = next(s for s in admin.get("/admin/status").json()["slots"] if s["tag"] == "good-copy")
-        live_requests(server.url, 1)  # warm
-        alone = live_requests(server.url, n)
+        story_requests(server.url, [], n=1)  # warm
+        alone: list[tuple[float, float]] = []
+        story_requests(server.url, alone, n=n)
         stop, tokens = threading.Event(), []
         loader = threading.Thread(target=candidate_load, args=(f"http://127.0.0.1:{candidate['port']}", stop, tokens))
         started = time.perf_counter()
         loader.start()
-        busy = live_requests(server.url, n)
+        busy: list[tuple[float, float]] = []
+        story_requests(server.url, busy, n=n)
         stop.set()
         loader.join()
         elapsed = time.perf_counter() - started

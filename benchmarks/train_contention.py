@@ -26,12 +26,11 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services" / "server" / "tests"))
 from report import emit  # noqa: E402  (the script's folder is on sys.path)
-from server_bench import timed  # noqa: E402
+from server_bench import story_requests  # noqa: E402
 from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
 
 from prefloop_core.contracts import TrainingRun  # noqa: E402
@@ -67,16 +66,6 @@ def train(home: Path, dataset: str, steps: int, policy: str, cap: float) -> floa
     return float(metrics["summary"]["train_runtime"])
 
 
-def live_load(url: str, rates: list[float], stop: threading.Event | None = None, n: int | None = None) -> None:
-    """48-token chat requests to the live model through the router, one after the other, until `stop` is set or `n`
-    have been answered; each one's tokens/s goes into `rates`."""
-    with httpx.Client(timeout=600) as client:
-        while not (stop is not None and stop.is_set()) and not (n is not None and len(rates) >= n):
-            seconds, tokens = timed(client, url, f"Tell story number {len(rates)} about a dragon.", cache_prompt=False,
-                                    ignore_eos=True)
-            rates.append(tokens / seconds)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per run (4 pairs each; default 3)")
@@ -95,19 +84,19 @@ def main() -> None:
             admin = server.admin()
             for step, body in (("deploy", {"tag": "good"}), ("promote", {})):
                 admin.post(f"/admin/{step}", json=body).raise_for_status()
-            alone_rates: list[float] = []
-            live_load(server.url, alone_rates, n=4)
+            alone: list[tuple[float, float]] = []
+            story_requests(server.url, alone, n=4)
             for round_ in range(ns.rounds):
                 for policy in POLICIES:
                     runs[policy]["alone"].append(train(home, dataset, ns.steps, policy, ns.cap))
                     stop = threading.Event()
-                    rates: list[float] = []
-                    loader = threading.Thread(target=live_load, args=(server.url, rates, stop))
+                    live: list[tuple[float, float]] = []
+                    loader = threading.Thread(target=story_requests, args=(server.url, live), kwargs={"stop": stop})
                     loader.start()
                     runs[policy]["beside"].append(train(home, dataset, ns.steps, policy, ns.cap))
                     stop.set()
                     loader.join()
-                    runs[policy]["live"].append(statistics.median(rates) if rates else None)
+                    runs[policy]["live"].append(statistics.median(tps for _, tps in live) if live else None)
                     print(f"round {round_ + 1}: {policy}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs[policy].items()),
                           file=sys.stderr, flush=True)
         finally:
@@ -122,7 +111,7 @@ def main() -> None:
     lines = [f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, DPO + LoRA r16, {ns.steps} steps "
              f"of 4 pairs, CPU; live: SmolLM2 Q4_1, slots passive · {ns.rounds} rounds (medians); live alone "
-             f"{statistics.median(alone_rates):.1f} tok/s", "",
+             f"{statistics.median(tps for _, tps in alone):.1f} tok/s", "",
              "| trainer's PREFLOOP_OMP_WAIT_POLICY | training alone s | training beside the busy live model s "
              "| live tok/s meanwhile |", "| --- | ---: | ---: | ---: |"]
     for policy in POLICIES:
