@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,9 +127,11 @@ class Loop:
     def __init__(self, work: Path, server: Any, collector: Any, settings: Any) -> None:
         self.work, self.server, self.collector, self.settings = work, server, collector, settings
 
-    def _ask(self, tag: str, qa_set_file: Path, out: Path, option: list[str], suffix: str) -> list[dict[str, Any]]:
+    def ask(self, tag: str, qa_set_file: Path, out: Path, option: list[str], suffix: str) -> list[dict[str, Any]]:
         """`prefloop qa` against the slot that serves `tag`, 64-token answers; the lines of its `*<suffix>` output."""
-        [slot] = [s for s in self.server.status()["slots"] if s["tag"] == tag and s["status"] == "ready"]
+        status = self.server.status()
+        ready = [s for s in status["slots"] if s["tag"] == tag and s["status"] == "ready"]
+        slot = next((s for s in ready if s["name"] != status["live"]), ready[0])  # the idle one when both hold `tag`
         subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
                         "--endpoint", f"http://127.0.0.1:{slot['port']}", "--model", tag, *option, "--max-tokens", "64",
                         "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -139,12 +140,12 @@ class Loop:
 
     def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """The QA set against the slot that serves `tag`, one request at a time, no prompt reuse: its records."""
-        return self._ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"],
+        return self.ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"],
                          ".records.jsonl")
 
     def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
-        return self._ask(tag, qa_set_file, self.work / "candidates", ["--candidates", "4"], ".candidates.jsonl")
+        return self.ask(tag, qa_set_file, self.work / "candidates", ["--candidates", "4"], ".candidates.jsonl")
 
     def trial(self, name: str, seed: int, dataset_id: str, qa_set_file: Path) -> dict[str, Any]:
         from prefloop_flows.jobs import Job, make_runner

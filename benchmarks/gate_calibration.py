@@ -1,0 +1,312 @@
+"""The QA gate as a classifier: its decisions on candidates whose truth is known, old rule and new side by side.
+
+    .venvs/flows/bin/python benchmarks/gate_calibration.py --work DIR [--seeds 42,0,1,...] [--swapped-seeds 0]
+    .venvs/flows/bin/python benchmarks/gate_calibration.py --records benchmarks/results/gate_calibration --report FILE
+
+Two phases. **Making candidates** (`--work`, slow: ~15 min of CPU per trained candidate on 2 cores) sets up the
+demo's first round exactly as benchmarks/effectiveness.py does (SmolLM2's Q4_K_M base release live on a real
+`prefloop serve`, the bundled QA set asked, the bad answers and the rehearsal samples queued and answered by the
+bundled reviewer: the demo's 48 pairs), then makes each candidate, asks it `games-v2` (the demo's 72 questions plus the
+24 of the second week, which round 1 never trains on) one question at a time without prompt reuse, as the gate asks,
+and writes its QA records (JSONL, as `prefloop qa` writes them, prompts and contexts left out) to `--records`:
+
+- real: the trainer's defaults on the demo's pairs, one candidate per seed (`--seeds`), exported as the demo exports
+  (a LoRA over the live base release);
+- no-op: the same base weights in other quantizations (Q8_0, Q6_K, Q5_K_M), the live release again in the other
+  slot, and the first real candidate's LoRA applied at scale 0 (llama-server's `/lora-adapters`);
+- harmful: that LoRA at scale 3 and 6 (answers break), and the defaults trained on the demo's pairs with chosen and
+  rejected swapped (`--swapped-seeds`).
+
+Candidates already in `--records` are skipped, so the phase can be run again (another session, another machine) to
+add seeds. **Deciding** (`--report`) is offline and quick: each candidate's records against the live model's, on the
+demo's QA set (games-v1, the 72 questions the demo's gate asks), through `prefloop gate --json` under each rule; the
+truth of a real candidate comes from the 48 questions it never trained on (games-v1's 24 held out and the second
+week's 24): better when their mean score rose. It prints the confusion table and the per-candidate rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from report import emit  # the script's folder is on sys.path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RECORDS = ROOT / "benchmarks" / "results" / "gate_calibration"
+LIVE = "live"
+NOOP_QUANTS = ("Q8_0", "Q6_K", "Q5_K_M")
+HARMFUL_SCALES = (3.0, 6.0)
+RULES = ("mcnemar", "count")
+DROPPED_FIELDS = ("prompt", "context")  # large, and the same for every candidate: the QA set has them
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    flags = Path("/proc/cpuinfo").read_text()
+    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
+    return f"{cpu} ({isa}), {os.cpu_count()} cores"
+
+
+# -- making candidates ---------------------------------------------------------------------------------------------
+
+
+class Maker:
+    """The work folder's live services, and one method per kind of candidate; each writes `<records>/<name>.jsonl`."""
+
+    def __init__(self, loop: Any, records: Path, qa_file: Path, settings: Any, live_tag: str) -> None:
+        self.loop, self.records, self.qa_file, self.settings, self.live_tag = loop, records, qa_file, settings, live_tag
+        self.index = records / "candidates.jsonl"
+
+    def done(self, name: str) -> bool:
+        return (self.records / f"{name}.jsonl").exists()
+
+    def _save(self, name: str, kind: str, description: str, tag: str, answers: list[dict[str, Any]], **extra: Any) -> None:
+        lines = [json.dumps({k: v for k, v in r.items() if k not in DROPPED_FIELDS}, ensure_ascii=False) for r in answers]
+        (self.records / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        entry = {"name": name, "kind": kind, "description": description, "tag": tag, "machine": machine(),
+                 "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", **extra}
+        with open(self.index, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        print(f"  {name}: {len(answers)} answers, mean score {statistics.fmean(r['score'] for r in answers):.3f}", flush=True)
+
+    def _ask(self, name: str, tag: str) -> list[dict[str, Any]]:
+        """games-v2 against the slot serving `tag`, one question at a time without prompt reuse, as the gate asks."""
+        out = self.loop.work / "calibration" / name
+        shutil.rmtree(out, ignore_errors=True)  # what an interrupted run left
+        return self.loop.ask(tag, self.qa_file, out, ["--concurrency", "1", "--llama-server"], ".records.jsonl")
+
+    def _ask_deployed(self, name: str, tag: str, lora_scale: float | None = None) -> list[dict[str, Any]]:
+        self.loop.server.deploy(tag, "gate-calibration")
+        try:
+            if lora_scale is not None:
+                status = self.loop.server.status()
+                [slot] = [s for s in status["slots"] if s["name"] != status["live"]]
+                httpx.post(f"http://127.0.0.1:{slot['port']}/lora-adapters", json=[{"id": 0, "scale": lora_scale}],
+                           timeout=30).raise_for_status()
+            return self._ask(name, tag)
+        finally:
+            self.loop.server.discard("gate-calibration")
+
+    def live(self) -> None:
+        if not self.done(LIVE):
+            self._save(LIVE, "live", "the live model: SmolLM2-135M-Instruct's Q4_K_M base release", self.live_tag,
+                       self._ask(LIVE, self.live_tag))
+
+    def same_release(self) -> None:
+        if not self.done("noop-same-release"):
+            self._save("noop-same-release", "noop", "the live release again, in the other slot", self.live_tag,
+                       self._ask_deployed("noop-same-release", self.live_tag))
+
+    def quantization(self, quant: str) -> None:
+        from prefloop_flows.jobs import Job, make_runner
+
+        name = f"noop-{quant}"
+        if self.done(name):
+            return
+        tag = make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]), lambda _: None)[-1].strip()
+        self._save(name, "noop", f"the same base weights quantized {quant} instead of Q4_K_M", tag, self._ask_deployed(name, tag))
+
+    def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
+        """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""
+        from prefloop_flows.jobs import Job, make_runner
+
+        index = [json.loads(line) for line in self.index.read_text().splitlines()] if self.index.exists() else []
+        made = [e for e in index if e["name"] == name]
+        if made:
+            return str(made[0]["tag"])
+        run_id = f"run-cal-{name}"
+        runner = make_runner(self.settings)
+        log = self.loop.work / "logs" / f"{run_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as fh:
+            started = time.monotonic()
+            runner.run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}",
+                                       "--set", f"training.seed={seed}"]), lambda line: print(line, file=fh, flush=True))
+            train_s = time.monotonic() - started
+            tag = runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]),
+                             lambda line: print(line, file=fh, flush=True))[-1].strip()
+        self._save(name, kind, description, tag, self._ask_deployed(name, tag), seed=seed, train_seconds=round(train_s))
+        return tag
+
+    def scaled(self, tag: str, scale: float) -> None:
+        kind = "noop" if scale == 0 else "harmful"
+        name = f"{kind}-lora-x{scale:g}"
+        if not self.done(name):
+            self._save(name, kind, f"a real candidate's LoRA ({tag}) applied at scale {scale:g}", tag,
+                       self._ask_deployed(name, tag, lora_scale=scale), lora_scale=scale)
+
+
+def swapped_dataset(settings: Any, dataset_id: str) -> str:
+    """The demo's pairs with chosen and rejected swapped, published as a dataset of its own."""
+    from prefloop_core.contracts import DatasetManifest
+    from prefloop_core.store import open_store
+
+    store = open_store(settings)
+    swapped_id = f"ds-swapped-{dataset_id.removeprefix('ds-')}"[:64]
+    if store.get(DatasetManifest, swapped_id) is None:
+        manifest = store.require(DatasetManifest, dataset_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            pairs = store.fetch(manifest, Path(tmp), ["pairs.jsonl"])["pairs.jsonl"]
+            rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
+            out = Path(tmp) / "swapped.jsonl"
+            out.write_text("".join(json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}, ensure_ascii=False)
+                                   + "\n" for r in rows), encoding="utf-8")
+            store.publish(manifest.model_copy(update={"dataset_id": swapped_id, "files": {}}), {"pairs.jsonl": out})
+    return swapped_id
+
+
+def make(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from effectiveness import Loop, rehearsal_dataset, setup
+
+    work = args.work.resolve()
+    records = args.records.resolve()
+    records.mkdir(parents=True, exist_ok=True)
+    os.environ.update({"PREFLOOP_HOME": str(work / "home"), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
+                       "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
+    from prefloop_core.clients import CollectorClient, ServerAdminClient
+    from prefloop_core.net import free_port
+    from prefloop_core.settings import load_settings
+    from prefloop_flows.bundled import QA_SET, games_v2, load_qa_set
+    from prefloop_flows.demo import base_release, service
+    from prefloop_flows.settings import FlowsSettings
+
+    settings = load_settings(FlowsSettings)
+    live_tag = base_release(settings)
+    qa_set = load_qa_set(QA_SET)
+    qa_file = work / "games-v2.json"
+    qa_file.write_text(games_v2().model_dump_json(), encoding="utf-8")
+    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
+    cport, sport = free_port(), free_port()
+    venvs = settings.venvs_dir
+    assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
+    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
+                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
+         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
+                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
+        loop = Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
+                    CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+        state = setup(loop, qa_set, QA_SET, live_tag)
+        dataset_id = rehearsal_dataset(loop, qa_set, state)
+        print(f"the demo's round: {state['rehearsal_pairs']} pairs (dataset {dataset_id}); live {live_tag}", flush=True)
+        maker = Maker(loop, records, qa_file, settings, live_tag)
+        maker.live()
+        maker.same_release()
+        for quant in NOOP_QUANTS:
+            maker.quantization(quant)
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        swapped = [int(s) for s in args.swapped_seeds.split(",") if s]
+        for i, seed in enumerate(seeds):
+            tag = maker.trained(f"real-s{seed}", "real", "the trainer's defaults on the demo's pairs", dataset_id, seed)
+            if i == 0:
+                for scale in (0.0, *HARMFUL_SCALES):
+                    maker.scaled(tag, scale)
+                for s in swapped:
+                    maker.trained(f"harmful-swapped-s{s}", "harmful", "the trainer's defaults on the demo's pairs with "
+                                  "chosen and rejected swapped", swapped_dataset(settings, dataset_id), s)
+
+
+# -- deciding --------------------------------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def gate(server_bin: Path, live: Path, candidate: Path, rule: str) -> dict[str, Any]:
+    """The offline gate (`prefloop gate --json`): exit 0 accepts, 1 refuses, anything else is an error."""
+    done = subprocess.run([str(server_bin), "gate", "--live", str(live), "--candidate", str(candidate), "--rule", rule,
+                           "--json"], capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"prefloop gate failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout)
+
+
+def decide(args: argparse.Namespace) -> None:
+    from prefloop_flows.bundled import QA_SET, load_qa_set
+
+    records = args.records.resolve()
+    index = {e["name"]: e for e in map(json.loads, (records / "candidates.jsonl").read_text().splitlines())}
+    gated_ids = {q.id for q in load_qa_set(QA_SET).questions}  # what the demo's gate asks
+    live_all = {r["question_id"]: r for r in _read(records / f"{LIVE}.jsonl")}
+    unseen = [q for q, r in live_all.items() if r["split"] == "heldout" or q not in gated_ids]
+    server_bin = Path(os.environ.get("PREFLOOP_VENVS_DIR", ROOT / ".venvs")) / "server" / "bin" / "prefloop-server"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def gated(name: str) -> Path:
+            path = Path(tmp) / f"{name}.jsonl"
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _read(records / f"{name}.jsonl")
+                                    if r["question_id"] in gated_ids), encoding="utf-8")
+            return path
+
+        live_file = gated(LIVE)
+        for name, entry in index.items():
+            if entry["kind"] == "live":
+                continue
+            cand = {r["question_id"]: r for r in _read(records / f"{name}.jsonl")}
+            yard = statistics.fmean(cand[q]["score"] - live_all[q]["score"] for q in unseen)
+            truth = {"noop": "not better", "harmful": "worse"}.get(entry["kind"]) or \
+                ("better" if yard > 0 else "not confirmed")
+            verdicts = {rule: gate(server_bin, live_file, gated(name), rule) for rule in RULES}
+            rows.append({"name": name, "kind": entry["kind"], "truth": truth, "yardstick": yard, "machine": entry["machine"],
+                         "date": entry["date"], **{rule: v for rule, v in verdicts.items()}})
+    emit(table(rows, len(unseen)), args.report)
+
+
+def table(rows: list[dict[str, Any]], unseen: int) -> list[str]:
+    machines = sorted({f"{r['machine']} ({r['date']})" for r in rows})
+    lines = [f"## Gate calibration, {datetime.now(timezone.utc):%Y-%m-%d}", "",
+             "Candidates made on: " + "; ".join(machines) + ".", "",
+             "| candidate | truth | yardstick, pts | fixed / regressed | p | held out, pts | new rule | old rule |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        v = r["mcnemar"]
+        held = v["per_split"].get("heldout", [0, 0])
+        lines.append(f"| {r['name']} | {r['truth']} | {100 * r['yardstick']:+.1f} | {len(v['fixed'])} / "
+                     f"{len(v['regressions'])} | {v['p_value']:.3f} | {100 * (held[1] - held[0]):+.1f} | "
+                     f"{'accept' if v['accepted'] else 'refuse'} | {'accept' if r['count']['accepted'] else 'refuse'} |")
+    lines += ["", f"Yardstick: the mean score change on the {unseen} questions no candidate trained on. p: the new "
+              "rule's one-sided exact test on the discordant questions.", "",
+              "| truth | candidates | new rule accepts | old rule accepts |", "| --- | ---: | ---: | ---: |"]
+    for truth in ("not better", "worse", "better", "not confirmed"):
+        group = [r for r in rows if r["truth"] == truth]
+        if group:
+            lines.append(f"| {truth} | {len(group)} | {sum(r['mcnemar']['accepted'] for r in group)} | "
+                         f"{sum(r['count']['accepted'] for r in group)} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, help="make candidates in this work folder (kept between invocations)")
+    parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="candidates' QA records (default: %(default)s)")
+    parser.add_argument("--seeds", default="42,0,1,2,3,4,5,6,7,8", help="trainer seeds of the real candidates")
+    parser.add_argument("--swapped-seeds", default="0", help="trainer seeds of the swapped-pairs candidates")
+    parser.add_argument("--report", type=Path, help="decide, print the tables and append them to this file")
+    args = parser.parse_args()
+    if not args.work and not args.report:
+        parser.error("give --work (make candidates), --report (decide), or both")
+    if args.work:
+        make(args)
+    if args.report:
+        decide(args)
+
+
+if __name__ == "__main__":
+    main()
