@@ -28,7 +28,8 @@ def test_the_demo_runs_the_loop_twice_the_second_run_continuing_the_promoted_one
     # merged here (the demo exports adapters): SmolLM2's merged export runs end to end in this test
     env.update(PREFLOOP_HOME=str(home), PREFLOOP_FLOWS_QA_SET=str(small_qa_file), PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
                PREFLOOP_COLLECTOR_MIN_PAIRS="2", PREFLOOP_COLLECTOR_WARN_PAIRS="2", PREFLOOP_FLOWS_EXPORT_MODE="merged",
-               PREFLOOP_SERVER_GATE_MIN_DELTA="-1", PREFLOOP_SERVER_GATE_MAX_REGRESSIONS="100")
+               PREFLOOP_SERVER_GATE_METHOD="count", PREFLOOP_SERVER_GATE_MIN_DELTA="-1",
+               PREFLOOP_SERVER_GATE_MAX_REGRESSIONS="100")
     done = subprocess.run([str(REPO / "prefloop"), "demo", "--rounds", "2"], capture_output=True, text=True, env=env,
                           timeout=1800)
     out = done.stdout

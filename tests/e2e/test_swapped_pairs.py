@@ -75,7 +75,7 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
         assert done.returncode == 0 and "state: Refused" in out, done.stderr[-3000:] + out[-2000:]
         message, comparison = out.split("message:", 1)[1].split("\n", 1)
         assert "the QA gate refused" in message and "QA gate: REFUSED" in comparison, out[-3000:]
-        assert "Regressions (correct on live, wrong on the candidate):" in comparison, comparison
+        assert "Questions whose score moved" in comparison and "| **regressed** |" in comparison, comparison
         status = server.status()
     assert status["live_tag"] == live_tag
     [(tag, actions)] = {e.tag: [x.action for x in store.history() if x.tag == e.tag]

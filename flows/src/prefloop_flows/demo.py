@@ -212,4 +212,6 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
     if outcome.tag:
         start = f"continuing run {outcome.init_run}, the live model's" if outcome.init_run else "from the base model"
         print(f"release: {outcome.tag} (run {outcome.run_id}, {start}; dataset {outcome.dataset_id})")
+    if outcome.report_id:
+        print(f"gate report: {outcome.report_id} (in the bucket under qa/{outcome.report_id}/, both runs' records)")
     return outcome

@@ -33,7 +33,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError
-from prefloop_core.contracts import QASet, Release, TrainingMethod, TrainingProgress, TrainingRun
+from prefloop_core.contracts import GateResult, QASet, Release, TrainingMethod, TrainingProgress, TrainingRun
 from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
@@ -87,6 +87,7 @@ class Outcome(BaseModel):
     candidate_accuracy: float | None = None
     comparison: str | None = None
     chart_png: str | None = None  # base64: the before/after chart of the QA gate
+    report_id: str | None = None  # the QA gate's report in the bucket (qa/<report_id>/)
 
 
 def _end(outcome: Outcome) -> Outcome | State:
@@ -261,16 +262,19 @@ def deploy(tag: str, trigger: str) -> dict[str, Any]:
 
 
 @task(name="gate", **RETRY)
-def gate(qa_set: QASet) -> dict[str, Any]:
-    report = _server(_settings()).gate(qa_set.model_dump(mode="json"))
-    create_markdown_artifact(key="qa-comparison", description="QA gate: live vs candidate, per game and question class",
-                             markdown=f"{report['markdown']}\n![QA gate chart](data:image/png;base64,{report['chart_png']})\n")
-    return report
+def gate(qa_set: QASet) -> GateResult:
+    result = _server(_settings()).gate(qa_set.model_dump(mode="json"))
+    report = result.report
+    create_markdown_artifact(
+        key="qa-comparison", description=f"QA gate {report.report_id}: {report.candidate_tag} vs {report.live_tag}",
+        markdown=f"{result.markdown}\nReport `{report.report_id}` (bucket: `qa/{report.report_id}/`, both runs' records)\n\n"
+                 f"![QA gate chart](data:image/png;base64,{result.chart_png})\n")
+    return result
 
 
 @task(name="promote", **RETRY)
-def promote(trigger: str, accuracy: float) -> dict[str, Any]:
-    return _server(_settings()).promote(trigger, accuracy)
+def promote(tag: str, trigger: str, report_id: str) -> dict[str, Any]:
+    return _server(_settings()).promote(tag, trigger, report_id)
 
 
 @task(name="discard", **RETRY)
@@ -319,19 +323,21 @@ def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy"
     settings = _settings()
     qa_set = load_qa_set(settings.flows_qa_set)
     deploy(check_safe_id(tag), trigger)
-    report = gate(qa_set)
-    verdict = report["verdict"]
-    outcome = Outcome(accepted=bool(verdict["accepted"]), reason="; ".join(verdict.get("reasons", [])) or "",
-                      tag=tag, live_tag=report["live"]["model"], live_accuracy=report["live"]["accuracy"],
-                      candidate_accuracy=report["candidate"]["accuracy"], comparison=report["markdown"],
-                      chart_png=report["chart_png"])
+    result = gate(qa_set)
+    report, verdict = result.report, result.report.verdict
+    if report.candidate_tag != tag:  # the server would refuse the promotion too; say what happened
+        raise RuntimeError(f"the QA gate compared {report.candidate_tag}, not {tag}: the idle slot was changed after "
+                           "this flow deployed to it")
+    outcome = Outcome(accepted=verdict.accepted, reason="; ".join(verdict.reasons), tag=tag, live_tag=report.live_tag,
+                      live_accuracy=verdict.live_accuracy, candidate_accuracy=verdict.candidate_accuracy,
+                      comparison=result.markdown, chart_png=result.chart_png, report_id=report.report_id)
     if outcome.accepted:
-        promote(trigger, outcome.candidate_accuracy or 0.0)
+        promote(tag, trigger, report.report_id)
         outcome.reason = f"{tag} won the QA gate ({outcome.reason}) and is live"
     else:
         discard(trigger)
         outcome.reason = f"the QA gate refused {tag}: {outcome.reason}"
-    ingest(report["live_records"], settings.flows_collect_threshold)
+    ingest([r.model_dump(mode="json") for r in result.live_records], settings.flows_collect_threshold)
     return _end(outcome)
 
 

@@ -25,3 +25,9 @@ def test_the_changelog_lists_trained_releases_with_their_latest_qa_accuracy(stor
     store.append_history(ReleaseHistoryEntry(at=datetime.now(timezone.utc), action=HistoryAction.ROLLBACK,
                                              tag="smollm2-135m-dpo-20261123-1", trigger="test"))  # no accuracy
     assert changelog(store)[0] == "2026-11-23 | smollm2-135m-dpo-20261123-1 | 60.0% | 42"
+
+    store.append_history(ReleaseHistoryEntry(at=datetime.now(timezone.utc), action=HistoryAction.PROMOTE,
+                                             tag="smollm2-135m-dpo-20261123-2", trigger="cli:alice",
+                                             forced="fixes the refund answers; the QA set predates them"))
+    assert changelog(store)[1] == ("2026-11-24 | smollm2-135m-dpo-20261123-2 | - | 64 | forced by cli:alice: fixes the "
+                                   "refund answers; the QA set predates them")

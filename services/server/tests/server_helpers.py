@@ -31,10 +31,12 @@ EASY_QUESTIONS = [
 ]
 
 
-def easy_qa_set() -> QASet:
-    return QASet(name="easy", questions=[
-        {"id": qid, "question": q, "key_facts": facts, "game": "minecraft", "split": "train"}
-        for qid, q, facts in EASY_QUESTIONS
+def easy_qa_set(copies: int = 1) -> QASet:
+    """The easy questions, each asked `copies` times under distinct ids (a longer gate, more discordant questions)."""
+    return QASet(name="easy" if copies == 1 else f"easy-x{copies}", questions=[
+        {"id": qid if copies == 1 else f"{qid}-{i}", "question": q, "key_facts": facts, "game": "minecraft",
+         "split": "train"}
+        for i in range(copies) for qid, q, facts in EASY_QUESTIONS
     ])
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from server_helpers import ADMIN, Server, easy_qa_set
 
+from prefloop_core.contracts import GateReport, GateVerdict
 from prefloop_core.settings import Settings
 from prefloop_core.store import open_store
 from prefloop_core.toolchain import LlamaCpp
@@ -37,7 +38,7 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
     deployed = admin.post("/admin/deploy", json={"tag": "good", "trigger": "test"})
     assert deployed.status_code == 200 and deployed.json()["status"] == "ready"
     assert ask(server).status_code == 503  # deployed is not live until promoted
-    admin.post("/admin/promote", json={"accuracy": 0.5, "trigger": "test"}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good", "trigger": "test"}).raise_for_status()  # nothing live: no gate
     # Asked of the served model itself: SmolLM2 answers this one right on both llama.cpp builds (AVX2 and AVX-512),
     # where its spider answer flips between 8 and 12 (benchmarks/results/llama_cpp_build.md).
     answer = ask(server, "What is the capital of France? Answer in a few words.").json()
@@ -45,7 +46,9 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
     assert httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "good"
 
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    ungated = admin.post("/admin/promote", json={"tag": "worse"})
+    assert ungated.status_code == 409 and "no QA gate report accepted worse" in ungated.json()["detail"]
+    admin.post("/admin/promote", json={"tag": "worse", "force": True, "reason": "testing the swap"}).raise_for_status()
     assert live(server) == "worse"
     status = admin.get("/admin/status").json()
     assert {s["tag"] for s in status["slots"]} == {"good", "worse"}  # the old slot stays loaded
@@ -60,7 +63,8 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
         ("deploy", "good"), ("promote", "good"), ("deploy", "worse"), ("promote", "worse"),
         ("rollback", "good"), ("deploy", "good-copy"), ("rollback", "good-copy"),
     ]
-    assert history[1]["accuracy"] == 0.5 and history[3]["previous_tag"] == "good"
+    assert history[1]["note"] == "first release: nothing was live to compare with" and history[1]["accuracy"] is None
+    assert history[3]["previous_tag"] == "good" and history[3]["forced"] == "testing the swap"
     # It is in the bucket, where the flows and a restarted server read it.
     bucket = Settings(home=server.home, store_dir=server.home.parent / "bucket")
     assert len(open_store(bucket).history()) == 7
@@ -69,13 +73,13 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
 def test_a_broken_gguf_never_takes_traffic(server: Server) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     failed = admin.post("/admin/deploy", json={"tag": "broken"})
     assert failed.status_code == 502
     detail = failed.json()["detail"]
     assert "exited" in detail["message"] or "healthy" in detail["message"]
     assert detail["log_tail"].strip()  # llama-server's own words
-    assert admin.post("/admin/promote", json={}).status_code == 409  # nothing promotable
+    assert admin.post("/admin/promote", json={"tag": "broken"}).status_code == 409  # nothing promotable
     assert live(server) == "good" and ask(server).status_code == 200
     slots = admin.get("/admin/status").json()["slots"]
     assert sorted(s["status"] for s in slots) == ["failed", "ready"]
@@ -92,7 +96,7 @@ def test_unknown_tags_and_paths_are_refused(server: Server) -> None:
 def test_discard_unloads_the_candidate(server: Server) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
     status = admin.post("/admin/discard", json={}).json()
     assert sorted(s["status"] for s in status["slots"]) == ["empty", "ready"] and status["live_tag"] == "good"
@@ -119,22 +123,37 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     qa_set = easy_qa_set().model_dump(mode="json")
     assert admin.post("/admin/qa", json={"qa_set": qa_set}).status_code == 409  # nothing live yet
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     baseline = admin.post("/admin/qa", json={"qa_set": qa_set}).json()  # the live model alone, as the daily QA does
     assert len(baseline["records"]) == 6 and {r["model"] for r in baseline["records"]} == {"good"}
     assert baseline["summary"]["asked"] == 6
     assert abs(baseline["summary"]["accuracy"] - sum(r["score"] for r in baseline["records"]) / 6) < 1e-9
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
     refused = admin.post("/admin/gate", json={"qa_set": qa_set}).json()
-    assert not refused["verdict"]["accepted"], refused["markdown"]
-    assert refused["verdict"]["regressions"] and "REFUSED" in refused["markdown"]
-    assert refused["live"]["accuracy"] > refused["candidate"]["accuracy"]
+    verdict = refused["report"]["verdict"]
+    assert not verdict["accepted"], refused["markdown"]
+    assert verdict["regressions"] and "REFUSED" in refused["markdown"] and verdict["p_value"] == 1.0
+    assert verdict["live_accuracy"] > verdict["candidate_accuracy"]
+    assert (refused["report"]["live_tag"], refused["report"]["candidate_tag"]) == ("good", "worse")
+    denied = admin.post("/admin/promote", json={"tag": "worse", "report_id": refused["report"]["report_id"]})
+    assert denied.status_code == 409 and "the QA gate refused worse" in denied.json()["detail"]
 
-    admin.post("/admin/promote", json={}).raise_for_status()  # now `worse` is live and `good` idle
+    # Published: the report, both runs' records, the table and the chart, under qa/<report_id>/.
+    store = open_store(Settings(home=server.home, store_dir=server.home.parent / "bucket"))
+    report = store.require(GateReport, refused["report"]["report_id"])
+    assert set(report.files) == {"live.jsonl", "candidate.jsonl", "comparison.md", "comparison.png"}
+    assert report.verdict.model_dump() == GateVerdict.model_validate(verdict).model_dump()
+
+    admin.post("/admin/promote", json={"tag": "worse", "force": True, "reason": "test"}).raise_for_status()
     admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
-    accepted = admin.post("/admin/gate", json={"qa_set": qa_set}).json()
-    assert accepted["verdict"]["accepted"], accepted["markdown"]
-    assert len(accepted["live_records"]) == len(accepted["candidate_records"]) == 6
+    # `worse` gets 4 of the 6 wrong; each asked twice, 8 fixed without a regression is better beyond chance (p = 0.004).
+    accepted = admin.post("/admin/gate", json={"qa_set": easy_qa_set(2).model_dump(mode="json")}).json()
+    assert accepted["report"]["verdict"]["accepted"], accepted["markdown"]
+    assert len(accepted["live_records"]) == len(accepted["candidate_records"]) == 12
+    admin.post("/admin/promote", json={"tag": "good-copy"}).raise_for_status()  # the server's last gate of the tag
+    entry = admin.get("/admin/history").json()[-1]
+    assert (entry["action"], entry["tag"], entry["report_id"]) == ("promote", "good-copy", accepted["report"]["report_id"])
+    assert entry["accuracy"] == accepted["report"]["verdict"]["candidate_accuracy"]  # the report's, not a caller's
 
 
 def test_the_last_live_release_is_restored_when_the_server_restarts(server: Server) -> None:
@@ -142,7 +161,7 @@ def test_the_last_live_release_is_restored_when_the_server_restarts(server: Serv
 
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good-copy"}).raise_for_status()
     stop_server(server)
     again = start_server(server.home, server.home.parent / "bucket", server.home.parent / "template.json")
     try:
@@ -166,6 +185,6 @@ def test_request_bodies_over_the_limit_are_refused_by_the_router(server: Server)
 def test_prompts_are_not_logged_unless_configured(server: Server) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     ask(server, "a very private question 7f3a").raise_for_status()
     assert "7f3a" not in server.log.read_text()

@@ -18,7 +18,7 @@ EXE = str(Path(sys.executable).parent / "prefloop-server")
 def test_sampled_bad_answers_come_with_the_best_one_as_a_suggestion(server: Server, tmp_path: Path) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()  # a weak model: many bad samples
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "worse"}).raise_for_status()
     qa_file = tmp_path / "easy.json"
     qa_file.write_text(easy_qa_set().model_dump_json())
     result = subprocess.run([EXE, "qa", "--endpoint", server.url, "--set", str(qa_file), "--out", str(tmp_path / "out"),
@@ -47,7 +47,7 @@ def test_the_admin_api_samples_the_live_model_and_needs_a_live_model_and_the_tok
     admin, body = server.admin(), {"qa_set": easy_qa_set().model_dump(mode="json"), "samples": 3}
     assert admin.post("/admin/candidates", json=body).status_code == 409  # nothing live yet
     admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "worse"}).raise_for_status()
     assert httpx.post(f"{server.url}/admin/candidates", json=body).status_code == 401
     assert admin.post("/admin/candidates", json={**body, "samples": 1}).status_code == 422
     answered = admin.post("/admin/candidates", json=body).raise_for_status().json()

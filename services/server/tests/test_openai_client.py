@@ -9,7 +9,7 @@ from server_helpers import Server
 def test_the_openai_client_works_unchanged(server: Server) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
 
     assert [m.id for m in client.models.list().data] == ["good"]

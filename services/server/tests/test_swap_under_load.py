@@ -10,11 +10,13 @@ import httpx
 from load import run_load, wait_for_requests
 from server_helpers import Server
 
+FORCED = {"force": True, "reason": "swapping under load, not a model change"}  # the same weights: no gate to run
+
 
 def test_promote_and_rollback_under_load_lose_no_request(server: Server) -> None:
     admin = server.admin()
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
-    admin.post("/admin/promote", json={}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
 
     stop = threading.Event()
     result, threads = run_load(server.url, clients=8, stop=stop)
@@ -22,11 +24,11 @@ def test_promote_and_rollback_under_load_lose_no_request(server: Server) -> None
         wait_for_requests(result, 8)
         admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()  # loads while `good` serves
         wait_for_requests(result, 8)
-        admin.post("/admin/promote", json={}).raise_for_status()
+        admin.post("/admin/promote", json=FORCED | {"tag": "good-copy"}).raise_for_status()
         wait_for_requests(result, 8)
         admin.post("/admin/rollback", json={}).raise_for_status()
         wait_for_requests(result, 8)
-        admin.post("/admin/promote", json={}).raise_for_status()  # forward again: instant, both loaded
+        admin.post("/admin/promote", json=FORCED | {"tag": "good-copy"}).raise_for_status()  # forward again: instant
         wait_for_requests(result, 8)
         admin.post("/admin/deploy", json={"tag": "worse"}).raise_for_status()  # replaces the idle slot after it drains
         wait_for_requests(result, 8)
@@ -45,7 +47,8 @@ def test_a_request_whose_body_arrives_during_rollback_and_deploy_goes_to_the_slo
     """The router picks the live slot once the body is in: a slot chosen earlier could be demoted, drained (the
     request not yet counted on it) and replaced while the body was still arriving, and the request got a 502."""
     admin = server.admin()
-    for step in (("deploy", {"tag": "good"}), ("promote", {}), ("deploy", {"tag": "good-copy"}), ("promote", {})):
+    for step in (("deploy", {"tag": "good"}), ("promote", {"tag": "good"}), ("deploy", {"tag": "good-copy"}),
+                 ("promote", FORCED | {"tag": "good-copy"})):
         admin.post(f"/admin/{step[0]}", json=step[1]).raise_for_status()
     first_part_sent, rest = threading.Event(), threading.Event()
     body = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}).encode()

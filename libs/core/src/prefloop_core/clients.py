@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from prefloop_core.contracts import GateResult
+
 
 class ServiceError(RuntimeError):
     """A service refused or failed a call; `status` is the HTTP status, the message its explanation."""
@@ -64,8 +66,11 @@ class ServerAdminClient(_ServiceClient):
     def deploy(self, tag: str, trigger: str) -> dict[str, Any]:
         return self._call("POST", "/deploy", {"tag": tag, "trigger": trigger})
 
-    def promote(self, trigger: str, accuracy: float | None = None) -> dict[str, Any]:
-        return self._call("POST", "/promote", {"trigger": trigger, "accuracy": accuracy})
+    def promote(self, tag: str, trigger: str, report_id: str | None = None, force_reason: str | None = None) -> dict[str, Any]:
+        """Put `tag` (deployed in the idle slot) live: the QA gate's report `report_id` must have accepted it (default:
+        the server's last gate of `tag`), or `force_reason` says why a person promotes it anyway."""
+        return self._call("POST", "/promote", {"tag": tag, "trigger": trigger, "report_id": report_id,
+                                               "force": force_reason is not None, "reason": force_reason})
 
     def rollback(self, trigger: str, tag: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/rollback", {"trigger": trigger, "tag": tag})
@@ -73,8 +78,9 @@ class ServerAdminClient(_ServiceClient):
     def discard(self, trigger: str) -> dict[str, Any]:
         return self._call("POST", "/discard", {"trigger": trigger})
 
-    def gate(self, qa_set: dict[str, Any], rule: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._call("POST", "/gate", {"qa_set": qa_set, "rule": rule})
+    def gate(self, qa_set: dict[str, Any], rule: dict[str, Any] | None = None) -> GateResult:
+        """The QA gate on the live and the idle slot; its report is published to the bucket under its id."""
+        return GateResult.model_validate(self._call("POST", "/gate", {"qa_set": qa_set, "rule": rule}))
 
     def qa(self, qa_set: dict[str, Any]) -> dict[str, Any]:
         """The QA set on the live model: `{"summary": ..., "records": [...]}`."""

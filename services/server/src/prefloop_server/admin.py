@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from prefloop_core.contracts import CandidateRecord, QARecord, QASet, ReleaseHistoryEntry
+from prefloop_core.contracts import (
+    CandidateRecord,
+    GateResult,
+    GateRule,
+    QARecord,
+    QASet,
+    ReleaseHistoryEntry,
+)
 from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
-from prefloop_server.bluegreen import BlueGreen, OperationRefused, ServerStatus
+from prefloop_server.bluegreen import BlueGreen, GateInterrupted, OperationRefused, ServerStatus
 from prefloop_server.qa.candidates import generate_async
-from prefloop_server.qa.gate import GateRule, GateVerdict, chart_png, compare, markdown
+from prefloop_server.qa.gate_report import publish_gate
 from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import SlotFailed, SlotState, SlotStatus
+from prefloop_server.slots import SlotFailed, SlotState
 
 
 def require_admin(request: Request) -> None:
@@ -50,7 +57,14 @@ class DeployBody(BaseModel):
 
 
 class PromoteBody(BaseModel):
-    accuracy: float | None = Field(default=None, ge=0, le=1, description="QA accuracy to record with the promotion.")
+    model_config = ConfigDict(extra="forbid")  # e.g. an `accuracy` of the caller's: the history takes the report's
+
+    tag: SafeId = Field(description="The release expected in the idle slot: promoting anything else is refused.")
+    report_id: SafeId | None = Field(default=None, description="The QA gate report that accepted `tag` (default: the "
+                                     "last gate this server ran on `tag`).")
+    force: bool = Field(default=False, description="Promote although no gate accepted it: a person's decision, "
+                        "recorded with `reason`.")
+    reason: str | None = Field(default=None, max_length=500, description="Why, when `force`: kept in the history.")
     trigger: str = Field(default="api", max_length=200)
 
 
@@ -83,16 +97,6 @@ class QAReport(BaseModel):
     records: list[QARecord]
 
 
-class GateReport(BaseModel):
-    verdict: GateVerdict
-    markdown: str
-    chart_png: str = Field(description="The before/after chart (per game, per question class), PNG in base64.")
-    live: RunSummary
-    candidate: RunSummary
-    live_records: list[QARecord]
-    candidate_records: list[QARecord]
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Admin failures become HTTP answers: refused 409, unknown release 404, a slot that failed 502 with its log."""
 
@@ -106,6 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return respond
 
     app.add_exception_handler(OperationRefused, handler(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(GateInterrupted, handler(status.HTTP_409_CONFLICT))
     app.add_exception_handler(ArtifactNotFound, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(SlotFailed, handler(status.HTTP_502_BAD_GATEWAY))
     app.add_exception_handler(IntegrityError, handler(status.HTTP_502_BAD_GATEWAY))
@@ -128,7 +133,10 @@ async def deploy(body: DeployBody, bluegreen: Slots) -> SlotState:
 
 @router.post("/promote", response_model=ServerStatus)
 async def promote(body: PromoteBody, bluegreen: Slots) -> ServerStatus:
-    return await bluegreen.promote(body.trigger, body.accuracy)
+    if body.force and not (body.reason or "").strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "force needs a reason: it is recorded in the release "
+                            "history and the changelog")
+    return await bluegreen.promote(body.tag, body.trigger, body.report_id, body.reason if body.force else None)
 
 
 @router.post("/rollback", response_model=ServerStatus)
@@ -176,17 +184,14 @@ async def candidates(body: CandidatesBody, request: Request, bluegreen: Slots) -
                                 concurrency=settings.server_qa_concurrency)
 
 
-@router.post("/gate", response_model=GateReport)
-async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport:
-    """Run the QA set on the live slot and on the deployed candidate; compare with the rule."""
+@router.post("/gate", response_model=GateResult)
+async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult:
+    """Run the QA set on the live slot and on the deployed candidate, compare with the rule, publish the report.
+
+    Deploy, discard and promote are refused while it runs (409); a slot that stops answering or changes (a rollback)
+    ends it with an error, never with a verdict."""
     settings: ServerSettings = request.app.state.settings
-    live, candidate = bluegreen.live_slot(), bluegreen.idle()
-    if live is None or live.model is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "no model is live to compare against")
-    if candidate.status is not SlotStatus.READY or candidate.model is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "no candidate: deploy a tag to the idle slot first")
-    rule = body.rule or GateRule(min_delta=settings.server_gate_min_delta,
-                                 max_regressions=settings.server_gate_max_regressions, correct_at=settings.server_correct_at)
+    rule = body.rule or settings.gate_rule()
     template = load_template(settings.prompt_template)
     # One slot after the other, each one question at a time by default, without reusing cached prompts (the Endpoint's
     # `llama_server`): single-sequence decoding from a fresh prompt gives the same answer every run, where a batch of
@@ -194,12 +199,17 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateReport
     # llama-servers decoding at once on the same CPU cores fight over them (each question took ~5x longer side by side
     # than alone on 2 cores).
     options = {**_qa_options(settings, rule.correct_at), "concurrency": settings.server_gate_concurrency}
-    live_run = await run_qa_async(body.qa_set, Endpoint(live.url, live.model.tag, llama_server=True), template,
-                                  model=live.model.tag, **options)
-    cand_run = await run_qa_async(body.qa_set, Endpoint(candidate.url, candidate.model.tag, llama_server=True), template,
-                                  model=candidate.model.tag, **options)
-    verdict = compare(live_run.records, cand_run.records, rule)
-    assert live_run.summary and cand_run.summary
-    return GateReport(verdict=verdict, markdown=markdown(verdict), chart_png=base64.b64encode(chart_png(verdict)).decode(),
-                      live=live_run.summary, candidate=cand_run.summary,
-                      live_records=live_run.records, candidate_records=cand_run.records)
+    async with bluegreen.gating() as hold:
+        runs = []
+        for slot, tag in ((hold.live, hold.live_tag), (hold.candidate, hold.candidate_tag)):
+            run = await run_qa_async(body.qa_set, Endpoint(slot.url, tag, llama_server=True), template, model=tag, **options)
+            bluegreen.check_held(hold)
+            if run.failures:
+                question, error = run.failures[0]
+                raise SlotFailed(f"{tag} ({slot.name.value} slot) did not answer {len(run.failures)} of "
+                                 f"{len(body.qa_set.questions)} questions (first: {question}: {error}): no verdict",
+                                 slot.log_tail())
+            runs.append(run)
+    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, *runs)
+    bluegreen.last_report = result.report  # a promotion of the same tag may rely on it
+    return result

@@ -37,8 +37,7 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
         tag = initial_tag or bluegreen.last_live_tag()
         if tag:
             try:
-                await bluegreen.deploy(tag, "server start")
-                await bluegreen.promote("server start")
+                await bluegreen.restore(tag, "server start")
                 log.warning("serving %s", tag)
             except (SlotFailed, OperationRefused, ArtifactNotFound, IntegrityError) as exc:  # the router starts anyway
                 log.error("could not restore %s at start: %s", tag, exc)

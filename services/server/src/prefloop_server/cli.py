@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from prefloop_core.clients import ServerAdminClient, ServiceError
-from prefloop_core.contracts import QASet
+from pydantic import ValidationError
+
+from prefloop_core.contracts import GateMethod, QARecord, QASet
 from prefloop_core.prompts import PromptTemplate, PromptTemplateError, load_template
-from prefloop_core.qalog import CANDIDATES_SUFFIX
+from prefloop_core.qalog import CANDIDATES_SUFFIX, read_records
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_server.qa.candidates import generate
-from prefloop_server.qa.gate import GateVerdict
+from prefloop_server.qa.gate import chart_png, compare, markdown
 from prefloop_server.qa.qaset import QASetError, load_qa_set
 from prefloop_server.qa.report import summary_lines, write_run
 from prefloop_server.qa.runner import Decoding, Endpoint, EmbeddingScorer, JudgeScorer, KeyFactScorer, Scorer, run_qa
@@ -69,10 +71,26 @@ def cmd_deploy(args: list[str]) -> int:
 
 
 def cmd_promote(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="prefloop promote", description="Send new traffic to the slot just deployed.")
-    parser.add_argument("--accuracy", type=float, help="QA accuracy to record in the release history")
+    parser = argparse.ArgumentParser(
+        prog="prefloop promote",
+        description="Send new traffic to TAG, deployed in the idle slot. Over a live model it needs the QA gate's "
+        "acceptance of TAG against that live model (`prefloop qa --gate` prints the report id; without --report the "
+        "server's last gate of TAG counts); the release history records the report and its accuracy. --force "
+        "promotes without it, as your decision: --reason is then required and goes into the history and changelog.",
+        epilog="examples:\n  prefloop promote smollm2-135m-dpo-20261205-1 --report gate-20261205-101500-a1b2c3\n"
+        "  prefloop promote smollm2-135m-dpo-20261205-1 --force --reason 'fixes the refund answers; QA set outdated'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tag", help="the release in the idle slot (anything else there is refused)")
+    parser.add_argument("--report", help="the QA gate report that accepted it (default: the server's last gate of TAG)")
+    parser.add_argument("--force", action="store_true", help="promote although no gate accepted it (needs --reason)")
+    parser.add_argument("--reason", help="why you force it (recorded with your user name)")
     ns = parser.parse_args(args)
-    return _admin_call("promote", lambda: _admin(_settings()).promote(_trigger(), ns.accuracy))
+    if ns.force and not (ns.reason or "").strip():
+        parser.error("--force needs --reason TEXT: it is recorded in the release history and the changelog")
+    if ns.reason and not ns.force:
+        parser.error("--reason goes with --force")
+    return _admin_call("promote", lambda: _admin(_settings()).promote(ns.tag, _trigger(), ns.report,
+                                                                      ns.reason if ns.force else None))
 
 
 def cmd_rollback(args: list[str]) -> int:
@@ -181,20 +199,110 @@ def _served_model(endpoint: str) -> str:
         return "unknown"
 
 
+def _read_run(path: Path, side: str) -> list[QARecord]:
+    """One run's QA records; a file that is not one run of one model, with each question once, is bad input."""
+    records, problems = read_records(path)
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise GateInputError(f"--{side} {path}: {len(problems)} bad line(s); fix them (or write the file again with "
+                             f"`prefloop qa`):\n{shown}{more}")
+    models = sorted({r.model for r in records})
+    if len(models) > 1:
+        raise GateInputError(f"--{side} {path}: answers of {len(models)} models ({', '.join(models[:5])}); give one "
+                             "run of one model per file")
+    seen: dict[str, int] = {}
+    for number, record in enumerate(records, start=1):
+        if record.question_id in seen:
+            raise GateInputError(f"--{side} {path}: question {record.question_id} is answered twice (records "
+                                 f"{seen[record.question_id]} and {number}); give one run per file")
+        seen[record.question_id] = number
+    return records
+
+
+class GateInputError(ValueError):
+    """The offline gate's input is not two comparable runs; the message names the file and what to do."""
+
+
+def cmd_gate(args: list[str]) -> int:
+    settings = _settings()
+    rule = settings.gate_rule()
+    parser = argparse.ArgumentParser(
+        prog="prefloop gate",
+        description="Decide offline, as the QA gate does before a promotion: the live model's QA records against a "
+        "candidate's, question by question (two .jsonl files as `prefloop qa` writes them, the same questions in "
+        "both). Prints the table and the reasons; exits 0 when the candidate is accepted, 1 when refused, 2 on bad "
+        "input. The default rule accepts a candidate that is better beyond chance (an exact test on the questions "
+        "that went from wrong to right and back), not worse beyond chance on the held-out questions, and regresses "
+        "no protected question.",
+        epilog="examples:\n"
+        "  prefloop gate --live qa-out/games-v1-live.records.jsonl --candidate qa-out/games-v1-cand.records.jsonl\n"
+        "  prefloop gate --live L.jsonl --candidate C.jsonl --json > verdict.json\n"
+        "  prefloop gate --live L.jsonl --candidate C.jsonl --rule count   # the first rule: a margin, at most N "
+        "regressions",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--live", type=Path, required=True, help="QA records of the model in service (.jsonl)")
+    parser.add_argument("--candidate", type=Path, required=True, help="QA records of the candidate (.jsonl)")
+    parser.add_argument("--rule", choices=[m.value for m in GateMethod], default=rule.method.value,
+                        help="mcnemar (default) or count (default here: %(default)s, PREFLOOP_SERVER_GATE_METHOD)")
+    parser.add_argument("--alpha", type=float, help=f"mcnemar: significance of 'better' (default {rule.alpha:g})")
+    parser.add_argument("--heldout-alpha", type=float,
+                        help=f"mcnemar: significance of 'held out worse' (default {rule.heldout_alpha:g})")
+    parser.add_argument("--max-heldout-drop", type=float,
+                        help=f"mcnemar: largest held-out accuracy drop, 0-1 (default {rule.max_heldout_drop:g})")
+    parser.add_argument("--correct-at", type=float, help=f"a score at or above this is correct (default {rule.correct_at:g})")
+    parser.add_argument("--min-delta", type=float, help=f"count: the margin (default {rule.min_delta:g})")
+    parser.add_argument("--max-regressions", type=int, help=f"count: most regressions (default {rule.max_regressions})")
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON instead of the table")
+    parser.add_argument("--out", type=Path, help="also write comparison.md, comparison.png and verdict.json here")
+    ns = parser.parse_args(args)
+    try:
+        chosen = settings.gate_rule(method=ns.rule, alpha=ns.alpha, heldout_alpha=ns.heldout_alpha,
+                                    max_heldout_drop=ns.max_heldout_drop, correct_at=ns.correct_at,
+                                    min_delta=ns.min_delta, max_regressions=ns.max_regressions)
+    except ValidationError as exc:
+        print("prefloop gate: " + "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+                                            for e in exc.errors()), file=sys.stderr)
+        return 2
+    try:
+        live, candidate = _read_run(ns.live, "live"), _read_run(ns.candidate, "candidate")
+        only = sorted({r.question_id for r in live} ^ {r.question_id for r in candidate})
+        if only:
+            raise GateInputError(f"the two runs asked different questions ({len(only)} in one file only: "
+                                 f"{', '.join(only[:8])}{' ...' if len(only) > 8 else ''}); compare runs of the same QA set")
+    except GateInputError as exc:
+        print(f"prefloop gate: {exc}", file=sys.stderr)
+        return 2
+    verdict = compare(live, candidate, chosen)
+    if ns.out:
+        ns.out.mkdir(parents=True, exist_ok=True)
+        (ns.out / "verdict.json").write_text(verdict.model_dump_json(indent=2), encoding="utf-8")
+        (ns.out / "comparison.md").write_text(markdown(verdict), encoding="utf-8")
+        (ns.out / "comparison.png").write_bytes(chart_png(verdict))
+    print(verdict.model_dump_json(indent=2) if ns.json else markdown(verdict))
+    return 0 if verdict.accepted else 1
+
+
 def _gate(settings: ServerSettings, qa_set: dict[str, object], out: Path) -> int:
     try:
-        report = _admin(settings).gate(qa_set)
+        result = _admin(settings).gate(qa_set)
     except ServiceError as exc:
         print(f"prefloop qa --gate: {exc}", file=sys.stderr)
+        if isinstance(exc.detail, dict) and exc.detail.get("log_tail"):
+            print("llama-server log (last lines):\n" + exc.detail["log_tail"], file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    verdict = GateVerdict.model_validate(report["verdict"])
-    (out / "gate.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "comparison.md").write_text(report["markdown"], encoding="utf-8")
-    (out / "comparison.png").write_bytes(base64.b64decode(report["chart_png"]))
-    print(report["markdown"])
+    report = result.report
+    (out / "gate.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    (out / "comparison.md").write_text(result.markdown, encoding="utf-8")
+    (out / "comparison.png").write_bytes(base64.b64decode(result.chart_png))
+    print(result.markdown)
+    print(f"report {report.report_id} (in the bucket: qa/{report.report_id}/)")
     print(f"written: {out / 'gate.json'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
-    return 0 if verdict.accepted else 1
+    if report.verdict.accepted:
+        print(f"promote it with: prefloop promote {report.candidate_tag} --report {report.report_id}")
+    return 0 if report.verdict.accepted else 1
 
 
 HANDLERS = {
@@ -205,6 +313,7 @@ HANDLERS = {
     "discard": cmd_discard,
     "slots": cmd_slots,
     "qa": cmd_qa,
+    "gate": cmd_gate,
 }
 
 

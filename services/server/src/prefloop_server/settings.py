@@ -6,8 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from prefloop_core.contracts import GateMethod, GateRule
 from prefloop_core.settings import Settings
-from prefloop_server.qa.gate import DEFAULT_MAX_REGRESSIONS, DEFAULT_MIN_DELTA
+
+_RULE = GateRule()  # the rule's defaults, which the settings repeat
 
 
 class ServerSettings(Settings):
@@ -38,13 +40,31 @@ class ServerSettings(Settings):
     server_gate_concurrency: int = Field(
         default=1, ge=1, description="QA requests in flight on each slot during the gate (live first, then the "
         "candidate); 1 keeps the comparison deterministic: batched decoding changes answers between identical runs.")
+    server_gate_method: GateMethod = Field(
+        default=GateMethod.MCNEMAR, description="QA gate rule: `mcnemar` (an exact test on the questions that changed, "
+        "held-out non-inferiority, protected questions) or `count` (a margin and a largest number of regressions).")
+    server_gate_alpha: float = Field(
+        default=_RULE.alpha, gt=0, lt=1, description="QA gate (mcnemar): the candidate must be better beyond chance at "
+        "this significance.")
+    server_gate_heldout_alpha: float = Field(
+        default=_RULE.heldout_alpha, gt=0, lt=1, description="QA gate (mcnemar): refused when the held-out questions "
+        "are worse beyond chance at this significance.")
+    server_gate_max_heldout_drop: float = Field(
+        default=_RULE.max_heldout_drop, ge=0, le=1, description="QA gate (mcnemar): largest drop of held-out accuracy "
+        "accepted (0.10: 10 points).")
     server_gate_min_delta: float = Field(
-        default=DEFAULT_MIN_DELTA, description="QA gate: candidate accuracy must be >= live + this (above measured QA noise)."
-    )
+        default=_RULE.min_delta, description="QA gate (count): candidate accuracy must be >= live + this.")
     server_gate_max_regressions: int = Field(
-        default=DEFAULT_MAX_REGRESSIONS, ge=0, description="QA gate: most live-correct questions that may regress."
-    )
+        default=_RULE.max_regressions, ge=0, description="QA gate (count): most live-correct questions that may regress.")
     server_correct_at: float = Field(default=0.7, ge=0, le=1, description="A QA score at or above this counts as correct.")
+
+    def gate_rule(self, **changes: object) -> GateRule:
+        """The QA gate's rule from these settings, with `changes` (e.g. from command-line flags) on top."""
+        return GateRule.model_validate({
+            "method": self.server_gate_method, "correct_at": self.server_correct_at, "alpha": self.server_gate_alpha,
+            "heldout_alpha": self.server_gate_heldout_alpha, "max_heldout_drop": self.server_gate_max_heldout_drop,
+            "min_delta": self.server_gate_min_delta, "max_regressions": self.server_gate_max_regressions,
+            **{k: v for k, v in changes.items() if v is not None}})
 
     @property
     def models_dir(self) -> Path:

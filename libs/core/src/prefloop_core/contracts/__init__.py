@@ -9,6 +9,16 @@ from prefloop_core.contracts.common import (
     StoredFile,
 )
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
+from prefloop_core.contracts.gate import (
+    GateCheck,
+    GateMethod,
+    GateReport,
+    GateResult,
+    GateRule,
+    GateVerdict,
+    QuestionResult,
+    SplitTest,
+)
 from prefloop_core.contracts.qa import CandidateRecord, QAQuestion, QARecord, QASet
 from prefloop_core.contracts.releases import (
     ExportMode,
@@ -30,18 +40,26 @@ __all__ = [
     "CheckResult",
     "Contract",
     "DatasetManifest",
+    "GateCheck",
+    "GateMethod",
+    "GateReport",
+    "GateResult",
+    "GateRule",
+    "GateVerdict",
     "ExportMode",
     "HistoryAction",
     "PreferencePair",
     "QAQuestion",
     "QARecord",
     "QASet",
+    "QuestionResult",
     "Quantization",
     "RejectedAnswer",
     "Release",
     "ReleaseHistoryEntry",
     "ReviewItem",
     "ReviewStatus",
+    "SplitTest",
     "StoredFile",
     "TrainingMethod",
     "TrainingProgress",

@@ -69,3 +69,6 @@ class ReleaseHistoryEntry(Contract):
     accuracy: float | None = Field(default=None, ge=0, le=1)
     trigger: str = Field(description="Who or what asked: 'flow:improve', 'cli:alice', 'api', ...")
     note: str = ""
+    report_id: SafeId | None = Field(default=None, description="The QA gate report behind a promotion, if one was.")
+    forced: str | None = Field(default=None, description="A promotion the QA gate did not accept, made anyway by a "
+                               "person: their reason.")

@@ -1,89 +1,146 @@
 """The QA gate: the same QA set on the live model and the candidate, compared question by question.
 
-The verdict is a pure function of the two runs' records and the rule, so it is tested without
-servers. Default rule: the candidate must beat the live model by at least 0.03 accuracy, and at
-most 6 questions the live model answered correctly may regress.
+The verdict is a pure function of the two runs' records and the rule, so it is tested without servers, and the live
+gate (`/admin/gate`), the flows (through it) and `prefloop gate` offline all decide with `compare`.
 
-The defaults come from measured noise (benchmarks/qa_noise.py, results in
-benchmarks/results/effectiveness.md): the same model asked the same 72 questions with the server's
-defaults (4 sequences decoded in one batch) moved by up to 2.8 points between runs, so a margin under
-3 points would let noise decide; and a change that teaches nothing (the same weights quantized as
-Q4_K_M instead of Q4_1) already turned 6 of the 72 right answers wrong, so a candidate is held to
-account for more regressions than that, not for the churn any change of weights brings.
+The default rule (`mcnemar`) decides on the paired outcomes of the same questions. A question is *correct* when its
+score is at least `correct_at`; what moves is the *discordant* questions: fixed (wrong on live, correct on the
+candidate) and regressed (the other way). If the candidate were no better than live, each discordant question would
+be either with even odds, so the candidate is accepted only when at least as many fixed as it shows would happen by
+chance with probability below `alpha` (McNemar's exact test, one-sided: a binomial test on the discordant questions).
+The held-out questions, never trained on, must not be worse beyond chance (the same test the other way, at
+`heldout_alpha`) nor drop by more than `max_heldout_drop` in mean score; and a question marked `protected` in the QA
+set must not regress at all. Partial scores enter the test as right or wrong by `correct_at`; the accuracy shown, its
+change and that change's interval (a paired t interval over the questions) are mean scores, and every question whose
+score moved is listed with both scores.
+
+Why not a count: a change that teaches nothing (the same weights quantized otherwise) turned 3-9 right answers wrong
+and 6-9 wrong answers right (benchmarks/results/effectiveness.md); a fixed limit on regressions then accepts such a
+no-op when it nets a few points and refuses a real improvement with one regression too many. The first rule (a margin
+of `min_delta` and at most `max_regressions` regressions) stays available as `method: count`. The error rates of both,
+measured on candidates whose truth is known: benchmarks/results/gate.md.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from scipy import stats
 
-from prefloop_core.contracts import QARecord
-
+from prefloop_core.contracts import (
+    GateCheck,
+    GateMethod,
+    GateRule,
+    GateVerdict,
+    QARecord,
+    QuestionResult,
+    SplitTest,
+)
 
 SPLIT_NAMES = {"train": "trained", "heldout": "held out"}
-DEFAULT_MIN_DELTA = 0.03
-DEFAULT_MAX_REGRESSIONS = 6
-
-
-class GateRule(BaseModel):
-    min_delta: float = Field(default=DEFAULT_MIN_DELTA, description="Candidate accuracy must be at least live + this.")
-    max_regressions: int = Field(default=DEFAULT_MAX_REGRESSIONS, ge=0,
-                                 description="Most live-correct questions the candidate may get wrong.")
-    correct_at: float = Field(default=0.7, ge=0, le=1, description="A score at or above this counts as correct.")
-
-
-class QuestionResult(BaseModel):
-    question_id: str
-    game: str | None
-    split: str | None
-    live: float | None
-    candidate: float | None
-
-    @property
-    def change(self) -> float:
-        return (self.candidate or 0.0) - (self.live or 0.0)
-
-
-class GateVerdict(BaseModel):
-    live_model: str
-    candidate_model: str
-    live_accuracy: float
-    candidate_accuracy: float
-    delta: float
-    wins: list[str] = Field(description="Questions the candidate scored higher on.")
-    losses: list[str] = Field(description="Questions the candidate scored lower on.")
-    regressions: list[str] = Field(description="Questions correct on live and not on the candidate.")
-    fixed: list[str] = Field(description="Questions wrong on live and correct on the candidate.")
-    per_game: dict[str, tuple[float, float]]
-    per_split: dict[str, tuple[float, float]]
-    questions: list[QuestionResult]
-    rule: GateRule
-    accepted: bool
-    reasons: list[str]
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def exact_p(successes: int, trials: int) -> float:
+    """P(at least `successes` of `trials` | even odds): the one-sided exact (McNemar) test; 1 when nothing changed."""
+    return float(stats.binomtest(successes, trials, 0.5, alternative="greater").pvalue) if trials else 1.0
+
+
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def delta_interval(changes: list[float], live_accuracy: float, confidence: float) -> tuple[float, float]:
+    """The paired t interval of the mean score change, within what is possible from `live_accuracy` (the t interval
+    of a few questions can reach past +-100 points); degenerate when every question changed alike."""
+    mean = _mean(changes)
+    if len(changes) < 2 or max(changes) == min(changes):
+        return (mean, mean)
+    low, high = stats.ttest_1samp(changes, 0.0).confidence_interval(confidence)
+    return (max(float(low), -live_accuracy), min(float(high), 1.0 - live_accuracy))
+
+
+def _pair(results: list[QuestionResult], correct_at: float) -> tuple[list[str], list[str]]:
+    fixed = [r.question_id for r in results if (r.candidate or 0) >= correct_at > (r.live or 0)]
+    regressed = [r.question_id for r in results if (r.live or 0) >= correct_at > (r.candidate or 0)]
+    return fixed, regressed
+
+
+def _heldout(results: list[QuestionResult], rule: GateRule) -> SplitTest | None:
+    held = [r for r in results if r.split == "heldout"]
+    if not held:
+        return None
+    fixed, regressed = _pair(held, rule.correct_at)
+    return SplitTest(questions=len(held), live_accuracy=_mean([r.live or 0 for r in held]),
+                     candidate_accuracy=_mean([r.candidate or 0 for r in held]), fixed=len(fixed),
+                     regressed=len(regressed), p_worse=exact_p(len(regressed), len(fixed) + len(regressed)))
+
+
+def _mcnemar_checks(n_fixed: int, n_regressed: int, p: float, heldout: SplitTest | None, rule: GateRule) -> list[GateCheck]:
+    if n_fixed + n_regressed == 0:
+        better = GateCheck(name="better", passed=False, text="no question went from wrong to right or back: nothing "
+                           "shows the candidate is better")
+    elif p < rule.alpha:
+        better = GateCheck(name="better", passed=True, text=f"{n_fixed} fixed against {n_regressed} regressed: better "
+                           f"beyond chance ({p_text(p)}, needs below {rule.alpha:g})")
+    else:
+        better = GateCheck(name="better", passed=False, text=f"{n_fixed} fixed against {n_regressed} regressed: not "
+                           f"better beyond chance ({p_text(p)}, needs below {rule.alpha:g})")
+    checks = [better]
+    if heldout is None:
+        checks.append(GateCheck(name="held-out", passed=True, text="no held-out questions in this QA set: "
+                                "nothing measures generalisation"))
+        return checks
+    h = heldout
+    drop = h.live_accuracy - h.candidate_accuracy
+    moved = (f"held out ({h.questions} questions): {h.live_accuracy:.1%} -> {h.candidate_accuracy:.1%}, "
+             f"{h.fixed} fixed, {h.regressed} regressed")
+    if h.p_worse < rule.heldout_alpha:
+        checks.append(GateCheck(name="held-out", passed=False, text=f"{moved}: worse beyond chance ({p_text(h.p_worse)}, "
+                                f"refused below {rule.heldout_alpha:g})"))
+    elif drop > rule.max_heldout_drop + 1e-9:
+        checks.append(GateCheck(name="held-out", passed=False, text=f"{moved}: a drop of {100 * drop:.1f} points, more "
+                                f"than the {100 * rule.max_heldout_drop:.1f} allowed"))
+    else:
+        checks.append(GateCheck(name="held-out", passed=True, text=f"{moved}: not worse beyond chance "
+                                f"({p_text(h.p_worse)}) and within the {100 * rule.max_heldout_drop:.1f}-point drop allowed"))
+    return checks
+
+
+def _count_checks(delta: float, live_acc: float, cand_acc: float, regressions: list[str], rule: GateRule) -> list[GateCheck]:
+    margin = delta >= rule.min_delta - 1e-9
+    few = len(regressions) <= rule.max_regressions
+    return [
+        GateCheck(name="margin", passed=margin, text=f"accuracy {cand_acc:.1%} {'is' if margin else 'is not'} at least "
+                  f"live {live_acc:.1%} + {rule.min_delta:.1%} (delta {delta:+.1%})"),
+        GateCheck(name="regressions", passed=few, text=f"{len(regressions)} previously correct questions regress "
+                  f"(at most {rule.max_regressions})" + (f": {', '.join(regressions[:10])}" if regressions else "")),
+    ]
+
+
 def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | None = None) -> GateVerdict:
-    """Compare per question; a question one side failed to answer counts as 0 for that side."""
+    """Compare per question; a question one side failed to answer counts as 0 for that side (the live gate never gets
+    that far: a slot that stops answering ends it with an error)."""
     rule = rule or GateRule()
     live_by = {r.question_id: r for r in live}
     cand_by = {r.question_id: r for r in candidate}
-    ids = list(dict.fromkeys([*live_by, *cand_by]))
     results = []
-    for qid in ids:
+    for qid in dict.fromkeys([*live_by, *cand_by]):
         meta = live_by.get(qid) or cand_by[qid]
         results.append(QuestionResult(
             question_id=qid, game=meta.game, split=meta.split,
+            protected=any(r.protected for r in (live_by.get(qid), cand_by.get(qid)) if r is not None),
             live=live_by[qid].score if qid in live_by else None,
             candidate=cand_by[qid].score if qid in cand_by else None,
         ))
     live_acc = _mean([r.live or 0.0 for r in results])
     cand_acc = _mean([r.candidate or 0.0 for r in results])
-    ok = rule.correct_at
-    regressions = [r.question_id for r in results if (r.live or 0) >= ok > (r.candidate or 0)]
-    fixed = [r.question_id for r in results if (r.candidate or 0) >= ok > (r.live or 0)]
+    delta = cand_acc - live_acc
+    fixed, regressions = _pair(results, rule.correct_at)
+    p = exact_p(len(fixed), len(fixed) + len(regressions))
+    heldout = _heldout(results, rule)
+    protected = [r.question_id for r in results if r.protected and r.question_id in regressions]
 
     def grouped(key: str) -> dict[str, tuple[float, float]]:
         groups: dict[str, list[QuestionResult]] = {}
@@ -91,20 +148,23 @@ def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | No
             groups.setdefault(getattr(r, key) or "other", []).append(r)
         return {g: (_mean([r.live or 0 for r in rs]), _mean([r.candidate or 0 for r in rs])) for g, rs in sorted(groups.items())}
 
-    delta = cand_acc - live_acc
-    reasons = []
-    if delta < rule.min_delta - 1e-9:
-        reasons.append(f"accuracy {cand_acc:.1%} is not at least live {live_acc:.1%} + {rule.min_delta:.1%} (delta {delta:+.1%})")
-    if len(regressions) > rule.max_regressions:
-        reasons.append(f"{len(regressions)} previously correct questions regress (at most {rule.max_regressions}): "
-                       + ", ".join(regressions[:10]))
+    if rule.method is GateMethod.COUNT:
+        checks = _count_checks(delta, live_acc, cand_acc, regressions, rule)
+    else:
+        checks = _mcnemar_checks(len(fixed), len(regressions), p, heldout, rule)
+    if protected:
+        checks.append(GateCheck(name="protected", passed=False, text=f"protected question(s) regress: "
+                                f"{', '.join(protected)}"))
     return GateVerdict(
         live_model=(live[0].model if live else "live"), candidate_model=(candidate[0].model if candidate else "candidate"),
         live_accuracy=live_acc, candidate_accuracy=cand_acc, delta=delta,
+        delta_interval=delta_interval([r.change for r in results], live_acc, rule.confidence),
+        fixed=fixed, regressions=regressions,
         wins=[r.question_id for r in results if r.change > 1e-9],
         losses=[r.question_id for r in results if r.change < -1e-9],
-        regressions=regressions, fixed=fixed, per_game=grouped("game"), per_split=grouped("split"),
-        questions=results, rule=rule, accepted=not reasons, reasons=reasons or ["candidate wins"],
+        p_value=p, heldout=heldout, protected_regressions=protected,
+        per_game=grouped("game"), per_split=grouped("split"), questions=results, rule=rule, checks=checks,
+        accepted=all(c.passed for c in checks),
     )
 
 
@@ -114,16 +174,33 @@ def question_classes(verdict: GateVerdict) -> dict[str, tuple[float, float]]:
     return {SPLIT_NAMES.get(k, k): verdict.per_split[k] for k in order if k in verdict.per_split}
 
 
+def rule_text(rule: GateRule) -> str:
+    if rule.method is GateMethod.COUNT:
+        return (f"count: candidate >= live + {rule.min_delta:.2f}, at most {rule.max_regressions} regressions "
+                f"(correct = score >= {rule.correct_at:.2f})")
+    return (f"mcnemar: better beyond chance at {rule.alpha:g} (exact test on the questions that changed, correct = "
+            f"score >= {rule.correct_at:.2f}); held out not worse beyond chance at {rule.heldout_alpha:g} and down "
+            f"{100 * rule.max_heldout_drop:.0f} points at most; no protected question regresses")
+
+
+def _outcome(q: QuestionResult, correct_at: float) -> str:
+    before, after = (q.live or 0) >= correct_at, (q.candidate or 0) >= correct_at
+    if before != after:
+        return "**fixed**" if after else "**regressed**"
+    return "better" if q.change > 0 else "worse"
+
+
 def markdown(verdict: GateVerdict) -> str:
     v = verdict
-    head = "ACCEPTED" if v.accepted else "REFUSED"
+    low, high = v.delta_interval
     lines = [
-        f"## QA gate: {head}",
+        f"## QA gate: {'ACCEPTED' if v.accepted else 'REFUSED'}",
         "",
         f"- live: `{v.live_model}` · candidate: `{v.candidate_model}`",
-        f"- rule: candidate >= live + {v.rule.min_delta:.2f}, at most {v.rule.max_regressions} regressions "
-        f"(correct = score >= {v.rule.correct_at:.2f})",
-        *[f"- {reason}" for reason in v.reasons],
+        f"- rule: {rule_text(v.rule)}",
+        *[f"- {'passed' if c.passed else '**failed**'}: {c.text}" for c in v.checks],
+        f"- accuracy (mean score) {v.live_accuracy:.1%} -> {v.candidate_accuracy:.1%}: {100 * v.delta:+.1f} points, "
+        f"{v.rule.confidence:.0%} interval {100 * low:+.1f} to {100 * high:+.1f}",
         "",
         "| | live | candidate | delta |",
         "| --- | ---: | ---: | ---: |",
@@ -131,17 +208,18 @@ def markdown(verdict: GateVerdict) -> str:
         *[f"| {g} | {a:.1%} | {b:.1%} | {b - a:+.1%} |" for g, (a, b) in v.per_game.items()],
         *[f"| {name} questions | {a:.1%} | {b:.1%} | {b - a:+.1%} |" for name, (a, b) in question_classes(v).items()],
         "",
-        f"wins {len(v.wins)} · losses {len(v.losses)} · fixed {len(v.fixed)} · regressions {len(v.regressions)}",
+        f"fixed {len(v.fixed)} · regressed {len(v.regressions)} · scored higher {len(v.wins)} · scored lower "
+        f"{len(v.losses)} · one-sided exact test {p_text(v.p_value)}",
     ]
-    if v.regressions:
-        lines += ["", "Regressions (correct on live, wrong on the candidate):", "",
-                  "| question | game | live | candidate |", "| --- | --- | ---: | ---: |"]
-        by_id = {q.question_id: q for q in v.questions}
-        lines += [f"| {qid} | {by_id[qid].game or ''} | {by_id[qid].live or 0:.2f} | {by_id[qid].candidate or 0:.2f} |"
-                  for qid in v.regressions]
+    moved = [q for q in v.questions if abs(q.change) > 1e-9]
+    if moved:
+        order = {"**regressed**": 0, "**fixed**": 1, "worse": 2, "better": 3}
+        moved.sort(key=lambda q: (order[_outcome(q, v.rule.correct_at)], q.question_id))
+        lines += ["", f"Questions whose score moved (correct = score >= {v.rule.correct_at:.2f}):", "",
+                  "| question | game | split | live | candidate | outcome |", "| --- | --- | --- | ---: | ---: | --- |"]
+        lines += [f"| {q.question_id}{' (protected)' if q.protected else ''} | {q.game or ''} | {q.split or ''} | "
+                  f"{q.live or 0:.2f} | {q.candidate or 0:.2f} | {_outcome(q, v.rule.correct_at)} |" for q in moved]
     return "\n".join(lines) + "\n"
-
-
 def chart_png(verdict: GateVerdict) -> bytes:
     """Before/after bars, live vs candidate: overall and per game on the left, per question class (trained /
     held out) on the right, each bar labelled with its accuracy."""
@@ -170,8 +248,10 @@ def chart_png(verdict: GateVerdict) -> bytes:
         ax.set_title(title, fontsize=10)
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(loc="upper left", fontsize=7)
-    fig.suptitle(f"QA gate: {'accepted' if verdict.accepted else 'refused'} (delta {verdict.delta:+.1%}, "
-                 f"regressions: {len(verdict.regressions)})", fontsize=11)
+    low, high = verdict.delta_interval
+    fig.suptitle(f"QA gate: {'accepted' if verdict.accepted else 'refused'} · {len(verdict.fixed)} fixed, "
+                 f"{len(verdict.regressions)} regressed, {p_text(verdict.p_value)} · delta {100 * verdict.delta:+.1f} pts "
+                 f"({verdict.rule.confidence:.0%}: {100 * low:+.1f} to {100 * high:+.1f})", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -182,7 +182,7 @@ async def run_qa_async(
                 record_id=record_id(question.id, model, answer, asked_at), asked_at=asked_at, question_id=question.id,
                 question=question.question, game=question.game, language=question.language, context=question.context,
                 prompt=messages, answer=answer, reference=question.reference, key_facts=question.key_facts,
-                score=score, scorer=scorer.name, model=model, qa_set=qa_set.name, split=question.split,
+                score=score, scorer=scorer.name, model=model, qa_set=qa_set.name, split=question.split, protected=question.protected,
                 latency_s=time.perf_counter() - t0,
             ))
             if callable(on_answer):
