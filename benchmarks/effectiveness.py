@@ -31,6 +31,8 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,28 @@ def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str,
     return lines
 
 
+@contextmanager
+def running_loop(work: Path, settings: Any, live_tag: str) -> Iterator[Loop]:
+    """A real collector and `prefloop serve` (serving `live_tag`) for the work folder, as the demo starts them."""
+    import secrets
+
+    from prefloop_core.clients import CollectorClient, ServerAdminClient
+    from prefloop_core.net import free_port
+    from prefloop_flows.demo import service
+
+    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
+    cport, sport = free_port(), free_port()
+    venvs = settings.venvs_dir
+    assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
+    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
+                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
+         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
+                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
+        yield Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
+                   CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="work folder (kept: trials add up across invocations)")
@@ -262,31 +286,17 @@ def main() -> None:
     home = work / "home"
     os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
                        "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
-    import secrets
-
-    from prefloop_core.clients import CollectorClient, ServerAdminClient
-    from prefloop_core.net import free_port
     from prefloop_core.settings import load_settings
     from prefloop_flows.bundled import QA_SET, load_qa_set
-    from prefloop_flows.demo import base_release, service
+    from prefloop_flows.demo import base_release
     from prefloop_flows.settings import FlowsSettings
 
     settings = load_settings(FlowsSettings)
     live_tag = base_release(settings)
     qa_set = load_qa_set(QA_SET)
     split = {s: [q.id for q in qa_set.questions if q.split == s] for s in ("train", "heldout")}
-    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
-    cport, sport = free_port(), free_port()
-    venvs = settings.venvs_dir
-    assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
     trials_file = work / "trials.jsonl"
-    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
-                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
-         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
-                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
-        loop = Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
-                    CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+    with running_loop(work, settings, live_tag) as loop:
         state = setup(loop, qa_set, QA_SET, live_tag)
         done = {(t["trial"], t["seed"]) for t in map(json.loads, trials_file.read_text().splitlines())} \
             if trials_file.exists() else set()

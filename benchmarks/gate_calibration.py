@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -172,18 +171,16 @@ def swapped_dataset(settings: Any, dataset_id: str) -> str:
 
 def make(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from effectiveness import Loop, rehearsal_dataset, setup
+    from effectiveness import rehearsal_dataset, running_loop, setup
 
     work = args.work.resolve()
     records = args.records.resolve()
     records.mkdir(parents=True, exist_ok=True)
     os.environ.update({"PREFLOOP_HOME": str(work / "home"), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
                        "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
-    from prefloop_core.clients import CollectorClient, ServerAdminClient
-    from prefloop_core.net import free_port
     from prefloop_core.settings import load_settings
     from prefloop_flows.bundled import QA_SET, games_v2, load_qa_set
-    from prefloop_flows.demo import base_release, service
+    from prefloop_flows.demo import base_release
     from prefloop_flows.settings import FlowsSettings
 
     settings = load_settings(FlowsSettings)
@@ -191,17 +188,7 @@ def make(args: argparse.Namespace) -> None:
     qa_set = load_qa_set(QA_SET)
     qa_file = work / "games-v2.json"
     qa_file.write_text(games_v2().model_dump_json(), encoding="utf-8")
-    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
-    cport, sport = free_port(), free_port()
-    venvs = settings.venvs_dir
-    assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
-    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
-                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
-         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
-                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
-        loop = Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
-                    CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+    with running_loop(work, settings, live_tag) as loop:
         state = setup(loop, qa_set, QA_SET, live_tag)
         dataset_id = rehearsal_dataset(loop, qa_set, state)
         print(f"the demo's round: {state['rehearsal_pairs']} pairs (dataset {dataset_id}); live {live_tag}", flush=True)
