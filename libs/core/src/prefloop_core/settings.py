@@ -137,10 +137,10 @@ def settings_markdown(model: type[Settings] = Settings) -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     own = {n: f for n, f in model.model_fields.items() if model is Settings or n not in Settings.model_fields}
     for name, field in own.items():
-        default = field.default
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
         if isinstance(default, Path) and default.is_relative_to(Path.home()):
             default = "~/" + str(default.relative_to(Path.home()))
-        shown = "(none)" if default is None else f"`{default.value if isinstance(default, enum.Enum) else default}`"
+        shown = "(none)" if default in (None, {}) else f"`{default.value if isinstance(default, enum.Enum) else default}`"
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)
 
