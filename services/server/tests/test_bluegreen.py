@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import ADMIN, Server, easy_qa_set
+from server_helpers import Server, easy_qa_set
 
 from prefloop_core.contracts import GateReport, GateVerdict
 from prefloop_core.settings import Settings
@@ -156,24 +156,33 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     assert entry["accuracy"] == accepted["report"]["verdict"]["candidate_accuracy"]  # the report's, not a caller's
 
 
-def test_the_last_live_release_is_restored_when_the_server_restarts(server: Server) -> None:
+def _live_after_restart(server: Server, env: dict[str, str] | None = None) -> str:
+    import time
+
     from server_helpers import start_server, stop_server
 
-    admin = server.admin()
-    admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
-    admin.post("/admin/promote", json={"tag": "good-copy"}).raise_for_status()
     stop_server(server)
-    again = start_server(server.home, server.home.parent / "bucket", server.home.parent / "template.json")
+    again = start_server(server.home, server.home.parent / "bucket", server.home.parent / "template.json", env=env)
     try:
-        import time
-
         deadline = time.monotonic() + 60
         while httpx.get(f"{again.url}/health").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert httpx.get(f"{again.url}/health").json()["tag"] == "good-copy"
+        return httpx.get(f"{again.url}/health").json()["tag"]
     finally:
         stop_server(again)
-    assert ADMIN
+
+
+def test_the_last_live_release_is_restored_when_the_server_restarts(server: Server) -> None:
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good-copy"}).raise_for_status()
+    # The history wins over the initial release, which only fills an empty history.
+    assert _live_after_restart(server, {"PREFLOOP_SERVER_INITIAL_RELEASE": "good"}) == "good-copy"
+
+
+def test_a_new_bucket_serves_the_initial_release_and_without_one_nothing_is_live(server: Server) -> None:
+    assert httpx.get(f"{server.url}/health").status_code == 503  # nothing live: a container is not healthy yet
+    assert _live_after_restart(server, {"PREFLOOP_SERVER_INITIAL_RELEASE": "good"}) == "good"
 
 
 def test_request_bodies_over_the_limit_are_refused_by_the_router(server: Server) -> None:

@@ -34,7 +34,7 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(connect=5, read=600, write=60, pool=None),
                                            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64,
                                                                keepalive_expiry=2))
-        tag = initial_tag or bluegreen.last_live_tag()
+        tag = initial_tag or bluegreen.last_live_tag() or settings.server_initial_release
         if tag:
             try:
                 await bluegreen.restore(tag, "server start")

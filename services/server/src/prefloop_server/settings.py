@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from prefloop_core.contracts import GateMethod, GateRule
+from prefloop_core.ids import SafeId
 from prefloop_core.settings import Settings
 
 _RULE = GateRule()  # the rule's defaults, which the settings repeat
@@ -20,6 +21,10 @@ class ServerSettings(Settings):
     )
     server_admin_token: SecretStr | None = Field(
         default=None, description="Token for the admin API (deploy, promote, rollback, discard, gate); none: admin refused."
+    )
+    server_initial_release: SafeId | None = Field(
+        default=None, description="Release served at start while the history has none live yet (a new bucket); compose "
+        "sets the base model's release, which its exporter makes at `up`. After the first promotion the history decides."
     )
     server_models_dir: Path | None = Field(
         default=None, description="Where fetched releases are kept (default: `$PREFLOOP_HOME/server/models`)."
