@@ -105,12 +105,16 @@ def test_the_docker_runner_sends_image_command_gpu_network_volume_and_removes_th
                              flows_docker_image_tag="0.1.0")
     runner = DockerJobRunner(settings, client=docker.DockerClient(base_url=engine, version="1.41"))
     seen: list[str] = []
-    lines = runner.run(Job("trainer", ["train", "--set", "run_id=run-20261123-120000-ab12"]), seen.append)
+    # The trainer config is a file on the flows' side: it travels as --set lines, before the job's own (which win).
+    config = tmp_path / "trainer.yaml"
+    config.write_text("training:\n  max_steps: 8\n  learning_rate: 1.0e-4\nlora:\n  target_modules: [q_proj, v_proj]\n")
+    lines = runner.run(Job("trainer", ["train", "--set", "run_id=run-20261123-120000-ab12"], config=config), seen.append)
 
     assert seen == lines == ["Loading weights", "Train: 100%|###| 2/2", "run-20261123-120000-ab12"]
     created = next(body for method, path, body in FakeEngine.calls if path.endswith("/containers/create"))
     assert created["Image"] == "prefloop-trainer:0.1.0"
-    assert created["Cmd"] == ["train", "--set", "run_id=run-20261123-120000-ab12"]
+    assert created["Cmd"] == ["train", "--set", "training.max_steps=8", "--set", "training.learning_rate=0.0001",
+                              "--set", 'lora.target_modules=["q_proj", "v_proj"]', "--set", "run_id=run-20261123-120000-ab12"]
     assert "PREFLOOP_S3_ENDPOINT=http://minio:9000" in created["Env"] and not any("FLOWS_" in e for e in created["Env"])
     host = created["HostConfig"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
@@ -129,3 +133,15 @@ def test_a_failing_container_is_a_failed_job_and_is_still_removed(engine: str, t
     created = next(body for method, path, body in FakeEngine.calls if path.endswith("/containers/create"))
     assert "DeviceRequests" not in created["HostConfig"] or not created["HostConfig"]["DeviceRequests"]  # no GPU for export
     assert [m for m, p, _ in FakeEngine.calls if p.endswith("/c0ffee")] == ["DELETE"]
+
+
+def test_a_job_config_that_is_not_yaml_sections_is_named_with_its_file(tmp_path: Path) -> None:
+    from prefloop_flows.jobs import JobConfigError, config_as_overrides
+
+    bad = tmp_path / "trainer.yaml"
+    bad.write_text("training: [unclosed\n")
+    with pytest.raises(JobConfigError, match=r"trainer\.yaml: not valid YAML"):
+        config_as_overrides(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(JobConfigError, match="expected sections"):
+        config_as_overrides(bad)

@@ -221,9 +221,7 @@ def train(dataset_id: str, run_id: str, init_run: str | None = None) -> str:
     args = ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}"]
     if init_run:
         args += ["--set", f"model.init_run={init_run}"]
-    if settings.flows_train_config:
-        args += ["--config", str(settings.flows_train_config)]
-    make_runner(settings).run(Job("trainer", args), TrainingLog(logger))
+    make_runner(settings).run(Job("trainer", args, config=settings.flows_train_config), TrainingLog(logger))
     store.require(TrainingRun, run_id)
     return run_id
 

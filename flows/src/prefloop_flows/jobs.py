@@ -8,12 +8,16 @@ decides the task's state, and the container is removed afterwards whatever happe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import yaml
 
 from prefloop_core.settings import ENV_PREFIX
 from prefloop_flows.settings import FlowsSettings, JobRunnerKind
@@ -26,6 +30,35 @@ Log = Callable[[str], None]
 class Job:
     service: Service
     args: list[str]
+    config: Path | None = None  # the job's YAML config, a file on the flows' side (its args' --set win over it)
+
+
+class JobConfigError(ValueError):
+    pass
+
+
+def config_as_overrides(path: Path) -> list[str]:
+    """A job's YAML config as `--set section.field=value` arguments (each value as JSON, which is YAML): a job
+    container cannot see a file of the flows' container or host."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except OSError as exc:
+        raise JobConfigError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise JobConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise JobConfigError(f"{path}: expected sections (model:, data:, training:, ...), got {type(tree).__name__}")
+    overrides: list[str] = []
+
+    def walk(key: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for name, child in node.items():
+                walk(f"{key}.{name}" if key else str(name), child)
+        else:
+            overrides.extend(["--set", f"{key}={json.dumps(node)}"])
+
+    walk("", tree)
+    return overrides
 
 
 class JobFailed(RuntimeError):
@@ -73,7 +106,8 @@ class ProcessJobRunner:
         exe = self.venvs / job.service / "bin" / f"prefloop-{job.service}"
         tail: deque[str] = deque(maxlen=40)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with subprocess.Popen([str(exe), *job.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        config = ["--config", str(job.config)] if job.config else []
+        with subprocess.Popen([str(exe), *job.args, *config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, env=env) as proc:
             assert proc.stdout is not None
             for line in output_lines(proc.stdout):
@@ -99,7 +133,8 @@ class DockerJobRunner:
         s = self.settings
         options: dict[str, Any] = {
             "image": f"{s.flows_docker_image_prefix}{job.service}:{s.flows_docker_image_tag}",
-            "command": job.args,
+            # The config's --set lines first: the job's own arguments (ids) win over them.
+            "command": [*job.args[:1], *(config_as_overrides(job.config) if job.config else []), *job.args[1:]],
             "environment": {**container_environment(), "PYTHONUNBUFFERED": "1"},
             "detach": True,
             "labels": {"prefloop.job": job.service},
