@@ -5,11 +5,12 @@ VENVS := $(CURDIR)/.venvs
 # Tool locations written by setup (PREFLOOP_VENVS_DIR, PREFLOOP_LLAMA_CPP_DIR).
 WITH_ENV = set -a; source $(VENVS)/env; set +a;
 
-.PHONY: setup test demo lock clean help
+.PHONY: setup test test-compose demo lock clean help
 
 help:
 	@echo "make demo   run the loop on the embedded default (sets itself up first)"
 	@echo "make test   run every test suite, each in its service's own venv"
+	@echo "make test-compose  build the images and run the loop in the container stack (a Docker engine: set up if missing)"
 	@echo "make setup  only the setup: venvs, llama.cpp build, model package"
 	@echo "make lock   re-pin constraints.txt after changing a pyproject.toml"
 
@@ -19,6 +20,10 @@ setup:
 # Each suite runs in the venv of the code it tests (infra/test.sh).
 test: setup
 	@$(WITH_ENV) infra/test.sh
+
+# The CPU container stack end to end; installs and starts a Docker engine where there is none (infra/docker.sh).
+test-compose: setup
+	@$(WITH_ENV) infra/test-compose.sh
 
 demo: setup
 	@$(WITH_ENV) ./prefloop demo
