@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefloop_core.contracts import TrainingMethod, TrainingRun
+from prefloop_core.contracts import ChatTemplate, TrainingMethod, TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_ml.base_model import hf_checkpoint
 
 
 def publish_run(store: ArtifactStore, settings: Settings, base: str, work: Path,
-                run_id: str = "run-20261123-120000-ab12", scale: float = 0.01) -> TrainingRun:
-    """A run whose adapter is a randomly initialised (non-zero) LoRA on all linear layers of `base`."""
+                run_id: str = "run-20261123-120000-ab12", scale: float = 0.01,
+                chat_template: ChatTemplate | None = None) -> TrainingRun:
+    """A run whose adapter is a randomly initialised (non-zero) LoRA on all linear layers of `base` (trained, as far as
+    its record says, with `chat_template`)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -28,15 +29,6 @@ def publish_run(store: ArtifactStore, settings: Settings, base: str, work: Path,
                 param.mul_(scale)
     model.save_pretrained(work / run_id / "adapter")
     files = {f"adapter/{p.name}": p for p in (work / run_id / "adapter").iterdir()}
-    run = TrainingRun(run_id=run_id, dataset_id="ds-0000000000000001", base_model=base,
+    run = TrainingRun(run_id=run_id, dataset_id="ds-0000000000000001", base_model=base, chat_template=chat_template,
                       method=TrainingMethod.DPO, device="cpu", dtype="float32", started_at=datetime.now(timezone.utc))
     return store.publish(run, files)
-
-
-def drop_chat_template(model_dir: Path) -> None:
-    """Make a checkpoint whose tokenizer has no chat template (a base model, not an instruct one)."""
-    (model_dir / "chat_template.jinja").unlink(missing_ok=True)
-    config_file = model_dir / "tokenizer_config.json"
-    config = json.loads(config_file.read_text())
-    config.pop("chat_template", None)
-    config_file.write_text(json.dumps(config))

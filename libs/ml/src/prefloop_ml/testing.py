@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefloop_core.settings import Settings
@@ -22,3 +23,12 @@ def build_tiny_model(folder: Path, settings: Settings, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def drop_chat_template(model_dir: Path) -> None:
+    """Make a checkpoint whose tokenizer has no chat template (a base model, not an instruct one)."""
+    (model_dir / "chat_template.jinja").unlink(missing_ok=True)
+    config_file = model_dir / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config.pop("chat_template", None)
+    config_file.write_text(json.dumps(config))

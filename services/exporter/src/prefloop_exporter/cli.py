@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from prefloop_core.changelog import HEADER, changelog
+from prefloop_core.chat_templates import ChatTemplateError, bundled_names, resolve_chat_template
 from prefloop_core.contracts import ExportMode, Quantization, Release
 from prefloop_core.openmp import use_wait_policy
 from prefloop_core.servicecli import dispatch
@@ -63,7 +64,8 @@ def _publish(prog: str, make: Callable[[], Release]) -> int:
     except VerificationFailed as exc:
         print(f"{prog}: {exc}\nnothing was published.", file=sys.stderr)
         return 1
-    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk, FileNotFoundError) as exc:
+    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk, FileNotFoundError,
+            ChatTemplateError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(release.tag)
@@ -81,13 +83,22 @@ def cmd_base_release(args: list[str]) -> int:
     parser.add_argument("--base", default="smollm2", help="an HF folder or hub id, a GGUF file, or smollm2 (default)")
     parser.add_argument("--quant", default="Q4_K_M", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
                         help="quantization (default %(default)s)")
+    parser.add_argument("--chat-template", metavar="NAME|FILE",
+                        help=f"a chat template for a base model that has none (or to replace its own): "
+                        f"{', '.join(bundled_names())}, or a Jinja file; train with the same one "
+                        "(default: $PREFLOOP_BASE_CHAT_TEMPLATE, else the model's own)")
     ns = parser.parse_args(args)
     from prefloop_exporter.export import export_base
 
     settings = load_settings()
+    spec = ns.chat_template or settings.base_chat_template
+    try:
+        template = resolve_chat_template(spec) if spec else None
+    except ChatTemplateError as exc:
+        parser.error(str(exc))
     use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
     return _publish("prefloop base-release", lambda: export_base(ns.base, Quantization(ns.quant), settings,
-                                                                 open_store(settings)))
+                                                                 open_store(settings), chat_template=template))
 
 
 def cmd_releases(args: list[str]) -> int:

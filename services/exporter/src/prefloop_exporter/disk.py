@@ -52,7 +52,7 @@ def check_free_space(folder: Path, base_model: str, quants: list[Quantization], 
         return  # a hub id: its size is unknown until it is downloaded
     base_exported = False
     if mode is ExportMode.ADAPTER:
-        base_exported = store.get(Release, base_release_tag(base_model, quants[0])) is not None
+        base_exported = store.get(Release, base_release_tag(base_model, quants[0], settings)) is not None
     needed = expected_bytes(parameter_count(checkpoint), quants, mode, base_exported) * MARGIN
     free = shutil.disk_usage(folder).free
     if free < needed:

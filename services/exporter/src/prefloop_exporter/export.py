@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from prefloop_core.changelog import changelog_line
-from prefloop_core.contracts import DatasetManifest, ExportMode, Quantization, Release, TrainingRun
+from prefloop_core.chat_templates import describe
+from prefloop_core.contracts import ChatTemplate, DatasetManifest, ExportMode, Quantization, Release, TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactConflict, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp, ToolchainError, llama_cpp
@@ -80,7 +81,8 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         steps = Steps(4, out)
         # llama.cpp's model converter, when this export will convert a model (merged mode, or a base release not made
         # yet): its process starts now and does its imports during the merge.
-        converts_model = mode is ExportMode.MERGED or store.get(Release, base_release_tag(run.base_model, quants[0])) is None
+        converts_model = mode is ExportMode.MERGED or \
+            store.get(Release, base_release_tag(run.base_model, quants[0], settings)) is None
         converter = Converter(tools, tools.convert_hf) if converts_model else None
         with ThreadPoolExecutor(max_workers=1) as pool, converter or nullcontext():
             # Adapter mode: llama.cpp's LoRA converter runs alongside the merge (it only needs the base's config).
@@ -89,7 +91,7 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
             steps(f"merging {run_id}'s adapter{'s' if len(adapters) > 1 else ''} into {run.base_model} (fp32)"
                   + (", converting the adapter with convert_lora_to_gguf.py alongside" if loras else ""))
             model = merged_model(run.base_model, adapters, settings)
-            tokenizer = load_tokenizer(run.base_model, settings)
+            tokenizer = load_tokenizer(run.base_model, settings, run.chat_template)
             if loras is None:
                 assert converter is not None
                 files, base_tag = _merged(model, tokenizer, quants, tools, converter, work, steps), None
@@ -97,7 +99,8 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
                 files, base_tag = _adapter(run, model, tokenizer, quants[0], loras, tools, converter, store, settings,
                                            work, steps)
         dataset = store.get(DatasetManifest, run.dataset_id)
-        release = _publish_new(store, run, mode, quants, base_tag, tools, dataset.pair_count if dataset else None, files)
+        release = _publish_new(store, run, mode, quants, base_tag, tools, dataset.pair_count if dataset else None, files,
+                               settings)
         print(f"release {release.tag} published in {time.monotonic() - steps.started:.0f} s "
               f"({sum(e.size for e in release.files.values()) / 1e6:.1f} MB)", file=out, flush=True)
         print(f"changelog: {changelog_line(release, None)}", file=out, flush=True)
@@ -107,16 +110,17 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
 
 
 def export_base(base_model: str, quant: Quantization, settings: Settings, store: ArtifactStore,
-                out: TextIO = sys.stdout) -> Release:
+                out: TextIO = sys.stdout, chat_template: ChatTemplate | None = None) -> Release:
     """The base release (`<base-short>-base-<quant>`) on its own, made and verified once, so the base itself can be
-    served in the quantization its adapter releases are served over (a like-for-like QA gate from the first round)."""
+    served in the quantization its adapter releases are served over (a like-for-like QA gate from the first round).
+    `chat_template`: the template a base without one is given (the runs trained on it must name the same)."""
     tools = _tools(settings)
     work_root = Path(tempfile.gettempdir())
     check_free_space(work_root, base_model, [quant], ExportMode.ADAPTER, store, settings)
     work = Path(tempfile.mkdtemp(prefix="prefloop-export-base-", dir=work_root))
     try:
-        return _base_release(base_model, load_tokenizer(base_model, settings), quant, tools, store, settings, work,
-                             Steps(1, out))
+        return _base_release(base_model, load_tokenizer(base_model, settings, chat_template), chat_template, quant,
+                             tools, store, settings, work, Steps(1, out))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -147,7 +151,8 @@ def _convert_loras(tools: LlamaCpp, adapters: list[Path], base_config: Path, wor
 def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, loras: Future[dict[str, Path]],
              tools: LlamaCpp, converter: Converter | None, store: ArtifactStore, settings: Settings, work: Path,
              steps: Steps) -> tuple[dict[str, Path], str]:
-    base = _base_release(run.base_model, tokenizer, quant, tools, store, settings, work, steps, converter)
+    base = _base_release(run.base_model, tokenizer, run.chat_template, quant, tools, store, settings, work, steps,
+                         converter)
     base_files = store.fetch(base, work / "base")
     files = loras.result()
     steps("GGUF LoRA: " + ", ".join(f"{name} {path.stat().st_size / 1e6:.1f} MB" for name, path in files.items()))
@@ -159,34 +164,52 @@ def _adapter(run: TrainingRun, model: Any, tokenizer: Any, quant: Quantization, 
     return files, base.tag
 
 
-def _local_checkpoint(base_model: str, settings: Settings, work: Path) -> Path:
-    """The base as a local HF folder (what llama.cpp's converters read); a hub id is saved once into `work`."""
+def _local_checkpoint(base_model: str, settings: Settings, work: Path, tokenizer: Any = None) -> Path:
+    """The base as a local HF folder (what llama.cpp's converters read); a hub id is saved once into `work`. With
+    `tokenizer` (one given a chat template), a folder in `work` holding that tokenizer's files (so the converter
+    writes its template into the GGUF) beside links to the checkpoint's config and weights."""
     checkpoint = hf_checkpoint(base_model, settings)
-    if isinstance(checkpoint, Path):
+    if not isinstance(checkpoint, Path):
+        checkpoint = work / "base-hf"
+        if not checkpoint.is_dir():
+            merged_model(base_model, [], settings).save_pretrained(checkpoint)
+            load_tokenizer(base_model, settings).save_pretrained(checkpoint)
+    if tokenizer is None:
         return checkpoint
-    folder = work / "base-hf"
+    folder = work / "base-hf-chat"
     if not folder.is_dir():
-        merged_model(base_model, [], settings).save_pretrained(folder)
-        load_tokenizer(base_model, settings).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        for item in checkpoint.iterdir():
+            if item.name in ("config.json", "generation_config.json") or item.name.endswith((".safetensors", ".bin",
+                                                                                          ".safetensors.index.json")):
+                (folder / item.name).symlink_to(item.resolve())
     return folder
 
 
-def _base_release(base_model: str, tokenizer: Any, quant: Quantization, tools: LlamaCpp, store: ArtifactStore,
-                  settings: Settings, work: Path, steps: Steps, converter: Converter | None = None) -> Release:
+def _base_release(base_model: str, tokenizer: Any, chat_template: ChatTemplate | None, quant: Quantization,
+                  tools: LlamaCpp, store: ArtifactStore, settings: Settings, work: Path, steps: Steps,
+                  converter: Converter | None = None) -> Release:
     """The base GGUF release adapter releases of this base are served over: reused, or exported now once."""
-    tag = base_release_tag(base_model, quant)
+    tag = base_release_tag(base_model, quant, settings)
     existing = store.get(Release, tag)
     if existing is not None:
+        if existing.chat_template != chat_template:
+            raise ExportError(f"base release {tag} carries chat template {describe(existing.chat_template)}, this export "
+                              f"asks for {describe(chat_template)}: the LoRA would be served under another format than "
+                              "it was trained with. Train with the base release's template (model.chat_template), "
+                              "or export in merged mode")
         steps(f"reusing base release {tag}")
         return existing
-    steps(f"exporting the base once as release {tag} (f16 + {quant.value})")
-    f16 = convert_to_f16(tools, _local_checkpoint(base_model, settings, work), work / "model-F16.gguf", converter)
+    steps(f"exporting the base once as release {tag} (f16 + {quant.value})"
+          + (f", chat template {chat_template.label()}" if chat_template else ""))
+    checkpoint = _local_checkpoint(base_model, settings, work, tokenizer if chat_template else None)
+    f16 = convert_to_f16(tools, checkpoint, work / "model-F16.gguf", converter)
     files = {f16.name: f16}
     if quant is not Quantization.F16:
         files[f"model-{quant.value}.gguf"] = quantize(tools, f16, work / f"model-{quant.value}.gguf", quant)
     _verify(tools, merged_model(base_model, [], settings), tokenizer, f16, {quant: files[f"model-{quant.value}.gguf"]}, [],
             work, steps)
-    release = Release(tag=tag, base_model=base_model, mode=ExportMode.BASE,
+    release = Release(tag=tag, base_model=base_model, chat_template=chat_template, mode=ExportMode.BASE,
                       quantizations=sorted({Quantization.F16, quant}, key=lambda q: q.value),
                       llama_cpp_version=tools.version, created_at=datetime.now(timezone.utc))
     try:
@@ -218,11 +241,13 @@ def _verify(tools: LlamaCpp, model: Any, tokenizer: Any, f16: Path, quantized: d
 
 
 def _publish_new(store: ArtifactStore, run: TrainingRun, mode: ExportMode, quants: list[Quantization],
-                 base_tag: str | None, tools: LlamaCpp, pairs: int | None, files: dict[str, Path]) -> Release:
+                 base_tag: str | None, tools: LlamaCpp, pairs: int | None, files: dict[str, Path],
+                 settings: Settings) -> Release:
     """Publish under the next free tag; if another export takes that tag first, take the one after it."""
     for _ in range(5):
         now = datetime.now(timezone.utc)
-        release = Release(tag=next_tag(store, run, now), base_model=run.base_model, mode=mode, quantizations=quants,
+        release = Release(tag=next_tag(store, run, now, settings), base_model=run.base_model,
+                          chat_template=run.chat_template, mode=mode, quantizations=quants,
                           dataset_id=run.dataset_id, run_id=run.run_id, base_release=base_tag,
                           llama_cpp_version=tools.version, pairs=pairs, created_at=now)
         try:

@@ -8,23 +8,30 @@ from pathlib import Path
 
 from prefloop_core.contracts import Quantization, Release, TrainingRun
 from prefloop_core.ids import release_tag
+from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
+from prefloop_core.toolchain import SMOLLM2_FILE, base_gguf
 
 
-def base_short(base: str) -> str:
-    """A short, tag-safe name for the base: `smollm2` -> `smollm2-135m`, a path -> its stem."""
+def base_short(base: str, settings: Settings) -> str:
+    """A short, tag-safe name for the model the base holds: `smollm2` (the embedded default) -> `smollm2-135m`, or
+    the stem of the GGUF `PREFLOOP_BASE_GGUF` puts in its place; a path -> its stem."""
     if base == "smollm2":
-        return "smollm2-135m"
+        gguf = base_gguf(settings)
+        if gguf.name == SMOLLM2_FILE:
+            return "smollm2-135m"
+        base = str(gguf)
     stem = Path(base.rstrip("/")).name.removesuffix(".gguf")
     return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "model"
 
 
-def base_release_tag(base: str, quant: Quantization) -> str:
-    return f"{base_short(base)}-base-{quant.value.lower()}"
+def base_release_tag(base: str, quant: Quantization, settings: Settings) -> str:
+    return f"{base_short(base, settings)}-base-{quant.value.lower()}"
 
 
-def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime) -> str:
+def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime, settings: Settings) -> str:
     method = run.method.value.replace("+", "-")
-    prefix = f"{base_short(run.base_model)}-{method}-{day:%Y%m%d}-"
-    taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=prefix) if t.rsplit("-", 1)[1].isdigit()]
-    return release_tag(base_short(run.base_model), method, day, max(taken, default=0) + 1)
+    short = base_short(run.base_model, settings)
+    taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=f"{short}-{method}-{day:%Y%m%d}-")
+             if t.rsplit("-", 1)[1].isdigit()]
+    return release_tag(short, method, day, max(taken, default=0) + 1)

@@ -35,6 +35,11 @@ class ModelSection(Section):
         default="smollm2",
         description="Base model: an HF folder, a hub id, a .gguf file, or `smollm2` (the bundled SmolLM2-135M-Instruct GGUF).",
     )
+    chat_template: str | None = Field(
+        default=None,
+        description="Chat template for a base that has none (or to replace its own): `gemma`, `chatml`, or a Jinja file. "
+        "Default: $PREFLOOP_BASE_CHAT_TEMPLATE, else the model's own. Export over a base release made with the same.",
+    )
     init_run: str | None = Field(
         default=None,
         description="Start from this earlier run's adapter (same base) instead of a new one: it is trained further, and "

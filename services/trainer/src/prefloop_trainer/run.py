@@ -21,7 +21,8 @@ from typing import Any, NamedTuple, TextIO
 
 from transformers import PrinterCallback, TrainerCallback
 
-from prefloop_core.contracts import Checkpoint, TrainingMethod, TrainingRun
+from prefloop_core.chat_templates import bundled_names, describe, resolve_chat_template
+from prefloop_core.contracts import ChatTemplate, Checkpoint, TrainingMethod, TrainingRun
 from prefloop_core.ids import new_run_id
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
@@ -72,9 +73,10 @@ class InitAdapter(NamedTuple):
     r: int
 
 
-def init_adapter(store: ArtifactStore, config: TrainConfig, work: Path) -> InitAdapter | None:
+def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatTemplate | None,
+                 work: Path) -> InitAdapter | None:
     """The earlier run's adapter to continue (`model.init_run`), fetched; refused before any weights load when it
-    does not fit this run."""
+    does not fit this run (another base, or another chat template)."""
     run_id = config.model.init_run
     if not run_id:
         return None
@@ -84,6 +86,9 @@ def init_adapter(store: ArtifactStore, config: TrainConfig, work: Path) -> InitA
     if run.base_model != config.model.base:
         raise ValueError(f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
                          "its adapter fits only that base (set model.base to it, or leave model.init_run unset)")
+    if run.chat_template != chat_template:
+        raise ValueError(f"model.init_run: run {run_id} was trained with chat template {describe(run.chat_template)}, "
+                         f"this run formats with {describe(chat_template)}; continue it with the same model.chat_template")
     if run.method is TrainingMethod.SFT_DPO:
         raise ValueError(f"model.init_run: run {run_id} is sft+dpo, its adapter sits over an SFT-merged model; "
                          "start from a dpo, orpo, kto or sft run, or from the base")
@@ -215,9 +220,16 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     resolved.share_prompts = config.training.share_prompts and method in DPO_STAGE
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in DPO_STAGE | {TrainingMethod.KTO}
-    init = init_adapter(store, config, work)
+    template_spec = config.model.chat_template or settings.base_chat_template
+    chat_template = resolve_chat_template(template_spec) if template_spec else None
+    init = init_adapter(store, config, chat_template, work)
     shape = Shape.of(load_config(config.model.base, settings))
-    tokenizer = load_tokenizer(config.model.base, settings)
+    tokenizer = load_tokenizer(config.model.base, settings, chat_template)
+    if not tokenizer.chat_template:
+        raise ValueError(f"{config.model.base} has no chat template (a base model, not an instruct one), so nothing says "
+                         f"how a conversation becomes tokens: give one with model.chat_template "
+                         f"({', '.join(bundled_names())}, or a Jinja file; the model card says which fits) or "
+                         "PREFLOOP_BASE_CHAT_TEMPLATE, and export over a base release made with the same")
     lengths = example_lengths(tokenizer, pairs, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
@@ -300,7 +312,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     outputs.update(_folder_files(work / "tb", "tb"))
     last = metrics.steps[-1] if metrics.steps else {}
     run = TrainingRun(
-        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base, method=method,
+        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base, chat_template=chat_template,
+        method=method,
         config=config.model_dump(mode="json"), versions=_versions(), device=f"{hw.device} ({hw.name})",
         dtype=resolved.dtype, started_at=started, finished_at=datetime.now(timezone.utc),
         timings={**timings, "total": time.monotonic() - t0},

@@ -5,6 +5,7 @@ from prefloop_core.contracts.common import (
     Artifact,
     ArtifactKind,
     ChatMessage,
+    ChatTemplate,
     Contract,
     StoredFile,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "CandidateRecord",
     "ArtifactKind",
     "ChatMessage",
+    "ChatTemplate",
     "Checkpoint",
     "CheckResult",
     "Contract",

@@ -63,6 +63,24 @@ class ChatMessage(BaseModel):
     content: str
 
 
+class ChatTemplate(BaseModel):
+    """A chat template given to a base model in place of its own (which a base model usually lacks): what the trainer
+    formatted pairs with, recorded in the run and in every release made from it, and written into every GGUF."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="A bundled template's name (gemma, chatml) or the Jinja file it was read from.")
+    text: str = Field(min_length=1, max_length=65536, description="The Jinja template itself.")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        """How a person reads it: `gemma (sha256 1a2b3c4d5e6f)`."""
+        return f"{self.name} (sha256 {self.digest})"
+
+
 class Artifact(Contract):
     """An immutable, published bundle of files plus this manifest, written last.
 

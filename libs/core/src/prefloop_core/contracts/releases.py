@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from prefloop_core.contracts.common import Artifact, ArtifactKind, Contract
+from prefloop_core.contracts.common import Artifact, ArtifactKind, ChatTemplate, Contract
 from prefloop_core.ids import SafeId
 
 
@@ -37,6 +37,9 @@ class Release(Artifact):
 
     tag: SafeId = Field(description="`<base-short>-dpo-<YYYYMMDD>-<n>`; immutable once published.")
     base_model: str
+    chat_template: ChatTemplate | None = Field(
+        default=None, description="The chat template the base was given in place of its own, written into the GGUF."
+    )
     mode: ExportMode
     quantizations: list[Quantization] = Field(default_factory=list)
     dataset_id: SafeId | None = None

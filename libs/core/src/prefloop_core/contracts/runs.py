@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prefloop_core.contracts.common import Artifact, ArtifactKind
+from prefloop_core.contracts.common import Artifact, ArtifactKind, ChatTemplate
 from prefloop_core.ids import SafeId
 
 
@@ -31,6 +31,8 @@ class TrainingRun(Artifact):
     run_id: SafeId
     dataset_id: SafeId
     base_model: str = Field(description="HF directory, hub id or GGUF file the adapter was trained on.")
+    chat_template: ChatTemplate | None = Field(default=None, description=(
+        "The chat template given to the base in place of its own (model.chat_template); none: the base's own."))
     method: TrainingMethod
     config: dict[str, Any] = Field(default_factory=dict, description="The fully resolved training config.")
     versions: dict[str, str] = Field(default_factory=dict, description="torch, transformers, trl, peft, ...")
