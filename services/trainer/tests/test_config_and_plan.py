@@ -138,3 +138,25 @@ def test_training_dtype_picks_another_dtype_only_where_the_hardware_can() -> Non
     with pytest.raises(ValueError, match="Tesla T4 has no bf16"):
         resolve(load_config(None, ["training.dtype=bfloat16"]), Hardware("cuda", "Tesla T4", 14, bf16=False))
     assert resolve(load_config(None, ["training.dtype=float32"]), Hardware("cuda", "H100", 70, bf16=True)).dtype == "float32"
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_the_shape_counts_what_the_model_holds_also_where_heads_are_wider_than_hidden_over_heads(family: str) -> None:
+    """Gemma 3 270M: 4 heads of 256 at hidden 640 (not 160 each). Parameters and LoRA parameters as the model and PEFT
+    count them (built on the meta device: no memory)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
+
+    config = Gemma3TextConfig(vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+                              num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True) \
+        if family == "gemma3" else LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                                                num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                                                tie_word_embeddings=True)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    shape = Shape.of(config)
+    norms = sum(p.numel() for name, p in model.named_parameters() if "norm" in name)
+    assert shape.params == sum(p.numel() for p in model.parameters()) - norms
+    lora = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear"))
+    assert shape.lora_params(16) == sum(p.numel() for p in lora.parameters() if p.requires_grad)

@@ -32,6 +32,11 @@ class Shape:
     heads: int
     kv_heads: int
     vocab: int
+    head_dim: int = 0  # 0: hidden // heads, as in most models; Gemma 3 sets its own (270M: 256 at hidden 640, 4 heads)
+
+    @property
+    def per_head(self) -> int:
+        return self.head_dim or self.hidden // self.heads
 
     @classmethod
     def of(cls, config: object) -> Shape:
@@ -40,16 +45,16 @@ class Shape:
         intermediate = get("intermediate_size") or 4 * hidden
         heads = get("num_attention_heads")
         kv_heads = get("num_key_value_heads") or heads
-        head_dim = hidden // heads
-        per_layer = hidden * hidden * 2 + 2 * hidden * kv_heads * head_dim + 3 * hidden * intermediate
+        head_dim = get("head_dim") or hidden // heads
+        per_layer = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + 3 * hidden * intermediate
         embeddings = vocab * hidden * (1 if get("tie_word_embeddings", False) else 2)
-        return cls(per_layer * layers + embeddings, hidden, intermediate, layers, heads, kv_heads, vocab)
+        return cls(per_layer * layers + embeddings, hidden, intermediate, layers, heads, kv_heads, vocab,
+                   head_dim if head_dim != hidden // heads else 0)
 
     def lora_params(self, r: int) -> int:
         """Trainable parameters of LoRA on every linear layer (q, k, v, o, gate, up, down)."""
-        head_dim = self.hidden // self.heads
-        kv = self.kv_heads * head_dim
-        pairs = [(self.hidden, self.hidden), (self.hidden, kv), (self.hidden, kv), (self.hidden, self.hidden),
+        q, kv = self.heads * self.per_head, self.kv_heads * self.per_head
+        pairs = [(self.hidden, q), (self.hidden, kv), (self.hidden, kv), (q, self.hidden),
                  (self.hidden, self.intermediate), (self.hidden, self.intermediate), (self.intermediate, self.hidden)]
         return self.layers * sum(r * (a + b) for a, b in pairs)
 
@@ -95,7 +100,7 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
     # per dropout-mask element. On CPU this tally with the logits is ~90% of the growth of peak RSS per token
     # measured for SmolLM2 at 120-640 tokens (benchmarks/results/trainer.md). With gradient checkpointing: the layer
     # inputs, plus one layer recomputed at a time.
-    kv = shape.kv_heads * (shape.hidden // shape.heads)
+    kv = shape.kv_heads * shape.per_head
     per_layer = tokens * ((14 * shape.hidden + 4 * kv + 5 * shape.intermediate) * compute
                           + 6 * shape.hidden + shape.intermediate)
     activations = tokens * shape.hidden * compute * shape.layers + per_layer if resolved.gradient_checkpointing \
