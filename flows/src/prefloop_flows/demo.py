@@ -1,6 +1,7 @@
 """`prefloop demo`: the whole loop on the embedded default (CPU, local bucket, no Docker, no GPU).
 
-It exports SmolLM2-135M-Instruct once as a verified base release, starts the collector and the server
+It exports SmolLM2-135M-Instruct (or the GGUF `PREFLOOP_BASE_GGUF` names, with `PREFLOOP_BASE_CHAT_TEMPLATE` for a
+base model without one: `make demo-gemma`) once as a verified base release, starts the collector and the server
 (serving that release) as local processes, asks the bundled
 QA set (`collect`), applies the bundled reviewer answers as the human step (or waits for a person in
 the review UI with `--interactive`), then runs `improve`: snapshot -> train -> export -> deploy to the
@@ -45,7 +46,7 @@ DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_QA_CONC
 
 
 def base_release(settings: FlowsSettings) -> str:
-    """SmolLM2 exported once (verified) as release `<base-short>-base-<quant>` and reused afterwards: the model the
+    """The base model (SmolLM2, or PREFLOOP_BASE_GGUF's) exported once (verified) as release `<base-short>-base-<quant>` and reused afterwards: the model the
     demo serves first, in the quantization its candidates are served over."""
     lines = make_runner(settings).run(Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
                                       lambda line: print(f"    {line}", flush=True))
@@ -113,7 +114,9 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
     say = Say(2 + 3 * rounds)
     store = open_store(settings)
     qa_set = load_qa_set(settings.flows_qa_set)
-    say(f"bucket {store.backend.describe()}; the base model, SmolLM2-135M-Instruct, as a verified "
+    base = settings.base_gguf.name if settings.base_gguf else "SmolLM2-135M-Instruct"
+    template = f", chat template {settings.base_chat_template}" if settings.base_chat_template else ""
+    say(f"bucket {store.backend.describe()}; the base model, {base}{template}, as a verified "
         f"{settings.flows_export_quant.value} release (made once, then reused)")
     live_tag = base_release(settings)
 
