@@ -11,7 +11,8 @@ bundled reviewer: the demo's 48 pairs), then makes each candidate, asks it `game
 and writes its QA records (JSONL, as `prefloop qa` writes them, prompts and contexts left out) to `--records`:
 
 - real: the trainer's defaults on the demo's pairs, one candidate per seed (`--seeds`), exported as the demo exports
-  (a LoRA over the live base release);
+  (a LoRA over the live base release); `--merged-seeds` exports those trainings merged as well (`real-merged-s<seed>`:
+  the LoRA folded into the weights, quantized Q4_K_M), the other way a candidate can be served;
 - no-op: the same base weights in other quantizations (Q8_0, Q6_K, Q5_K_M), the live release again in the other
   slot, and the first real candidate's LoRA applied at scale 0 (llama-server's `/lora-adapters`);
 - harmful: that LoRA at scale 3 and 6 (answers break), and the defaults trained on the demo's pairs with chosen and
@@ -142,6 +143,20 @@ class Maker:
         self._save(name, kind, description, tag, self._ask_deployed(name, tag), seed=seed, train_seconds=round(train_s))
         return tag
 
+    def merged(self, seed: int) -> None:
+        """real-s<seed>'s training exported merged: the LoRA folded into the weights, then quantized Q4_K_M."""
+        from prefloop_flows.jobs import Job, make_runner
+
+        name = f"real-merged-s{seed}"
+        if self.done(name):
+            return
+        run_id = f"run-cal-real-s{seed}"
+        with open(self.loop.work / "logs" / f"{run_id}-merged.log", "w", encoding="utf-8") as fh:
+            tag = make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", "merged", "--quant", "Q4_K_M"]),
+                                                 lambda line: print(line, file=fh, flush=True))[-1].strip()
+        self._save(name, "real", f"real-s{seed}'s training exported merged (Q4_K_M of the merged weights)", tag,
+                   self._ask_deployed(name, tag), seed=seed, mode="merged")
+
     def scaled(self, tag: str, scale: float) -> None:
         kind = "noop" if scale == 0 else "harmful"
         name = f"{kind}-lora-x{scale:g}"
@@ -207,6 +222,8 @@ def make(args: argparse.Namespace) -> None:
                 for s in swapped:
                     maker.trained(f"harmful-swapped-s{s}", "harmful", "the trainer's defaults on the demo's pairs with "
                                   "chosen and rejected swapped", swapped_dataset(settings, dataset_id), s)
+        for seed in (int(s) for s in args.merged_seeds.split(",") if s):
+            maker.merged(seed)
 
 
 # -- deciding --------------------------------------------------------------------------------------------------------
@@ -276,6 +293,23 @@ def table(rows: list[dict[str, Any]], unseen: int) -> list[str]:
         if group:
             lines.append(f"| {truth} | {len(group)} | {sum(r['mcnemar']['accepted'] for r in group)} | "
                          f"{sum(r['count']['accepted'] for r in group)} |")
+    by_name = {r["name"]: r for r in rows}
+    pairs = [(r["name"].removeprefix("real-merged-s"), by_name.get(r["name"].replace("-merged", "")), r)
+             for r in rows if r["name"].startswith("real-merged-s")]
+    if pairs:
+        lines += ["", "The same trainings exported two ways (new rule):", "",
+                  "| seed | adapter: fixed / regressed, p | merged: fixed / regressed, p | yardstick adapter / merged, pts |",
+                  "| --- | --- | --- | ---: |"]
+
+        def cell(r: dict[str, Any] | None) -> str:
+            if r is None:
+                return "-"
+            v = r["mcnemar"]
+            return f"{len(v['fixed'])} / {len(v['regressions'])}, {v['p_value']:.3f}, {'accept' if v['accepted'] else 'refuse'}"
+
+        for seed, adapter, merged in pairs:
+            yard = f"{100 * adapter['yardstick']:+.1f} / " if adapter else "- / "
+            lines.append(f"| {seed} | {cell(adapter)} | {cell(merged)} | {yard}{100 * merged['yardstick']:+.1f} |")
     return lines
 
 
@@ -285,6 +319,7 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="candidates' QA records (default: %(default)s)")
     parser.add_argument("--seeds", default="42,0,1,2,3,4,5,6,7,8", help="trainer seeds of the real candidates")
     parser.add_argument("--swapped-seeds", default="0", help="trainer seeds of the swapped-pairs candidates")
+    parser.add_argument("--merged-seeds", default="", help="real candidates (already made) to export merged as well")
     parser.add_argument("--report", type=Path, help="decide, print the tables and append them to this file")
     args = parser.parse_args()
     if not args.work and not args.report:
