@@ -67,7 +67,7 @@ def load_tokenizer(base: str, settings: Settings, chat_template: ChatTemplate | 
     return tokenizer
 
 
-# Quoted literals of a template that look like a turn marker: <start_of_turn>, <|im_start|>, [INST], ...
+# What looks like a turn marker in a rendered conversation: <start_of_turn>, <|im_start|>, [INST], ...
 _MARKER = re.compile(r"<\|?[A-Za-z_][A-Za-z0-9_]*\|?>|\[/?[A-Z_]+\]")
 _PROBE = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
           {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
