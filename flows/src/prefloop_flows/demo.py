@@ -46,8 +46,9 @@ DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_QA_CONC
 
 
 def base_release(settings: FlowsSettings) -> str:
-    """The base model (SmolLM2, or PREFLOOP_BASE_GGUF's) exported once (verified) as release `<base-short>-base-<quant>` and reused afterwards: the model the
-    demo serves first, in the quantization its candidates are served over."""
+    """The base model (SmolLM2, or PREFLOOP_BASE_GGUF's) exported once (verified) as release
+    `<base-short>-base-<quant>` and reused afterwards: the model the demo serves first, in the quantization its
+    candidates are served over."""
     lines = make_runner(settings).run(Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
                                       lambda line: print(f"    {line}", flush=True))
     return check_safe_id(lines[-1].strip())

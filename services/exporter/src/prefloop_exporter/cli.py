@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from prefloop_core.changelog import HEADER, changelog
-from prefloop_core.chat_templates import ChatTemplateError, bundled_names, resolve_chat_template
+from prefloop_core.chat_templates import ChatTemplateError, bundled_names, configured_chat_template
 from prefloop_core.contracts import ExportMode, Quantization, Release
 from prefloop_core.openmp import use_wait_policy
 from prefloop_core.servicecli import dispatch
@@ -91,9 +91,8 @@ def cmd_base_release(args: list[str]) -> int:
     from prefloop_exporter.export import export_base
 
     settings = load_settings()
-    spec = ns.chat_template or settings.base_chat_template
     try:
-        template = resolve_chat_template(spec) if spec else None
+        template = configured_chat_template(ns.chat_template, settings)
     except ChatTemplateError as exc:
         parser.error(str(exc))
     use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start

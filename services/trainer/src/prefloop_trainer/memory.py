@@ -48,8 +48,7 @@ class Shape:
         head_dim = get("head_dim") or hidden // heads
         per_layer = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + 3 * hidden * intermediate
         embeddings = vocab * hidden * (1 if get("tie_word_embeddings", False) else 2)
-        return cls(per_layer * layers + embeddings, hidden, intermediate, layers, heads, kv_heads, vocab,
-                   head_dim if head_dim != hidden // heads else 0)
+        return cls(per_layer * layers + embeddings, hidden, intermediate, layers, heads, kv_heads, vocab, head_dim)
 
     def lora_params(self, r: int) -> int:
         """Trainable parameters of LoRA on every linear layer (q, k, v, o, gate, up, down)."""

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TextIO
 
 from transformers import PrinterCallback, TrainerCallback
 
-from prefloop_core.chat_templates import bundled_names, describe, resolve_chat_template
+from prefloop_core.chat_templates import bundled_names, configured_chat_template, describe
 from prefloop_core.contracts import ChatTemplate, Checkpoint, TrainingMethod, TrainingRun
 from prefloop_core.ids import new_run_id
 from prefloop_core.settings import Settings
@@ -220,8 +220,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     resolved.share_prompts = config.training.share_prompts and method in DPO_STAGE
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in DPO_STAGE | {TrainingMethod.KTO}
-    template_spec = config.model.chat_template or settings.base_chat_template
-    chat_template = resolve_chat_template(template_spec) if template_spec else None
+    chat_template = configured_chat_template(config.model.chat_template, settings)
     init = init_adapter(store, config, chat_template, work)
     shape = Shape.of(load_config(config.model.base, settings))
     tokenizer = load_tokenizer(config.model.base, settings, chat_template)

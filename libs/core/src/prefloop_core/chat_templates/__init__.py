@@ -13,12 +13,14 @@ from importlib.resources import files
 from pathlib import Path
 
 from prefloop_core.contracts import ChatTemplate
+from prefloop_core.settings import Settings
 
 MAX_BYTES = 64 * 1024
 
 
 class ChatTemplateError(ValueError):
     """A chat template that cannot be used: the message names it and what to give instead."""
+
 
 _BUNDLED_DIR = files(__package__)
 
@@ -35,11 +37,11 @@ def resolve_chat_template(spec: str) -> ChatTemplate:
         return ChatTemplate(name=spec, text=text.removesuffix("\n"))
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise ChatTemplateError(f"chat template {spec!r} is neither a bundled one ({', '.join(bundled_names())}) nor a Jinja "
-                         "file that exists")
+        raise ChatTemplateError(f"chat template {spec!r} is neither a bundled one ({', '.join(bundled_names())}) "
+                                "nor a Jinja file that exists")
     if path.stat().st_size > MAX_BYTES:
         raise ChatTemplateError(f"chat template {path}: {path.stat().st_size} bytes, more than a chat template needs "
-                         f"({MAX_BYTES} at most); is it the right file?")
+                                f"({MAX_BYTES} at most); is it the right file?")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -48,6 +50,12 @@ def resolve_chat_template(spec: str) -> ChatTemplate:
         raise ChatTemplateError(f"chat template {path} is empty")
     # Jinja drops one trailing newline of a template (keep_trailing_newline=False): so does the record of it.
     return ChatTemplate(name=str(path), text=text.removesuffix("\n"))
+
+
+def configured_chat_template(given: str | None, settings: Settings) -> ChatTemplate | None:
+    """The template a command was given, else `PREFLOOP_BASE_CHAT_TEMPLATE`, resolved; None: the model's own."""
+    spec = given or settings.base_chat_template
+    return resolve_chat_template(spec) if spec else None
 
 
 def describe(template: ChatTemplate | None) -> str:
