@@ -135,6 +135,9 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     assert verdict["regressions"] and "REFUSED" in refused["markdown"] and verdict["p_value"] == 1.0
     assert verdict["live_accuracy"] > verdict["candidate_accuracy"]
     assert (refused["report"]["live_tag"], refused["report"]["candidate_tag"]) == ("good", "worse")
+    drift = verdict["drift"]  # Q2_K's distributions moved from Q4_1's on every question: measured on each
+    assert drift["tokens"] > 0 and drift["mean_kl"] > 0.02 and all(q["kl"] is not None for q in verdict["questions"])
+    assert "drift: mean per-token KL" in refused["markdown"]
     denied = admin.post("/admin/promote", json={"tag": "worse", "report_id": refused["report"]["report_id"]})
     assert denied.status_code == 409 and "the QA gate refused worse" in denied.json()["detail"]
 
@@ -154,6 +157,11 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     entry = admin.get("/admin/history").json()[-1]
     assert (entry["action"], entry["tag"], entry["report_id"]) == ("promote", "good-copy", accepted["report"]["report_id"])
     assert entry["accuracy"] == accepted["report"]["verdict"]["candidate_accuracy"]  # the report's, not a caller's
+
+    # The same weights in the other slot: no drift (to rounding), against Q2_K's above.
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    same = admin.post("/admin/gate", json={"qa_set": qa_set}).json()["report"]["verdict"]["drift"]
+    assert same["mean_kl"] < 0.001 < drift["mean_kl"] / 20, (same, drift)
 
 
 def _live_after_restart(server: Server, env: dict[str, str] | None = None) -> str:

@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
 from prefloop_server.bluegreen import BlueGreen, GateInterrupted, OperationRefused, ServerStatus
+from prefloop_server.qa import drift
 from prefloop_server.qa.candidates import generate_async
 from prefloop_server.qa.gate_report import publish_gate
 from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
@@ -210,6 +212,17 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
                                  f"{len(body.qa_set.questions)} questions (first: {question}: {error}): no verdict",
                                  slot.log_tail())
             runs.append(run)
-    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, *runs)
+        measured = None
+        if settings.server_gate_drift_tokens:
+            try:
+                measured = await drift.measure(Endpoint(hold.live.url, hold.live_tag), Endpoint(hold.candidate.url,
+                                               hold.candidate_tag), runs[0].records,
+                                               max_tokens=settings.server_gate_drift_tokens,
+                                               concurrency=settings.server_qa_concurrency)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                raise SlotFailed(f"measuring the drift between {hold.live_tag} and {hold.candidate_tag} failed "
+                                 f"({type(exc).__name__}: {exc}): no verdict", hold.candidate.log_tail()) from exc
+            bluegreen.check_held(hold)
+    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, *runs, measured)
     bluegreen.last_report = result.report  # a promotion of the same tag may rely on it
     return result

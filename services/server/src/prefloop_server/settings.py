@@ -45,6 +45,10 @@ class ServerSettings(Settings):
     server_gate_concurrency: int = Field(
         default=1, ge=1, description="QA requests in flight on each slot during the gate (live first, then the "
         "candidate); 1 keeps the comparison deterministic: batched decoding changes answers between identical runs.")
+    server_gate_drift_tokens: int = Field(
+        default=32, ge=0, description="QA gate: the drift figure (mean per-token KL between live and candidate) compares "
+        "this many tokens of each of the live model's answers; 0 leaves it out (it costs about one more pass of the QA "
+        "set on each slot, with the answers given).")
     server_gate_method: GateMethod = Field(
         default=GateMethod.MCNEMAR, description="QA gate rule: `mcnemar` (an exact test on the questions that changed, "
         "held-out non-inferiority, protected questions) or `count` (a margin and a largest number of regressions).")

@@ -11,6 +11,7 @@ from prefloop_core.contracts.common import (
 )
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
 from prefloop_core.contracts.gate import (
+    Drift,
     GateCheck,
     GateMethod,
     GateReport,
@@ -42,6 +43,7 @@ __all__ = [
     "CheckResult",
     "Contract",
     "DatasetManifest",
+    "Drift",
     "GateCheck",
     "GateMethod",
     "GateReport",

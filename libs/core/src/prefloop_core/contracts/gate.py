@@ -61,6 +61,8 @@ class QuestionResult(BaseModel):
     protected: bool = False
     live: float | None
     candidate: float | None
+    kl: float | None = Field(default=None, description="Drift on this question: mean per-token KL(live || candidate) "
+                             "on the live model's answer, nats (None: not measured).")
 
     @property
     def change(self) -> float:
@@ -78,6 +80,22 @@ class SplitTest(BaseModel):
     fixed: int
     regressed: int
     p_worse: float = Field(description="One-sided exact test: P(at least this many regressed | no change).")
+
+
+class Drift(BaseModel):
+    """How far the candidate's next-token distributions moved from the live model's on the gate's questions, before
+    any answer changes: teacher-forced on the live model's own answers, both slots give their top tokens at each
+    position (`prefloop_server.qa.drift`). A rising figure on the questions live already answers right is forgetting
+    on its way, even while their scores still hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean_kl: float = Field(description="Mean per-token KL(live || candidate) over all compared tokens, nats.")
+    per_split: dict[str, float] = Field(description="The same per question split (train, heldout, ...).")
+    live_correct_kl: float | None = Field(description="The same on the questions the live model answers right.")
+    tokens: int = Field(description="Tokens compared (each answer's first `max_tokens`).")
+    max_tokens: int
+    top_k: int = Field(description="Tokens listed per position on each side; KL is taken over the union of both lists.")
 
 
 class GateVerdict(Contract):
@@ -101,6 +119,7 @@ class GateVerdict(Contract):
     rule: GateRule
     checks: list[GateCheck]
     accepted: bool
+    drift: Drift | None = Field(default=None, description="Measured by the server's gate on both slots; None offline.")
 
     @property
     def reasons(self) -> list[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from scipy import stats
 
 from prefloop_core.contracts import (
+    Drift,
     GateCheck,
     GateMethod,
     GateRule,
@@ -183,6 +184,15 @@ def rule_text(rule: GateRule) -> str:
             f"{100 * rule.max_heldout_drop:.0f} points at most; no protected question regresses")
 
 
+def drift_text(drift: Drift) -> str:
+    """One line for the report: the overall figure, per split, and on the questions live answers right."""
+    parts = [f"{split} {kl:.3f}" for split, kl in drift.per_split.items()]
+    if drift.live_correct_kl is not None:
+        parts.append(f"questions live answers right {drift.live_correct_kl:.3f}")
+    return (f"drift: mean per-token KL(live || candidate) {drift.mean_kl:.3f} nats on live's answers "
+            f"({', '.join(parts)}; {drift.tokens} tokens, first {drift.max_tokens} of each answer)")
+
+
 def _outcome(q: QuestionResult, correct_at: float) -> str:
     before, after = (q.live or 0) >= correct_at, (q.candidate or 0) >= correct_at
     if before != after:
@@ -211,14 +221,24 @@ def markdown(verdict: GateVerdict) -> str:
         f"fixed {len(v.fixed)} · regressed {len(v.regressions)} · scored higher {len(v.wins)} · scored lower "
         f"{len(v.losses)} · one-sided exact test {p_text(v.p_value)}",
     ]
+    if v.drift is not None:
+        right = sorted((q for q in v.questions if (q.live or 0) >= v.rule.correct_at and q.kl is not None),
+                       key=lambda q: -(q.kl or 0))
+        lines += ["", f"{drift_text(v.drift)}."]
+        if right:
+            lines.append("Most moved among the questions live answers right (KL, nats/token): " + ", ".join(
+                f"{q.question_id} {q.kl:.3f}{' (regressed)' if q.question_id in v.regressions else ''}" for q in right[:5]))
     moved = [q for q in v.questions if abs(q.change) > 1e-9]
     if moved:
         order = {"**regressed**": 0, "**fixed**": 1, "worse": 2, "better": 3}
         moved.sort(key=lambda q: (order[_outcome(q, v.rule.correct_at)], q.question_id))
+        kl = v.drift is not None
         lines += ["", f"Questions whose score moved (correct = score >= {v.rule.correct_at:.2f}):", "",
-                  "| question | game | split | live | candidate | outcome |", "| --- | --- | --- | ---: | ---: | --- |"]
+                  f"| question | game | split | live | candidate | outcome |{' KL |' if kl else ''}",
+                  f"| --- | --- | --- | ---: | ---: | --- |{' ---: |' if kl else ''}"]
         lines += [f"| {q.question_id}{' (protected)' if q.protected else ''} | {q.game or ''} | {q.split or ''} | "
-                  f"{q.live or 0:.2f} | {q.candidate or 0:.2f} | {_outcome(q, v.rule.correct_at)} |" for q in moved]
+                  f"{q.live or 0:.2f} | {q.candidate or 0:.2f} | {_outcome(q, v.rule.correct_at)} |"
+                  + (f" {q.kl:.3f} |" if q.kl is not None else " |" if kl else "") for q in moved]
     return "\n".join(lines) + "\n"
 def chart_png(verdict: GateVerdict) -> bytes:
     """Before/after bars, live vs candidate: overall and per game on the left, per question class (trained /

@@ -12,14 +12,18 @@ from prefloop_core.contracts import GateReport, GateResult, GateRule, QARecord
 from prefloop_core.qalog import write_jsonl
 from prefloop_core.store import ArtifactStore
 from prefloop_server.bluegreen import GateHold
+from prefloop_server.qa.drift import Measured, with_drift
 from prefloop_server.qa.gate import chart_png, compare, markdown
 from prefloop_server.qa.runner import QARun
 
 
 def publish_gate(store: ArtifactStore, hold: GateHold, qa_set: str, rule: GateRule, live: QARun,
-                 candidate: QARun) -> GateResult:
-    """The verdict of two complete runs, and its report published to the bucket (`qa/<report_id>/`)."""
+                 candidate: QARun, drift: Measured | None = None) -> GateResult:
+    """The verdict of two complete runs (with the drift measured between them), and its report published to the
+    bucket (`qa/<report_id>/`)."""
     verdict = compare(live.records, candidate.records, rule)
+    if drift is not None:
+        verdict = with_drift(verdict, drift)
     table, chart = markdown(verdict), chart_png(verdict)
     now = datetime.now(timezone.utc)
     report = GateReport(report_id=f"gate-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}", created_at=now, qa_set=qa_set,

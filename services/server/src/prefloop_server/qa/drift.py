@@ -1,0 +1,106 @@
+"""Drift: how far the candidate's next-token distributions moved from the live model's on the gate's questions.
+
+Answers change only once a distribution has moved past a tie; KL measures the move itself, so it shows forgetting
+coming while the scores still hold. Both slots are teacher-forced along the live model's own answer (its first
+`max_tokens` tokens): one llama-server `/completion` per question and slot, the answer's token ids forced by a grammar
+of token ids, asking for each position's `top_k` most likely tokens with their log-probabilities from the raw logits
+(`n_probs`; a grammar does not change them). llama-server lists no more than that, so KL is taken between the two
+distributions restricted to the union of both lists: a token one side does not list gets that side's smallest listed
+probability (no unlisted token is more likely), then both are renormalized. With a peaked small model's top 20 this
+misses little mass; it ignores the tails, so read it as an estimate that moves with forgetting, not an exact figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+import httpx
+
+from prefloop_core.contracts import Drift, GateVerdict, QARecord
+from prefloop_server.qa.runner import Endpoint
+
+TOP_K = 20
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Per question id: (sum of per-token KL(live || candidate), tokens compared); each answer's first `max_tokens`."""
+
+    per_question: dict[str, tuple[float, int]]
+    max_tokens: int
+
+
+def kl_top_k(p: dict[int, float], q: dict[int, float]) -> float:
+    """KL(P || Q), nats, from each side's listed token log-probabilities (see the module's docstring)."""
+    support = p.keys() | q.keys()
+    p_floor, q_floor = min(p.values()), min(q.values())
+    ps = [math.exp(p.get(t, p_floor)) for t in support]
+    qs = [math.exp(q.get(t, q_floor)) for t in support]
+    p_sum, q_sum = sum(ps), sum(qs)
+    return max(0.0, sum(a / p_sum * math.log((a / p_sum) / (b / q_sum)) for a, b in zip(ps, qs, strict=True)))
+
+
+async def _positions(client: httpx.AsyncClient, endpoint: Endpoint, prompt: str, ids: list[int]) -> list[dict[int, float]]:
+    """`endpoint`'s top tokens at each position of `ids` after `prompt`, teacher-forced."""
+    body = {"prompt": prompt, "n_predict": len(ids), "n_probs": TOP_K, "temperature": 0, "cache_prompt": False,
+            "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids)}
+    response = await client.post(f"{endpoint.url}/completion", headers=endpoint.headers(), json=body)
+    response.raise_for_status()
+    steps = response.json()["completion_probabilities"][: len(ids)]
+    if [s["id"] for s in steps] != ids:
+        raise ValueError(f"{endpoint.model} did not follow the forced answer")
+    return [{t["id"]: t["logprob"] for t in s["top_logprobs"]} for s in steps]
+
+
+async def _question_kl(client: httpx.AsyncClient, live: Endpoint, candidate: Endpoint, record: QARecord,
+                       max_tokens: int) -> tuple[float, int]:
+    """(sum of per-token KL, tokens) on `record`'s answer: the live model's."""
+    messages = [m.model_dump() for m in record.prompt]
+    response = await client.post(f"{live.url}/apply-template", headers=live.headers(), json={"messages": messages})
+    response.raise_for_status()
+    prompt = response.json()["prompt"]
+    response = await client.post(f"{live.url}/tokenize", headers=live.headers(),
+                                 json={"content": record.answer, "add_special": False, "parse_special": False})
+    response.raise_for_status()
+    ids = response.json()["tokens"][:max_tokens]
+    if not ids:
+        return 0.0, 0
+    p, q = await asyncio.gather(_positions(client, live, prompt, ids), _positions(client, candidate, prompt, ids))
+    return sum(kl_top_k(a, b) for a, b in zip(p, q, strict=True)), len(ids)
+
+
+async def measure(live: Endpoint, candidate: Endpoint, live_records: list[QARecord], *, max_tokens: int,
+                  concurrency: int, timeout_s: float = 300) -> Measured:
+    """KL(live || candidate) per token on the live model's answers (`live_records`), per question."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(client: httpx.AsyncClient, record: QARecord) -> tuple[str, tuple[float, int]]:
+        async with gate:
+            return record.question_id, await _question_kl(client, live, candidate, record, max_tokens)
+
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        return Measured(dict(await asyncio.gather(*(one(client, r) for r in live_records))), max_tokens)
+
+
+def with_drift(verdict: GateVerdict, measured: Measured) -> GateVerdict:
+    """The verdict with each question's KL and the summary: means per token, overall, per split, on live-correct."""
+    per_question = measured.per_question
+
+    def mean(ids: list[str]) -> float | None:
+        tokens = sum(per_question[q][1] for q in ids if q in per_question)
+        return sum(per_question[q][0] for q in ids if q in per_question) / tokens if tokens else None
+
+    questions = [q.model_copy(update={"kl": mean([q.question_id])}) for q in verdict.questions]
+    splits: dict[str, list[str]] = {}
+    for q in verdict.questions:
+        splits.setdefault(q.split or "other", []).append(q.question_id)
+    right = [q.question_id for q in verdict.questions if (q.live or 0) >= verdict.rule.correct_at]
+    everything = [q.question_id for q in verdict.questions]
+    drift = Drift(mean_kl=mean(everything) or 0.0,
+                  per_split={s: k for s, ids in sorted(splits.items()) if (k := mean(ids)) is not None},
+                  live_correct_kl=mean(right), tokens=sum(n for _, n in per_question.values()), max_tokens=measured.max_tokens,
+                  top_k=TOP_K)
+    return verdict.model_copy(update={"questions": questions, "drift": drift})
+
