@@ -121,41 +121,61 @@ class Maker:
         tag = make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]), lambda _: None)[-1].strip()
         self._save(name, "noop", f"the same base weights quantized {quant} instead of Q4_K_M", tag, self._ask_deployed(name, tag))
 
-    def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
-        """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""
+    def _train(self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...]) -> tuple[list[str], int]:
+        """Train the trainer's defaults on `dataset_id` with `seed`, export in each mode; the tags and the seconds trained."""
         from prefloop_flows.jobs import Job, make_runner
 
+        runner = make_runner(self.settings)
+        log = self.loop.work / "logs" / f"{run_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            started = time.monotonic()
+            runner.run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}",
+                                       "--set", f"training.seed={seed}"]), lambda line: print(line, file=fh, flush=True))
+            train_s = round(time.monotonic() - started)
+            tags = [runner.run(Job("exporter", ["export", run_id, "--mode", mode, "--quant", "Q4_K_M"]),
+                               lambda line: print(line, file=fh, flush=True))[-1].strip() for mode in modes]
+        return tags, train_s
+
+    def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
+        """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""
         index = [json.loads(line) for line in self.index.read_text().splitlines()] if self.index.exists() else []
         made = [e for e in index if e["name"] == name]
         if made:
             return str(made[0]["tag"])
-        run_id = f"run-cal-{name}"
-        runner = make_runner(self.settings)
-        log = self.loop.work / "logs" / f"{run_id}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w", encoding="utf-8") as fh:
-            started = time.monotonic()
-            runner.run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}",
-                                       "--set", f"training.seed={seed}"]), lambda line: print(line, file=fh, flush=True))
-            train_s = time.monotonic() - started
-            tag = runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]),
-                             lambda line: print(line, file=fh, flush=True))[-1].strip()
-        self._save(name, kind, description, tag, self._ask_deployed(name, tag), seed=seed, train_seconds=round(train_s))
+        [tag], train_s = self._train(f"run-cal-{name}", dataset_id, seed, ("adapter",))
+        self._save(name, kind, description, tag, self._ask_deployed(name, tag), seed=seed, train_seconds=train_s)
         return tag
 
-    def merged(self, seed: int) -> None:
-        """real-s<seed>'s training exported merged: the LoRA folded into the weights, then quantized Q4_K_M."""
+    def merged(self, seed: int, dataset_id: str) -> None:
+        """real-s<seed>'s training exported merged: the LoRA folded into the weights, then quantized Q4_K_M.
+
+        When this work folder lacks that training (real-s<seed> was made elsewhere), it is trained again with the same
+        seed and exported both ways; the adapter export is asked too and compared with real-s<seed>'s records, so the
+        table says whether the merged candidate comes from the same weights as the adapter it stands beside."""
+        from prefloop_core.contracts import TrainingRun
+        from prefloop_core.store import open_store
         from prefloop_flows.jobs import Job, make_runner
 
         name = f"real-merged-s{seed}"
         if self.done(name):
             return
         run_id = f"run-cal-real-s{seed}"
-        with open(self.loop.work / "logs" / f"{run_id}-merged.log", "w", encoding="utf-8") as fh:
-            tag = make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", "merged", "--quant", "Q4_K_M"]),
-                                                 lambda line: print(line, file=fh, flush=True))[-1].strip()
+        extra: dict[str, Any] = {}
+        if open_store(self.settings).get(TrainingRun, run_id) is None:
+            (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"))
+            again = self._ask_deployed(f"real-again-s{seed}", adapter_tag)
+            before = {r["question_id"]: r["answer"] for r in _read(self.records / f"real-s{seed}.jsonl")}
+            extra["adapter_answers_reproduced"] = sum(before.get(r["question_id"]) == r["answer"] for r in again)
+            print(f"  retrained real-s{seed}: its adapter gives {extra['adapter_answers_reproduced']} of {len(again)} "
+                  "answers as before", flush=True)
+        else:
+            with open(self.loop.work / "logs" / f"{run_id}.log", "a", encoding="utf-8") as fh:
+                tag = make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", "merged", "--quant",
+                                                                       "Q4_K_M"]),
+                                                     lambda line: print(line, file=fh, flush=True))[-1].strip()
         self._save(name, "real", f"real-s{seed}'s training exported merged (Q4_K_M of the merged weights)", tag,
-                   self._ask_deployed(name, tag), seed=seed, mode="merged")
+                   self._ask_deployed(name, tag), seed=seed, mode="merged", **extra)
 
     def scaled(self, tag: str, scale: float) -> None:
         kind = "noop" if scale == 0 else "harmful"
@@ -223,7 +243,7 @@ def make(args: argparse.Namespace) -> None:
                     maker.trained(f"harmful-swapped-s{s}", "harmful", "the trainer's defaults on the demo's pairs with "
                                   "chosen and rejected swapped", swapped_dataset(settings, dataset_id), s)
         for seed in (int(s) for s in args.merged_seeds.split(",") if s):
-            maker.merged(seed)
+            maker.merged(seed, dataset_id)
 
 
 # -- deciding --------------------------------------------------------------------------------------------------------
