@@ -285,10 +285,12 @@ def decide(args: argparse.Namespace) -> None:
                 continue
             cand = {r["question_id"]: r for r in _read(records / f"{name}.jsonl")}
             yard = statistics.fmean(cand[q]["score"] - live_all[q]["score"] for q in unseen)
+            week2 = statistics.fmean(cand[q]["score"] - live_all[q]["score"] for q in live_all if q not in gated_ids)
             truth = {"noop": "not better", "harmful": "worse"}.get(entry["kind"]) or \
                 ("better" if yard > 0 else "not confirmed")
             verdicts = {rule: gate(server_bin, live_file, gated(name), rule) for rule in RULES}
-            rows.append({"name": name, "kind": entry["kind"], "truth": truth, "yardstick": yard, "machine": entry["machine"],
+            rows.append({"name": name, "kind": entry["kind"], "truth": truth, "yardstick": yard, "week2": week2,
+                         "mode": entry.get("mode", "adapter"), "machine": entry["machine"],
                          "date": entry["date"], **{rule: v for rule, v in verdicts.items()}})
     emit(table(rows, len(unseen)), args.report)
 
@@ -330,6 +332,41 @@ def table(rows: list[dict[str, Any]], unseen: int) -> list[str]:
         for seed, adapter, merged in pairs:
             yard = f"{100 * adapter['yardstick']:+.1f} / " if adapter else "- / "
             lines.append(f"| {seed} | {cell(adapter)} | {cell(merged)} | {yard}{100 * merged['yardstick']:+.1f} |")
+    return lines + distribution([r for r in rows if r["kind"] == "real"], [r for r in rows if r["kind"] == "noop"])
+
+
+def distribution(real: list[dict[str, Any]], noop: list[dict[str, Any]]) -> list[str]:
+    """The demo's round as a distribution over seeds, per export mode: what `make demo`'s first round gives."""
+    if not real:
+        return []
+
+    def change(r: dict[str, Any], split: str) -> float:
+        live, cand = r["mcnemar"]["per_split"][split]
+        return 100 * (cand - live)
+
+    def columns(r: dict[str, Any]) -> list[float]:
+        v = r["mcnemar"]
+        return [change(r, "train"), change(r, "heldout"), 100 * v["delta"], 100 * r["week2"], len(v["regressions"])]
+
+    noise = [change(r, "heldout") for r in noop]
+    lines = ["", "The demo's first round over seeds (the QA set the demo's gate asks: trained and held-out questions; "
+             "the second week's questions, which round 1 never trains on), per export mode:", "",
+             "| export | seeds | trained, pts | held out, pts | overall, pts | second week, pts | regressions | "
+             "promoted |", "| --- | ---: | --- | --- | --- | --- | --- | ---: |"]
+    for mode in sorted({r["mode"] for r in real}):
+        group = [r for r in real if r["mode"] == mode]
+        values = list(zip(*(columns(r) for r in group), strict=True))
+
+        def cell(xs: tuple[float, ...], fmt: str = "+.1f") -> str:
+            return f"{statistics.fmean(xs):{fmt}} ({min(xs):{fmt}} to {max(xs):{fmt}})"
+
+        lines.append(f"| {mode} | {len(group)} | {cell(values[0])} | {cell(values[1])} | {cell(values[2])} | "
+                     f"{cell(values[3])} | {cell(values[4], '.1f')} | "
+                     f"{sum(r['mcnemar']['accepted'] for r in group)} of {len(group)} |")
+    if noise:
+        lines += ["", f"Mean (min to max) over seeds. The no-op candidates' held-out change (what requantizing or "
+                  f"re-serving the same weights does to these {len(noop)} draws): {min(noise):+.1f} to "
+                  f"{max(noise):+.1f} points."]
     return lines
 
 
