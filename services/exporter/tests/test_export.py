@@ -241,3 +241,18 @@ def test_the_default_base_is_named_after_the_gguf_it_stands_for(settings: Settin
     assert base_release_tag("smollm2", Quantization.Q4_K_M, settings.model_copy(update={"base_gguf": gemma})) == \
         "gemma-3-270m-q4-k-m-base-q4_k_m"
     assert base_release_tag(str(tmp_path / "Qwen2.5-7B"), Quantization.Q8_0, settings) == "qwen2-5-7b-base-q8_0"
+
+
+def test_a_run_is_not_exported_over_another_base_gguf_than_it_trained_on(settings: Settings, store: ArtifactStore,
+                                                                        tmp_path: Path) -> None:
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF not the model the run trained on")
+    run = TrainingRun(run_id="run-20261206-120000-ef56", dataset_id="ds-0000000000000001", base_model="smollm2",
+                      base_digest="0123456789abcdef", method="dpo", device="cpu", dtype="float32",
+                      started_at=datetime.now(timezone.utc))
+    store.publish(run, {})
+    moved = settings.model_copy(update={"base_gguf": other})
+    with pytest.raises(ExportError, match=r"run run-20261206-120000-ef56 was trained on a base GGUF with sha256 "
+                                          r"0123456789abcdef\.\.\., but other.gguf \(PREFLOOP_BASE_GGUF\) is now"):
+        export(run.run_id, [Quantization.Q4_K_M], moved, store, io.StringIO(), mode=ExportMode.ADAPTER)
+    assert store.ids(Release) == []  # nothing published

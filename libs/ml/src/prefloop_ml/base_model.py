@@ -91,10 +91,41 @@ def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
                 "answer. Give a template made for this model (its model card names one; bundled: gemma, chatml).")
 
 
+def _digest(gguf: Path) -> str:
+    with open(gguf, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+
+
 def _cache_dir(gguf: Path, settings: Settings) -> Path:
     """Where the plain checkpoint of a GGUF base is kept, keyed by the GGUF's content."""
-    with open(gguf, "rb") as fh:
-        return settings.home / "cache" / "hf" / hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+    return settings.home / "cache" / "hf" / _digest(gguf)
+
+
+def base_digest(base: str, settings: Settings) -> str | None:
+    """The base GGUF's content digest (sha256, first 16 hex digits); None for an HF folder or hub id. `smollm2` names
+    the configured default base (PREFLOOP_BASE_GGUF, else SmolLM2), so the name alone does not say which model it is."""
+    where, gguf = base_location(base, settings)
+    return _digest(Path(where) / gguf) if gguf else None
+
+
+def base_title(base: str, settings: Settings) -> str:
+    """The base as people should read it: the configured default's file when PREFLOOP_BASE_GGUF replaces SmolLM2."""
+    if base == "smollm2" and settings.base_gguf is not None:
+        return f"{settings.base_gguf.name} (PREFLOOP_BASE_GGUF)"
+    return base
+
+
+def base_mismatch(run_id: str, trained_on: str, digest: str | None, settings: Settings) -> str | None:
+    """Why run `run_id`'s adapter does not fit the base its `trained_on` names now (None: it fits or cannot be told):
+    the GGUF it resolves to has other content than the one the run trained on, e.g. PREFLOOP_BASE_GGUF changed."""
+    if digest is None:
+        return None
+    now = base_digest(trained_on, settings)
+    if now == digest:
+        return None
+    return (f"run {run_id} was trained on a base GGUF with sha256 {digest}..., but {base_title(trained_on, settings)} "
+            f"is now {f'{now}...' if now else 'not a GGUF'}: its adapter fits only the model it trained on; point "
+            "PREFLOOP_BASE_GGUF (or model.base) back at that file")
 
 
 def hf_checkpoint(base: str, settings: Settings) -> Path | str:

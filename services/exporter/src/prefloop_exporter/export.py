@@ -34,7 +34,7 @@ from prefloop_exporter.disk import check_free_space
 from prefloop_exporter.gguf_tools import Converter, convert_lora, convert_to_f16, mean_nll, quantize
 from prefloop_exporter.merge import fetch_adapters, merged_model
 from prefloop_exporter.tags import base_release_tag, next_tag
-from prefloop_ml.base_model import hf_checkpoint, load_tokenizer
+from prefloop_ml.base_model import base_mismatch, hf_checkpoint, load_tokenizer
 
 
 class ExportError(RuntimeError):
@@ -66,6 +66,8 @@ def _tools(settings: Settings) -> LlamaCpp:
 def export(run_id: str, quants: list[Quantization], settings: Settings, store: ArtifactStore,
            out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED) -> Release:
     run = store.require(TrainingRun, run_id)
+    if problem := base_mismatch(run_id, run.base_model, run.base_digest, settings):
+        raise ExportError(problem)
     tools = _tools(settings)
     if mode is ExportMode.ADAPTER and len(quants) != 1:
         raise ExportError("adapter mode serves the LoRA over one base GGUF: give exactly one --quant")

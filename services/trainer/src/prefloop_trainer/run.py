@@ -32,7 +32,7 @@ from prefloop_trainer.config import TrainConfig
 from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
 from prefloop_trainer.lm_head import answer_only_lm_head
 from prefloop_trainer.memory import GiB, Estimate, Shape, fit
-from prefloop_ml.base_model import load_config, load_model, load_tokenizer
+from prefloop_ml.base_model import base_digest, base_mismatch, base_title, load_config, load_model, load_tokenizer
 from prefloop_trainer.plots import plot_run
 
 PREFERENCE = {TrainingMethod.DPO, TrainingMethod.ORPO, TrainingMethod.SFT_DPO}
@@ -73,8 +73,8 @@ class InitAdapter(NamedTuple):
     r: int
 
 
-def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatTemplate | None,
-                 work: Path) -> InitAdapter | None:
+def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatTemplate | None, work: Path,
+                 settings: Settings) -> InitAdapter | None:
     """The earlier run's adapter to continue (`model.init_run`), fetched; refused before any weights load when it
     does not fit this run (another base, or another chat template)."""
     run_id = config.model.init_run
@@ -86,6 +86,8 @@ def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatT
     if run.base_model != config.model.base:
         raise ValueError(f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
                          "its adapter fits only that base (set model.base to it, or leave model.init_run unset)")
+    if problem := base_mismatch(run_id, run.base_model, run.base_digest, settings):
+        raise ValueError(f"model.init_run: {problem}")
     if run.chat_template != chat_template:
         raise ValueError(f"model.init_run: run {run_id} was trained with chat template {describe(run.chat_template)}, "
                          f"this run formats with {describe(chat_template)}; continue it with the same model.chat_template")
@@ -173,9 +175,11 @@ def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, ex
 
 
 def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, steps: int,
-               n_train: int, n_eval: int, config: TrainConfig, run_id: str, init: InitAdapter | None = None) -> list[str]:
+               n_train: int, n_eval: int, config: TrainConfig, run_id: str, settings: Settings,
+               init: InitAdapter | None = None) -> list[str]:
     lines = [
-        f"run {run_id}: {config.method.name.value} on {config.model.base}, dataset {config.data.dataset_id}",
+        f"run {run_id}: {config.method.name.value} on {base_title(config.model.base, settings)}, dataset "
+        f"{config.data.dataset_id}",
         f"  data        {n_train} training pairs, {n_eval} for evaluation; {config.training.epochs:g} epochs, ~{steps} steps",
         f"  device      {hw.name} ({hw.device}), dtype {resolved.dtype}, 4-bit {'on' if resolved.load_in_4bit else 'off'}",
         f"  batch       micro-batch {resolved.batch_size} x accumulation {resolved.grad_accumulation}"
@@ -221,7 +225,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     if config.training.precompute_ref_log_probs == "auto":
         resolved.precompute_ref_log_probs = method in DPO_STAGE | {TrainingMethod.KTO}
     chat_template = configured_chat_template(config.model.chat_template, settings)
-    init = init_adapter(store, config, chat_template, work)
+    init = init_adapter(store, config, chat_template, work, settings)
     shape = Shape.of(load_config(config.model.base, settings))
     tokenizer = load_tokenizer(config.model.base, settings, chat_template)
     if not tokenizer.chat_template:
@@ -247,7 +251,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     seconds = rough_seconds(shape, steps, resolved, hw,
                             lengths.mean_pair if resolved.share_prompts else sequences * lengths.mean)
     for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
-                           run_id, init):
+                           run_id, settings, init):
         print(line, file=out, flush=True)
     if warning:
         print(f"  warning     {warning}", file=out, flush=True)
@@ -311,7 +315,8 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     outputs.update(_folder_files(work / "tb", "tb"))
     last = metrics.steps[-1] if metrics.steps else {}
     run = TrainingRun(
-        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base, chat_template=chat_template,
+        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base,
+        base_digest=base_digest(config.model.base, settings), chat_template=chat_template,
         method=method,
         config=config.model_dump(mode="json"), versions=_versions(), device=f"{hw.device} ({hw.name})",
         dtype=resolved.dtype, started_at=started, finished_at=datetime.now(timezone.utc),

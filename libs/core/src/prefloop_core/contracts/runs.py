@@ -31,6 +31,9 @@ class TrainingRun(Artifact):
     run_id: SafeId
     dataset_id: SafeId
     base_model: str = Field(description="HF directory, hub id or GGUF file the adapter was trained on.")
+    base_digest: str | None = Field(default=None, description=(
+        "sha256 (first 16 hex digits) of the base GGUF: `smollm2` names whatever PREFLOOP_BASE_GGUF points at, so "
+        "continuing or exporting the run checks the file is still the same. None for an HF folder or hub id."))
     chat_template: ChatTemplate | None = Field(default=None, description=(
         "The chat template given to the base in place of its own (model.chat_template); none: the base's own."))
     method: TrainingMethod
