@@ -18,7 +18,8 @@ prompts (the server's QA and gate always ask so): benchmarks/qa_noise.py measure
 prompts both move scores between identical runs, which would swamp small effects. (Work folders set up before
 2026-11-24 11:00 asked on one-sequence slots with prompts reused: their numbers are not comparable with later ones.)
 
-Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the table (mean and spread
+A `-x<scale>` trial trains nothing: it serves the named trial's adapter of the same seed at that LoRA scale
+(llama-server's `/lora-adapters`), so list that trial first. Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the table (mean and spread
 over seeds, per setting) to FILE.
 """
 
@@ -37,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from report import emit  # the script's folder is on sys.path
@@ -98,7 +100,30 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
                                           {"training": {"learning_rate": 4e-4, "dtype": "bfloat16",
                                                         "pack_micro_batches": "on", "group_by_length": "on"},
                                            "method": RPO}),
+    # What keeps right answers right (issue: fewer regressions, made by training), each one change from the defaults
+    # (rpo-lr4e-4-rehearsal-e5):
+    "rpo-lr4e-4-e5": ("the defaults without rehearsal pairs (rehearsal share 0)",
+                      {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal-e5-b0.3": ("the defaults, beta 0.3 (held closer to the live model)",
+                                     {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": {**RPO, "beta": 0.3}}),
+    "rpo-lr4e-4-rehearsal-e5-sft2": ("the defaults, SFT term weighted 2",
+                                     {"training": {"learning_rate": 4e-4, "epochs": 5.0},
+                                      "method": {**RPO, "loss_weights": [1.0, 2.0]}}),
+    "rpo-lr4e-4-rehearsal-e5-sft0.5": ("the defaults, SFT term weighted 0.5",
+                                       {"training": {"learning_rate": 4e-4, "epochs": 5.0},
+                                        "method": {**RPO, "loss_weights": [1.0, 0.5]}}),
+    "apo-lr4e-4-rehearsal-e5": ("the defaults with TRL's apo_zero in place of sigmoid DPO (for pairs a small edit apart)",
+                                {"training": {"learning_rate": 4e-4, "epochs": 5.0},
+                                 "method": {"loss_type": ["apo_zero", "sft"], "loss_weights": [1.0, 1.0]}}),
+    "rpo-lr3e-4-rehearsal-e5": ("the defaults, lr 3e-4", {"training": {"learning_rate": 3e-4, "epochs": 5.0},
+                                                          "method": RPO}),
+    "rpo-lr4e-4-rehearsal-e4": ("the defaults, 4 epochs", {"training": {"learning_rate": 4e-4, "epochs": 4.0},
+                                                           "method": RPO}),
 }
+# The LoRA applied at a scale below 1 (llama-server's /lora-adapters), as an export could bake it in: no training of its
+# own, the named trial's adapter of the same seed at that scale.
+SCALED = {f"rpo-lr4e-4-rehearsal-e5-x{scale:g}": ("rpo-lr4e-4-rehearsal-e5", scale) for scale in (0.6, 0.8)}
+TRIALS.update({name: (f"the defaults' LoRA served at scale {scale:g}", {}) for name, (_, scale) in SCALED.items()})
 # Trials that train on the rehearsal dataset: the reviewed pairs plus, for each train question the live model already
 # answers right, a pair of the reviewer's answer over one of the live model's own bad sampled answers (`qa --candidates`),
 # so that training on the others does not make it forget those.
@@ -148,6 +173,20 @@ class Loop:
     def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
         return self.ask(tag, qa_set_file, self.work / "candidates", ["--candidates", "4"], ".candidates.jsonl")
+
+    def scaled(self, name: str, seed: int, trained: dict[str, Any], qa_set_file: Path) -> dict[str, Any]:
+        """`trained` (the SCALED trial's own, same seed) with its LoRA applied at the trial's scale."""
+        scale = SCALED[name][1]
+        self.server.deploy(trained["tag"], "benchmark")
+        try:
+            status = self.server.status()
+            [slot] = [s for s in status["slots"] if s["name"] != status["live"]]
+            httpx.post(f"http://127.0.0.1:{slot['port']}/lora-adapters", json=[{"id": 0, "scale": scale}],
+                       timeout=30).raise_for_status()
+            records = self.qa_on_slot(trained["tag"], qa_set_file)
+        finally:
+            self.server.discard("benchmark")
+        return {**trained, "trial": name, "description": TRIALS[name][0], "scores": scores_of(records), "lora_scale": scale}
 
     def trial(self, name: str, seed: int, dataset_id: str, qa_set_file: Path) -> dict[str, Any]:
         from prefloop_flows.jobs import Job, make_runner
@@ -304,8 +343,17 @@ def main() -> None:
             for seed in map(int, args.seeds.split(",")):
                 if (name, seed) in done:
                     continue
-                dataset_id = rehearsal_dataset(loop, qa_set, state) if name in REHEARSAL else state["dataset_id"]
-                result = loop.trial(name, seed, dataset_id, QA_SET)
+                if name in SCALED:
+                    of = SCALED[name][0]
+                    trained = next((t for t in map(json.loads, trials_file.read_text().splitlines())
+                                    if (t["trial"], t["seed"]) == (of, seed)), None) if trials_file.exists() else None
+                    if trained is None:
+                        raise SystemExit(f"{name} seed {seed} serves {of}'s adapter of the same seed: run that trial "
+                                         "first (list it before this one in --trials)")
+                    result = loop.scaled(name, seed, trained, QA_SET)
+                else:
+                    dataset_id = rehearsal_dataset(loop, qa_set, state) if name in REHEARSAL else state["dataset_id"]
+                    result = loop.trial(name, seed, dataset_id, QA_SET)
                 m = measure(result["scores"], state["live_scores"], split)
                 print(f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
                       f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)", flush=True)
