@@ -10,7 +10,8 @@ dataset every trial trains on (rehearsal trials: that plus a pair for each train
 right, the reviewer's answer over a wrong sample of live's, made with `prefloop qa --candidates` on first use).
 Each trial then runs the real jobs: `prefloop-trainer train` with the
 trial's settings and seed, `prefloop-exporter export --mode adapter --quant Q4_K_M` (the LoRA over the
-Q4_K_M base release, as the demo exports), `deploy` to the idle slot, the QA set against that slot
+Q4_K_M base release, as the demo exports), `deploy` to the idle slot, `games-v2` (the demo's QA set and the second
+week's 24 questions, which this round never trains on) against that slot
 with the same runner, scorer, template and greedy decoding, and `discard`.
 
 QA runs as the demo's does: one request at a time on the server's slots (4 sequences each), without reusing cached
@@ -139,11 +140,15 @@ def scores_of(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def measure(scores: dict[str, float], live: dict[str, float], split: dict[str, list[str]]) -> dict[str, Any]:
+    """Accuracy per split and overall (the demo's QA set: train and heldout), regressions and fixes on it; `week2` (the
+    second week's questions, which round 1 never trains on) when the trial was asked them."""
     def acc(ids: list[str]) -> float:
         return sum(scores.get(i, 0.0) for i in ids) / len(ids)
 
     everything = [*split["train"], *split["heldout"]]
+    asked_week2 = all(q in scores for q in split.get("week2", [None]))
     return {"accuracy": acc(everything), "train": acc(split["train"]), "heldout": acc(split["heldout"]),
+            "week2": acc(split["week2"]) if asked_week2 else None,
             "regressions": sorted(q for q in everything if live[q] >= CORRECT_AT > scores.get(q, 0.0)),
             "fixed": sorted(q for q in everything if scores.get(q, 0.0) >= CORRECT_AT > live[q])}
 
@@ -260,15 +265,18 @@ def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
 
 
 def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str, list[str]]) -> list[str]:
-    live = measure(state["live_scores"], state["live_scores"], split)
+    live_scores = state.get("live_v2_scores", state["live_scores"])
+    live = measure(live_scores, live_scores, split)
     lines = [f"## Effectiveness sweep, {datetime.now(timezone.utc):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} CPUs)",
              "", f"One pass: {state['queued']} questions queued, {state['answered']} answered by the bundled reviewer, "
              f"{state['pairs']} pairs. Live ({state['live_tag']}): trained {live['train']:.1%}, held out "
              f"{live['heldout']:.1%}, overall {live['accuracy']:.1%}. Candidate = the trial's LoRA over that base; QA one "
              "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds."
-             + (f" Rehearsal trials: {state['rehearsal_pairs']} pairs." if "rehearsal_pairs" in state else ""),
-             "", "| setting | seeds | trained delta | held-out delta | overall delta | regressions | train time |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             + (f" Rehearsal trials: {state['rehearsal_pairs']} pairs." if "rehearsal_pairs" in state else "")
+             + " Settings are chosen on the trained questions (gain, regressions) and the second week's 24 (never "
+             "trained in this round): the held-out column is reported, not tuned on.",
+             "", "| setting | seeds | trained delta | regressions | second week delta | held-out delta | overall delta | "
+             "train time |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     by_name: dict[str, list[dict[str, Any]]] = {}
     for t in trials:
         by_name.setdefault(t["trial"], []).append(t)
@@ -278,12 +286,15 @@ def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str,
         return f"{mean:+.1f} ± {max(values) - min(values):.1f}" if len(values) > 1 else f"{mean:+.1f}"
 
     for name, runs in by_name.items():
-        m = [measure(r["scores"], state["live_scores"], split) for r in runs]
+        m = [measure(r["scores"], live_scores, split) for r in runs]
+        regressions = [len(x["regressions"]) for x in m]
+        week2 = [100 * (x["week2"] - live["week2"]) for x in m if x["week2"] is not None and live["week2"] is not None]
         lines.append(
             f"| `{name}`: {runs[0]['description']} | {len(runs)} | {cell([100 * (x['train'] - live['train']) for x in m])} | "
+            f"{statistics.fmean(regressions):.1f} ({min(regressions)}-{max(regressions)}) | "
+            f"{cell(week2) if len(week2) == len(m) else '-'} | "
             f"{cell([100 * (x['heldout'] - live['heldout']) for x in m])} | "
             f"{cell([100 * (x['accuracy'] - live['accuracy']) for x in m])} | "
-            f"{statistics.fmean(len(x['regressions']) for x in m):.1f} | "
             f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} min |")
     return lines
 
@@ -326,7 +337,7 @@ def main() -> None:
     os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
                        "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
     from prefloop_core.settings import load_settings
-    from prefloop_flows.bundled import QA_SET, load_qa_set
+    from prefloop_flows.bundled import QA_SET, games_v2, load_qa_set
     from prefloop_flows.demo import base_release
     from prefloop_flows.settings import FlowsSettings
 
@@ -334,9 +345,16 @@ def main() -> None:
     live_tag = base_release(settings)
     qa_set = load_qa_set(QA_SET)
     split = {s: [q.id for q in qa_set.questions if q.split == s] for s in ("train", "heldout")}
+    asked = work / "games-v2.json"  # trials are asked the demo's QA set and the second week's questions
+    asked.write_text(games_v2().model_dump_json(), encoding="utf-8")
+    split["week2"] = [q.id for q in games_v2().questions if q.id not in {*split["train"], *split["heldout"]}]
     trials_file = work / "trials.jsonl"
     with running_loop(work, settings, live_tag) as loop:
         state = setup(loop, qa_set, QA_SET, live_tag)
+        if "live_v2_scores" not in state:
+            state["live_v2_scores"] = scores_of(loop.ask(live_tag, asked, work / "qa" / "live-v2",
+                                                         ["--concurrency", "1", "--llama-server"], ".records.jsonl"))
+            save_state(work, state)
         done = {(t["trial"], t["seed"]) for t in map(json.loads, trials_file.read_text().splitlines())} \
             if trials_file.exists() else set()
         for name in filter(None, args.trials.split(",")):
@@ -350,11 +368,11 @@ def main() -> None:
                     if trained is None:
                         raise SystemExit(f"{name} seed {seed} serves {of}'s adapter of the same seed: run that trial "
                                          "first (list it before this one in --trials)")
-                    result = loop.scaled(name, seed, trained, QA_SET)
+                    result = loop.scaled(name, seed, trained, asked)
                 else:
                     dataset_id = rehearsal_dataset(loop, qa_set, state) if name in REHEARSAL else state["dataset_id"]
-                    result = loop.trial(name, seed, dataset_id, QA_SET)
-                m = measure(result["scores"], state["live_scores"], split)
+                    result = loop.trial(name, seed, dataset_id, asked)
+                m = measure(result["scores"], state["live_v2_scores"], split)
                 print(f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
                       f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)", flush=True)
                 with open(trials_file, "a", encoding="utf-8") as fh:
