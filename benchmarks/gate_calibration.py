@@ -4,7 +4,7 @@
     .venvs/flows/bin/python benchmarks/gate_calibration.py --records benchmarks/results/gate_calibration --report FILE
 
 Two phases. **Making candidates** (`--work`, slow: ~15 min of CPU per trained candidate on 2 cores) sets up the
-demo's first round exactly as benchmarks/effectiveness.py does (SmolLM2's Q4_K_M base release live on a real
+demo's first round exactly as benchmarks/effectiveness.py does (the base's Q4_K_M release live on a real
 `prefloop serve`, the bundled QA set asked, the bad answers and the rehearsal samples queued and answered by the
 bundled reviewer: the demo's 48 pairs), then makes each candidate, asks it `games-v2` (the demo's 72 questions plus the
 24 of the second week, which round 1 never trains on) one question at a time without prompt reuse, as the gate asks,
@@ -17,6 +17,12 @@ and writes its QA records (JSONL, as `prefloop qa` writes them, prompts and cont
   slot, and the first real candidate's LoRA applied at scale 0 (llama-server's `/lora-adapters`);
 - harmful: that LoRA at scale 3 and 6 (answers break), and the defaults trained on the demo's pairs with chosen and
   rejected swapped (`--swapped-seeds`).
+
+Another base, as the demo takes it: PREFLOOP_BASE_GGUF (and PREFLOOP_BASE_CHAT_TEMPLATE for a base model without a
+template) with `--records` of its own, e.g. Gemma 3 270M (`infra/gemma.sh` prints its file):
+
+    PREFLOOP_BASE_GGUF=$(infra/gemma.sh | tail -1) PREFLOOP_BASE_CHAT_TEMPLATE=gemma .venvs/flows/bin/python \
+        benchmarks/gate_calibration.py --work DIR --records benchmarks/results/gate_calibration_gemma --seeds 42,0,1
 
 Candidates already in `--records` are skipped, so the phase can be run again (another session, another machine) to
 add seeds. **Deciding** (`--report`) is offline and quick: each candidate's records against the live model's, on the
@@ -104,7 +110,7 @@ class Maker:
 
     def live(self) -> None:
         if not self.done(LIVE):
-            self._save(LIVE, "live", "the live model: SmolLM2-135M-Instruct's Q4_K_M base release", self.live_tag,
+            self._save(LIVE, "live", f"the live model: the base release {self.live_tag}", self.live_tag,
                        self._ask(LIVE, self.live_tag))
 
     def same_release(self) -> None:
