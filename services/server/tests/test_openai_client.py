@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import openai
+import pytest
 from server_helpers import Server
 
 
@@ -26,3 +27,26 @@ def test_the_openai_client_works_unchanged(server: Server) -> None:
     assert "cold" in text.lower()
     completion = client.completions.create(model="good", prompt="The capital of France is", max_tokens=4, temperature=0)
     assert completion.choices[0].text.strip()
+
+
+def test_the_routers_own_errors_reach_the_openai_client_with_their_message(server: Server) -> None:
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "Hello"}]
+
+    with pytest.raises(openai.InternalServerError) as nothing_live:
+        client.chat.completions.create(model="any", messages=messages, max_tokens=4)
+    assert nothing_live.value.status_code == 503
+    assert "no model is live yet: deploy and promote a release" in str(nothing_live.value)
+    assert nothing_live.value.code == "model_not_live"
+
+    with pytest.raises(openai.APIStatusError) as too_large:  # the default limit is 4 MB
+        client.chat.completions.create(model="any", messages=[{"role": "user", "content": "x" * 5_000_000}], max_tokens=4)
+    assert too_large.value.status_code == 413
+    assert "request body is over the limit of 4,194,304 bytes (PREFLOOP_SERVER_MAX_BODY_MB)" in str(too_large.value)
+
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.post("/embeddings-of-nothing", cast_to=object, body={})
+    assert "Not Found: POST /v1/embeddings-of-nothing" in str(unknown.value) and unknown.value.code == "unknown_url"
+
+    # The admin API keeps FastAPI's shape.
+    assert server.admin().get("/admin/nothing-here").json() == {"detail": "Not Found"}

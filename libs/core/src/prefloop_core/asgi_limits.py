@@ -7,16 +7,24 @@ sees the client as disconnected and whatever it tries to send is dropped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 Message = dict[str, Any]
 
 
+def detail_body(_path: str, message: str) -> dict[str, Any]:
+    """FastAPI's shape of an error: `{"detail": message}`."""
+    return {"detail": message}
+
+
 class BodySizeLimit:
-    def __init__(self, app: Any, max_bytes: int, setting: str) -> None:
+    def __init__(self, app: Any, max_bytes: int, setting: str,
+                 error_body: Callable[[str, str], dict[str, Any]] = detail_body) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.setting = setting  # the variable that raises the limit, named in the refusal
+        self.error_body = error_body  # (request path, message) -> the refusal's JSON, in the shape that path's clients read
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -24,7 +32,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         seen = 0
         refused = False
@@ -38,7 +46,7 @@ class BodySizeLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(scope, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -48,10 +56,9 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"request body is over the limit of {self.max_bytes:,} bytes ({self.setting})"}
-        ).encode()
+    async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
+        message = f"request body is over the limit of {self.max_bytes:,} bytes ({self.setting})"
+        body = json.dumps(self.error_body(scope.get("path", ""), message)).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

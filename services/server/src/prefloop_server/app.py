@@ -9,14 +9,19 @@ from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from typing import Any
 
-from prefloop_core.asgi_limits import BodySizeLimit
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from prefloop_core.asgi_limits import BodySizeLimit, detail_body
 from prefloop_core.store import ArtifactNotFound, IntegrityError, open_store
 from prefloop_core.toolchain import llama_cpp
 from prefloop_server.admin import install_error_handlers
 from prefloop_server.admin import router as admin_router
 from prefloop_server.bluegreen import BlueGreen, OperationRefused
+from prefloop_server.router import error_body, is_openai_path, openai_error
 from prefloop_server.router import router as openai_router
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import SlotFailed
@@ -51,8 +56,21 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
     app.include_router(openai_router)
     app.include_router(admin_router)
     install_error_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def openai_shaped(request: Request, exc: StarletteHTTPException) -> Response:
+        """The router's own 404 and 405 in OpenAI's shape; the admin API's errors stay FastAPI's."""
+        if not is_openai_path(request.url.path):
+            return await http_exception_handler(request, exc)
+        return openai_error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}", "invalid_request_error",
+                            "unknown_url" if exc.status_code == 404 else None)
+
+    def limit_body(path: str, message: str) -> dict[str, Any]:
+        return error_body(message, "invalid_request_error", "request_too_large") if is_openai_path(path) \
+            else detail_body(path, message)
+
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.server_max_body_mb * 1024 * 1024),
-                       setting="PREFLOOP_SERVER_MAX_BODY_MB")
+                       setting="PREFLOOP_SERVER_MAX_BODY_MB", error_body=limit_body)
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
@@ -22,9 +23,22 @@ router = APIRouter()
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
+def error_body(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
+    """An error in OpenAI's shape, which OpenAI clients read: the official one shows `Error code: N - <message>`."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def openai_error(status: int, message: str, type_: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, code), status_code=status)
+
+
+def is_openai_path(path: str) -> bool:
+    """The router's own paths, whose errors OpenAI clients read (the admin API keeps FastAPI's `detail`)."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def _unavailable() -> JSONResponse:
-    return JSONResponse({"error": {"message": "no model is live yet: deploy and promote a release", "type": "unavailable"}},
-                        status_code=503)
+    return openai_error(503, "no model is live yet: deploy and promote a release", "server_error", "model_not_live")
 
 
 def _headers(headers: httpx.Headers) -> dict[str, str]:
@@ -59,7 +73,7 @@ async def _forward(request: Request, path: str) -> Response:
             headers={"content-type": request.headers.get("content-type", "application/json")}))
     except httpx.HTTPError as exc:
         slot.in_flight -= 1
-        return JSONResponse({"error": {"message": f"the live slot did not answer: {exc}", "type": "upstream"}}, status_code=502)
+        return openai_error(502, f"the live slot did not answer: {exc}", "server_error", "upstream_unavailable")
 
     async def relay() -> AsyncIterator[bytes]:
         try:
