@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,21 @@ from prefloop_core.net import NotReady, free_port, stop_process, wait_until_read
 from prefloop_core.store import ArtifactStore, LocalBackend, S3Backend
 
 S3_KEY = "testing"
+
+
+def process_gone(pid: int, within_s: float = 10) -> bool:
+    """Within `within_s`: no such process, or only its zombie (its parent died, and whoever adopted it may not reap it
+    at once)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] == "Z":
+                return True
+        except (OSError, IndexError):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 S3_SECRET = "testing-secret"
 
 

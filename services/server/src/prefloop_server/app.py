@@ -34,6 +34,7 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bluegreen = BlueGreen(open_store(settings), llama_cpp(settings), settings, settings.home / "server" / "logs")
         app.state.bluegreen = bluegreen
+        bluegreen.sweep()
         # Generous read timeout: a long generation streams for minutes; no limit on the pool. Idle connections are
         # dropped after 2 s, before llama-server's own keep-alive timeout (5 s) closes them under a request.
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(connect=5, read=600, write=60, pool=None),

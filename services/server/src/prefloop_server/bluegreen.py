@@ -17,6 +17,7 @@ report that accepted that very tag against that very live tag, or `force` with a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,12 +26,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from prefloop_core.children import stop_recorded
 from prefloop_core.contracts import GateReport, HistoryAction, ReleaseHistoryEntry
 from prefloop_core.store import ArtifactNotFound, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.releases import materialize
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import Slot, SlotName, SlotState, SlotStatus
+
+log = logging.getLogger("prefloop.server")
 
 
 class OperationRefused(RuntimeError):
@@ -81,11 +85,22 @@ class BlueGreen:
     def __init__(self, store: ArtifactStore, llama: LlamaCpp, settings: ServerSettings, logs: Path) -> None:
         self.store = store
         self.settings = settings
+        self.logs = logs
         self.slots = {name: Slot(name, llama, settings, logs) for name in SlotName}
         self.live: SlotName | None = None
         self.lock = asyncio.Lock()  # one admin operation at a time; serving never takes it
         self.gate: GateHold | None = None  # the QA gate running now
         self.last_report: GateReport | None = None  # the last gate's report, for a promotion that names none
+
+    def sweep(self) -> None:
+        """At start: stop the llama-servers a server killed before it could stop them left running (recorded beside
+        the logs), and remove the partial downloads it left in the models folder."""
+        for pid in stop_recorded(self.logs, "slot-*.pid.json"):
+            log.warning("stopped llama-server %d, left running by an earlier server", pid)
+        if self.settings.models_dir.is_dir():
+            for part in self.settings.models_dir.rglob(".*.part"):
+                part.unlink(missing_ok=True)
+                log.warning("removed %s, a download an earlier server did not finish", part)
 
     def live_slot(self) -> Slot | None:
         slot = self.slots[self.live] if self.live else None

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
+from prefloop_core.children import ChildRecord, die_with_parent
 from prefloop_core.net import free_port
 from prefloop_core.openmp import wait_policy_environment
 from prefloop_core.toolchain import LlamaCpp
@@ -74,6 +75,7 @@ class Slot:
         self.llama = llama
         self.settings = settings
         self.log_path = logs / f"slot-{name.value}.log"
+        self.record_path = logs / f"slot-{name.value}.pid.json"  # while its llama-server runs (children.ChildRecord)
         self.status = SlotStatus.EMPTY
         self.model: Model | None = None
         self.port: int | None = None
@@ -121,8 +123,11 @@ class Slot:
         self.port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
+            # Called on the event loop's thread, which lives as long as the server: the child dies with it (children).
             self.proc = subprocess.Popen(self.command(model, self.port), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.environment())
+                                         stdin=subprocess.DEVNULL, env=self.environment(), process_group=0,
+                                         preexec_fn=die_with_parent())
+        ChildRecord(self.proc.pid, (str(self.llama.server), f"--port {self.port}")).save(self.record_path)
         deadline = time.monotonic() + self.settings.server_health_timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
@@ -157,4 +162,5 @@ class Slot:
                 self.proc.kill()
                 await asyncio.to_thread(self.proc.wait)
         self.proc = None
+        self.record_path.unlink(missing_ok=True)
         self.status, self.model, self.port, self.loaded_at = SlotStatus.EMPTY, None, None, None
