@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from prefloop_core.clients import CollectorClient
 from prefloop_core.contracts import QASet, TrainingRun
+from prefloop_core.children import die_with_parent
 from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.store import open_store
 from prefloop_core.ids import check_safe_id
@@ -67,7 +68,8 @@ class Say:
 def service(name: str, command: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=die_with_parent())
     try:
         try:
             wait_until_ready(health, 180, proc)

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from prefloop_core.children import die_with_parent
 from prefloop_core.settings import ENV_PREFIX
 from prefloop_flows.settings import FlowsSettings, JobRunnerKind
 
@@ -108,7 +109,7 @@ class ProcessJobRunner:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         config = ["--config", str(job.config)] if job.config else []
         with subprocess.Popen([str(exe), *job.args, *config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, env=env) as proc:
+                              stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()) as proc:
             assert proc.stdout is not None
             for line in output_lines(proc.stdout):
                 tail.append(line)

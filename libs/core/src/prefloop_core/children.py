@@ -22,16 +22,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+# Looked up once, in the parent: between fork and exec the child only calls it (no dlopen, no import there, which
+# could wait forever on a lock another thread of the parent held when it forked).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 def die_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` for subprocess.Popen: SIGKILL this child when the process starting it dies (Linux)."""
-    if not sys.platform.startswith("linux"):
+    if _prctl is None:
         return None
-    parent = os.getpid()
+    prctl, parent, sigkill = _prctl, os.getpid(), int(signal.SIGKILL)
 
     def preexec() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, sigkill)
         if os.getppid() != parent:  # the parent died before the request was made: nobody would send the signal
             os._exit(1)
 

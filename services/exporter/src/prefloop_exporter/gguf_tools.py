@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from prefloop_core.contracts import Quantization
+from prefloop_core.children import die_with_parent
 from prefloop_core.toolchain import LlamaCpp
 
 
@@ -60,7 +61,7 @@ class Converter:
         self.script = script
         self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(tools.gguf_py)})
+                                     env={**os.environ, "PYTHONPATH": str(tools.gguf_py)}, preexec_fn=die_with_parent())
 
     def run(self, args: list[str]) -> str:
         output, _ = self.proc.communicate(json.dumps([str(self.script), *args]) + "\n")

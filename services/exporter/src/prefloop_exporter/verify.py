@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from prefloop_core.contracts import Quantization
+from prefloop_core.children import die_with_parent
 from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_exporter.gguf_tools import mean_nll, published_ppl_loss
@@ -80,7 +81,8 @@ class LlamaServer:
         self.command[self.command.index("--port") + 1] = str(port)
         self.url = f"http://127.0.0.1:{port}"
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=die_with_parent())
         try:
             wait_until_ready(f"{self.url}/health", 120, self.proc)
         except NotReady as exc:
