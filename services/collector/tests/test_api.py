@@ -58,6 +58,34 @@ def test_validation_errors_are_4xx_with_field_locations(collector: Collector) ->
     bad_records = client.post("/api/ingest", json=[{"question": "q", "score": 3}])
     assert bad_records.status_code == 422
     assert ["body", 0, "score"] in [e["loc"] for e in bad_records.json()["detail"]]
+
+
+def test_a_users_mistakes_are_4xx_naming_the_field_never_500(collector: Collector) -> None:
+    item_id = seed(collector)[0]
+    client = collector.client()
+    version = client.get(f"/api/items/{item_id}").json()["version"]
+    huge = 2**63
+
+    def refused(response: object, loc: list[object], words: str = "") -> None:
+        assert response.status_code == 422, response.text  # type: ignore[attr-defined]
+        errors = response.json()["detail"]  # type: ignore[attr-defined]
+        assert any(e["loc"] == loc and words in e["msg"] for e in errors), errors
+
+    refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "  \n ", "version": version}), ["body", "chosen"],
+            "is empty or only whitespace")
+    refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "a\u0000b", "version": version}),
+            ["body", "chosen"], "control character")
+    refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "ok", "version": huge}), ["body", "version"])
+    refused(client.get(f"/api/items/{huge}"), ["path", "item_id"])
+    refused(client.post(f"/api/items/{huge}/skip", json={"version": 0}), ["path", "item_id"])
+    refused(client.get("/api/items", params={"offset": huge}), ["query", "offset"])
+    question = record(7).model_dump(mode="json") | {"question": " \t "}
+    refused(client.post("/api/ingest", json=[question]), ["body", 0, "question"], "is empty or only whitespace")
+    refused(client.post("/api/import", json=[{"question": "q\u0000", "rejected": "a", "chosen": "b"}]),
+            ["body", 0, "question"], "control character")
+    # Nothing was stored from any of them: the item is as it was, and a snapshot is not blocked.
+    assert client.get(f"/api/items/{item_id}").json()["version"] == version
+    assert client.get("/api/checks").status_code == 200
     bad_query = client.get("/api/items", params={"min_score": 5})
     assert bad_query.status_code == 422
 

@@ -141,11 +141,17 @@ def test_import_refuses_bad_files_clearly(tmp_path: Path) -> None:
         "bad.json": (b'[{"question": "q",\n "rejected": }]', "bad.json:2: not valid JSON"),
         "latin1.json": ('[{"question": "caf\xe9"}]'.encode("latin-1"), "not valid UTF-8"),
         "object.json": (b'{"question": "q"}', "expected a JSON list"),
+        "deep.json": (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+        "blank.json": (json.dumps([{"question": "   ", "rejected": "a", "chosen": "b"}]).encode(),
+                       "item 0: question: Value error, is empty or only whitespace"),
+        "nul.json": (json.dumps([{"question": "q", "rejected": "a", "chosen": "b\u0000c"}]).encode(),
+                     "item 0: chosen: Value error, holds the control character '\\x00' at position 1: remove it"),
     }
     for name, (data, expected) in cases.items():
         (tmp_path / name).write_bytes(data)
         result = run(home, "import", str(tmp_path / name))
         assert result.returncode == 1 and expected in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"question": "q", "rejected": "a", "chosen": "b"}]).encode())
     assert "imported 1 pair(s)" in run(home, "import", str(bom)).stdout

@@ -96,6 +96,9 @@ def iter_jsonl(
         except json.JSONDecodeError as exc:
             yield Problem(source, where, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
             continue
+        except RecursionError:
+            yield Problem(source, where, None, "JSON nested too deeply: a record is one object of plain fields")
+            continue
         if not isinstance(obj, dict):
             yield Problem(source, where, None, f"expected a JSON object, got {type(obj).__name__}")
             continue

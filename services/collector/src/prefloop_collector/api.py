@@ -11,12 +11,22 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from prefloop_core.contracts import CandidateRecord, CheckResult, DatasetManifest, QARecord, ReviewItem, ReviewStatus
+from prefloop_core.contracts import (
+    SQL_INT_MAX,
+    CandidateRecord,
+    CheckResult,
+    DatasetManifest,
+    QARecord,
+    ReviewItem,
+    ReviewStatus,
+    Text,
+)
 from prefloop_core.asgi_limits import BodySizeLimit
 from prefloop_core.prompts import load_template
 from prefloop_core.store import open_store
 from prefloop_collector.auth import require_reviewer
 from prefloop_collector.checks import run_checks
+from prefloop_collector.http_params import ItemId
 from prefloop_collector.importer import ImportEntry, template_entries
 from prefloop_collector.ingest import needs_review
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
@@ -28,12 +38,13 @@ Reviewer = Annotated[str, Depends(require_reviewer)]
 
 
 class ChosenBody(BaseModel):
-    chosen: str = Field(min_length=1, description="The correct answer.")
-    version: int = Field(ge=0, description="Version of the item you edited (from GET); a stale one conflicts.")
+    chosen: Text = Field(description="The correct answer.")
+    version: int = Field(ge=0, le=SQL_INT_MAX, description="Version of the item you edited (from GET); a stale one "
+                         "conflicts.")
 
 
 class VersionBody(BaseModel):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=SQL_INT_MAX)
 
 
 class IngestResult(BaseModel):
@@ -93,18 +104,18 @@ def list_items(
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=SQL_INT_MAX)] = 0,
 ) -> list[ReviewItem]:
     return queue.items(Filters(game, status_, min_score, max_score), limit, offset)
 
 
 @router.get("/items/{item_id}", response_model=ReviewItem)
-def get_item(item_id: int, queue: Queue, _: Reviewer) -> ReviewItem:
+def get_item(item_id: ItemId, queue: Queue, _: Reviewer) -> ReviewItem:
     return _item(queue, item_id)
 
 
 @router.post("/items/{item_id}/chosen", response_model=ReviewItem)
-def submit_chosen(item_id: int, body: ChosenBody, queue: Queue, reviewer: Reviewer) -> ReviewItem:
+def submit_chosen(item_id: ItemId, body: ChosenBody, queue: Queue, reviewer: Reviewer) -> ReviewItem:
     _item(queue, item_id)
     try:
         return queue.save_chosen(item_id, body.chosen, reviewer, body.version)
@@ -114,7 +125,7 @@ def submit_chosen(item_id: int, body: ChosenBody, queue: Queue, reviewer: Review
 
 @router.post("/items/{item_id}/{action}", response_model=ReviewItem)
 def submit_skip_or_delete(
-    item_id: int, action: Literal["skip", "delete"], body: VersionBody, queue: Queue, _: Reviewer
+    item_id: ItemId, action: Literal["skip", "delete"], body: VersionBody, queue: Queue, _: Reviewer
 ) -> ReviewItem:
     """`skip` leaves the item for later; `delete` excludes its question from training for good."""
     _item(queue, item_id)

@@ -11,9 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from prefloop_core.contracts import ChatMessage, ReviewItem
+from prefloop_core.contracts import SQL_INT_MAX, ChatMessage, ReviewItem, Text, check_text
 from prefloop_core.ids import Slug
 from prefloop_core.problems import Problem, problems_from
 
@@ -22,7 +22,7 @@ class PromptParts(BaseModel):
     """The DPO guide's prompt format: an instruction and an optional input."""
 
     model_config = ConfigDict(extra="forbid")
-    instruction: str = Field(min_length=1)
+    instruction: Text
     input: str = ""
 
 
@@ -31,10 +31,15 @@ class ImportEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int | None = Field(default=None, description="Item id, as in an exported template.")
-    question: str = Field(min_length=1)
-    rejected: str = Field(min_length=1)
+    id: int | None = Field(default=None, ge=0, le=SQL_INT_MAX, description="Item id, as in an exported template.")
+    question: Text
+    rejected: Text
     chosen: str = Field(description="The correct answer; empty means not answered yet (skipped).")
+
+    @field_validator("chosen")
+    @classmethod
+    def _answered_or_empty(cls, value: str) -> str:
+        return value if value == "" else check_text(value)
     game: Slug | None = None
     context: str | None = None
     prompt: str | PromptParts | None = Field(default=None, description="Overrides the prompt built from the template.")
@@ -87,6 +92,9 @@ def parse_import(data: bytes, source: str, max_chars: int) -> tuple[list[ImportE
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         return [], [Problem(source, f"line {exc.lineno}", None, f"not valid JSON: {exc.msg} at column {exc.colno}")]
+    except RecursionError:
+        return [], [Problem(source, "", None, "JSON nested too deeply: an entry is one object of text fields, "
+                            '{"question", "rejected", "chosen"}')]
     if not isinstance(raw, list):
         return [], [Problem(source, "", None, f"expected a JSON list of entries, got {type(raw).__name__}")]
     entries: list[ImportEntry] = []

@@ -2,12 +2,15 @@
 
 from prefloop_core.contracts.common import (
     SCHEMA_VERSION,
+    SQL_INT_MAX,
     Artifact,
     ArtifactKind,
     ChatMessage,
     ChatTemplate,
     Contract,
     StoredFile,
+    Text,
+    check_text,
 )
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
 from prefloop_core.contracts.gate import (
@@ -34,6 +37,7 @@ from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingPro
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SQL_INT_MAX",
     "Artifact",
     "CandidateRecord",
     "ArtifactKind",
@@ -65,6 +69,8 @@ __all__ = [
     "ReviewStatus",
     "SplitTest",
     "StoredFile",
+    "Text",
+    "check_text",
     "TrainingMethod",
     "TrainingProgress",
     "TrainingRun",

@@ -5,12 +5,28 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+SQL_INT_MAX = 2**63 - 1  # the largest id, version or offset SQLite stores; a bigger one is the caller's mistake
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(value: str) -> str:
+    """A question or an answer a person wrote: something besides whitespace, and no control characters (NUL, escape
+    codes) that nothing would display, no tokenizer expects and every later step would trip over."""
+    if not value.strip():
+        raise ValueError("is empty or only whitespace: write the text")
+    if bad := _CONTROL.search(value):
+        raise ValueError(f"holds the control character {bad.group()!r} at position {bad.start()}: remove it")
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
 
 
 class Contract(BaseModel):

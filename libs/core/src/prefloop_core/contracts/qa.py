@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from prefloop_core.contracts.common import ChatMessage, Contract
+from prefloop_core.contracts.common import ChatMessage, Contract, Text
 from prefloop_core.ids import Slug
 
 
@@ -16,7 +16,7 @@ class QARecord(Contract):
     record_id: str = Field(description="Stable id of this answer (hash of question id, model, answer and time).")
     asked_at: AwareDatetime = Field(description="When the question was asked, with its timezone.")
     question_id: str = Field(description="Id of the question in its QA set.")
-    question: str = Field(min_length=1, description="The user's question as asked.")
+    question: Text = Field(description="The user's question as asked.")
     game: Slug | None = Field(default=None, description="Game the question is about (minecraft, palworld, overwatch, ...).")
     language: str | None = Field(default=None, description="Language code of the question, e.g. 'ko' or 'en'.")
     context: str | None = Field(default=None, description="Retrieved wiki passage given to the model, if any.")
@@ -40,7 +40,7 @@ class QAQuestion(Contract):
     """One question of a QA set: what to ask, what a correct answer must contain."""
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    question: str = Field(min_length=1)
+    question: Text
     game: Slug | None = None
     language: str | None = Field(default=None, description="'ko', 'en', ...")
     context: str | None = Field(default=None, description="Retrieved wiki passage put into the RAG prompt.")

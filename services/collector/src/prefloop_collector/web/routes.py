@@ -14,9 +14,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from prefloop_core.contracts import ReviewStatus
+from prefloop_core.contracts import ReviewStatus, check_text
 from prefloop_collector.auth import COOKIE, reviewer_for, token_from
 from prefloop_collector.checks import run_checks
+from prefloop_collector.http_params import FormVersion, ItemId
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.snapshot import candidates, reviewed_items
 from prefloop_collector.status import dataset_status
@@ -102,7 +103,7 @@ def _next_pending(queue: ReviewQueue, after: int) -> str:
 
 
 @router.get("/items/{item_id}")
-def item_page(request: Request, item_id: int) -> Response:
+def item_page(request: Request, item_id: ItemId) -> Response:
     reviewer = _who(request)
     if reviewer is None:
         return _to_login()
@@ -121,10 +122,12 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
     queue = _queue(request)
     try:
         if action == "chosen":
-            if not chosen.strip():
+            try:
+                check_text(chosen)
+            except ValueError as exc:
                 item = queue.get(item_id)
-                return _page(request, "item.html", reviewer, item=item, conflict=None, draft="",
-                             error="The answer is empty.", next_url=_next_pending(queue, item_id))
+                return _page(request, "item.html", reviewer, item=item, conflict=None, draft=chosen,
+                             error=f"The answer {exc}.", next_url=_next_pending(queue, item_id))
             queue.save_chosen(item_id, chosen, reviewer, version)
         elif action == "skip":
             queue.skip(item_id, version)
@@ -140,17 +143,17 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
 
 
 @router.post("/items/{item_id}/chosen")
-def save_chosen(request: Request, item_id: int, version: Annotated[int, Form()], chosen: Annotated[str, Form()] = "") -> Response:
+def save_chosen(request: Request, item_id: ItemId, version: FormVersion, chosen: Annotated[str, Form()] = "") -> Response:
     return _act(request, item_id, "chosen", version, chosen)
 
 
 @router.post("/items/{item_id}/skip")
-def skip(request: Request, item_id: int, version: Annotated[int, Form()]) -> Response:
+def skip(request: Request, item_id: ItemId, version: FormVersion) -> Response:
     return _act(request, item_id, "skip", version)
 
 
 @router.post("/items/{item_id}/delete")
-def delete(request: Request, item_id: int, version: Annotated[int, Form()]) -> Response:
+def delete(request: Request, item_id: ItemId, version: FormVersion) -> Response:
     return _act(request, item_id, "delete", version)
 
 
