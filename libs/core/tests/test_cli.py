@@ -59,3 +59,19 @@ def test_config_prints_settings_without_secrets() -> None:
     result = run("config", PREFLOOP_S3_SECRET_KEY="hunter2")
     assert result.returncode == 0
     assert "PREFLOOP_S3_SECRET_KEY=********" in result.stdout and "hunter2" not in result.stdout
+
+
+def test_gc_lists_with_dry_run_and_removes_what_a_killed_publish_left(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    partial = bucket / "models" / "tiny-dpo-1" / "blobs" / ("0" * 64) / ".partial-0123-model.gguf"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * 2_000_000)
+    os.utime(partial, (1, 1))  # long ago
+    env = {"PREFLOOP_HOME": str(tmp_path / "home"), "PREFLOOP_STORE_DIR": str(bucket)}
+    listed = run("gc", "--dry-run", **env)
+    assert listed.returncode == 0 and "(an upload that never finished)" in listed.stdout
+    assert "would remove 1 object(s), 2.0 MB" in listed.stdout and partial.exists()
+    removed = run("gc", **env)
+    assert removed.returncode == 0 and "removed 1 object(s), 2.0 MB" in removed.stdout and not partial.exists()
+    bad = run("gc", "--older-than", "-1", **env)
+    assert bad.returncode == 2 and "--older-than: give 0 or more hours" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from store_helpers import release, write
 
 from prefloop_core.contracts import Release
 from prefloop_core.store import ArtifactStore, IntegrityError, LocalBackend, S3Backend
+from prefloop_core.store.gc import leftovers, remove
 
 HERE = Path(__file__).parent
 
@@ -87,10 +90,30 @@ def test_a_publisher_killed_mid_upload_publishes_nothing(store: ArtifactStore, t
 
     assert store.get(Release, "tiny-dpo-20261123-1") is None
     assert store.ids(Release) == []
+    # What it left (locally the upload's temporary file; on S3 nothing the server does not expire itself) is found by
+    # `prefloop gc` once old enough, and removed.
+    left = leftovers(store, timedelta(0))
+    if isinstance(store.backend, LocalBackend):
+        assert [x.why for x in left] == ["an upload that never finished"] and left[0].size > 0
+        assert leftovers(store, timedelta(hours=1)) == []  # younger than the cut-off: maybe a publish under way
+    remove(store, left)
+    assert leftovers(store, timedelta(0)) == [] and not list(store.backend.partials())
     # The id is still free: a new publish of the same tag goes through.
     small = write(tmp_path / "small.gguf", b"after the crash")
     published = store.publish(release("tiny-dpo-20261123-1"), {"model.gguf": small})
     assert store.fetch(published, tmp_path / "out")["model.gguf"].read_bytes() == b"after the crash"
+    assert leftovers(store, timedelta(0)) == []  # published: nothing of it is a leftover
+
+
+def test_data_of_a_publish_killed_before_its_manifest_is_a_leftover(store: ArtifactStore, tmp_path: Path) -> None:
+    kept = store.publish(release("tiny-dpo-20261123-1"), {"model.gguf": write(tmp_path / "a.gguf", b"published")})
+    orphan = store.blob_key(Release, "tiny-dpo-20261123-2", "model.gguf", "0" * 64)
+    store.backend.upload(orphan, io.BytesIO(b"never published"), 15)  # what a publish killed after its upload leaves
+    assert [(x.key, x.size) for x in leftovers(store, timedelta(0))] == [(orphan, 15)]
+    assert "models/tiny-dpo-20261123-2, whose publish never finished" in leftovers(store, timedelta(0))[0].why
+    remove(store, leftovers(store, timedelta(0)))
+    assert store.backend.size(orphan) is None and leftovers(store, timedelta(0)) == []
+    assert store.fetch(kept, tmp_path / "out")["model.gguf"].read_bytes() == b"published"
 
 
 def _upload_started_probe(store: ArtifactStore) -> Callable[[], bool]:

@@ -62,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         "QA -> collect -> review -> snapshot -> train -> export -> deploy -> QA gate -> promote.",
         epilog="stages (each runs in its service; `prefloop STAGE --help` for its options):\n"
         + "\n".join(lines)
-        + "\n\nother:\n  config    print the resolved settings (secrets hidden)\n\n"
+        + "\n\nother:\n  config    print the resolved settings (secrets hidden)\n"
+        "  gc        remove what killed publishes left in the bucket (--dry-run lists it)\n\n"
         "Settings come from PREFLOOP_* environment variables or .env; see the README.",
     )
-    parser.add_argument("stage", choices=[*STAGES, "config"], metavar="STAGE", help="what to do (listed below)")
+    parser.add_argument("stage", choices=[*STAGES, "config", "gc"], metavar="STAGE", help="what to do (listed below)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")
     return parser
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"prefloop: {exc}", file=sys.stderr)
         return 2
+    if ns.stage == "gc":
+        return gc(settings, ns.args)
     if ns.stage == "config":
         for name, value in settings.model_dump().items():
             shown = "********" if "key" in name and value is not None else value
@@ -99,6 +102,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.execv(command, [str(command), ns.stage, *ns.args])
     return 0  # pragma: no cover - execv does not return
+
+
+def gc(settings: Settings, args: list[str]) -> int:
+    from datetime import timedelta
+
+    from prefloop_core.store import open_store
+    from prefloop_core.store.gc import leftovers, remove
+
+    parser = argparse.ArgumentParser(
+        prog="prefloop gc", description="Remove what publishes that were killed part-way left in the bucket: "
+        "temporary files of unfinished uploads, and data of artifacts whose manifest was never written. Nothing "
+        "published is touched, and nothing newer than --older-than (a publish may still be under way).",
+        epilog="examples:\n  prefloop gc --dry-run\n  prefloop gc --older-than 0   # right after a crash, "
+        "nothing else publishing", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                        help="only what was last written this many hours ago or earlier (default: %(default)g)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    ns = parser.parse_args(args)
+    if ns.older_than < 0:
+        parser.error("--older-than: give 0 or more hours")
+    store = open_store(settings)
+    found = leftovers(store, timedelta(hours=ns.older_than))
+    for leftover in found:
+        print(f"{leftover.key}  {leftover.size / 1e6:.1f} MB  ({leftover.why})")
+    total = sum(leftover.size for leftover in found) / 1e6
+    if ns.dry_run:
+        print(f"would remove {len(found)} object(s), {total:.1f} MB, from {store.backend.describe()}")
+        return 0
+    remove(store, found)
+    print(f"removed {len(found)} object(s), {total:.1f} MB, from {store.backend.describe()}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -11,6 +12,7 @@ from typing import BinaryIO, Protocol
 class ObjectInfo:
     key: str
     size: int
+    modified: datetime | None = None
 
 
 class Backend(Protocol):
@@ -49,4 +51,9 @@ class Backend(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove one object; absent is fine."""
+        ...
+
+    def partials(self) -> Iterator[ObjectInfo]:
+        """What unfinished uploads left that `list` does not show (a killed writer's temporary files); `delete`
+        removes one by its key."""
         ...

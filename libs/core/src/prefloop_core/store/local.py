@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -101,8 +102,20 @@ class LocalBackend:
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    found.append(ObjectInfo(key, path.stat().st_size))
+                    found.append(self._info(key, path))
         yield from sorted(found, key=lambda info: info.key)
+
+    def _info(self, key: str, path: Path) -> ObjectInfo:
+        stat = path.stat()
+        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+
+    def partials(self) -> Iterator[ObjectInfo]:
+        """The temporary files of writes that never finished (the writer was killed before its rename)."""
+        for path in sorted(self.root.rglob(f"{_PARTIAL}*")):
+            try:
+                yield self._info(path.relative_to(self.root).as_posix(), path)
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -146,7 +146,13 @@ class S3Backend:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         self._ensure_bucket()
         for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
-            yield ObjectInfo(obj.object_name, obj.size or 0)
+            yield ObjectInfo(obj.object_name, obj.size or 0, obj.last_modified)
+
+    def partials(self) -> Iterator[ObjectInfo]:
+        """None to list: a failed upload is aborted by minio, and a killed one's parts are expired by the server
+        (MinIO removes multipart uploads left for 24 h by default; on AWS S3 a lifecycle rule with
+        AbortIncompleteMultipartUpload does it). They never become objects."""
+        return iter(())
 
     def delete(self, key: str) -> None:
         self._ensure_bucket()
