@@ -127,8 +127,10 @@ class Maker:
         tag = make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]), lambda _: None)[-1].strip()
         self._save(name, "noop", f"the same base weights quantized {quant} instead of Q4_K_M", tag, self._ask_deployed(name, tag))
 
-    def _train(self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...]) -> tuple[list[str], int]:
-        """Train the trainer's defaults on `dataset_id` with `seed`, export in each mode; the tags and the seconds trained."""
+    def _train(self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...],
+               merged_quant: str = "Q4_K_M") -> tuple[list[str], int]:
+        """Train the trainer's defaults on `dataset_id` with `seed`, export in each mode (adapters over the Q4_K_M base,
+        merged as `merged_quant`); the tags and the seconds trained."""
         from prefloop_flows.jobs import Job, make_runner
 
         runner = make_runner(self.settings)
@@ -139,7 +141,8 @@ class Maker:
             runner.run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}",
                                        "--set", f"training.seed={seed}"]), lambda line: print(line, file=fh, flush=True))
             train_s = round(time.monotonic() - started)
-            tags = [runner.run(Job("exporter", ["export", run_id, "--mode", mode, "--quant", "Q4_K_M"]),
+            tags = [runner.run(Job("exporter", ["export", run_id, "--mode", mode, "--quant",
+                                                "Q4_K_M" if mode == "adapter" else merged_quant]),
                                lambda line: print(line, file=fh, flush=True))[-1].strip() for mode in modes]
         return tags, train_s
 
@@ -153,8 +156,8 @@ class Maker:
         self._save(name, kind, description, tag, self._ask_deployed(name, tag), seed=seed, train_seconds=train_s)
         return tag
 
-    def merged(self, seed: int, dataset_id: str) -> None:
-        """real-s<seed>'s training exported merged: the LoRA folded into the weights, then quantized Q4_K_M.
+    def merged(self, seed: int, dataset_id: str, quant: str = "Q4_K_M") -> None:
+        """real-s<seed>'s training exported merged: the LoRA folded into the weights, then quantized `quant`.
 
         When this work folder lacks that training (real-s<seed> was made elsewhere), it is trained again with the same
         seed and exported both ways; the adapter export is asked too and compared with real-s<seed>'s records, so the
@@ -163,13 +166,14 @@ class Maker:
         from prefloop_core.store import open_store
         from prefloop_flows.jobs import Job, make_runner
 
-        name = f"real-merged-s{seed}"
+        name = f"real-merged-s{seed}" if quant == "Q4_K_M" else f"real-merged-{quant.lower()}-s{seed}"
         if self.done(name):
             return
         run_id = f"run-cal-real-s{seed}"
         extra: dict[str, Any] = {}
         if open_store(self.settings).get(TrainingRun, run_id) is None:
-            (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"))
+            (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"),
+                                                                     quant)
             again = self._ask_deployed(f"real-again-s{seed}", adapter_tag)
             before = {r["question_id"]: r["answer"] for r in _read(self.records / f"real-s{seed}.jsonl")}
             extra["adapter_answers_reproduced"] = sum(before.get(r["question_id"]) == r["answer"] for r in again)
@@ -178,10 +182,11 @@ class Maker:
         else:
             with open(self.loop.work / "logs" / f"{run_id}.log", "a", encoding="utf-8") as fh:
                 tag = make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", "merged", "--quant",
-                                                                       "Q4_K_M"]),
+                                                                       quant]),
                                                      lambda line: print(line, file=fh, flush=True))[-1].strip()
-        self._save(name, "real", f"real-s{seed}'s training exported merged (Q4_K_M of the merged weights)", tag,
-                   self._ask_deployed(name, tag), seed=seed, mode="merged", **extra)
+        mode = "merged" if quant == "Q4_K_M" else f"merged {quant}"
+        self._save(name, "real", f"real-s{seed}'s training exported merged ({quant} of the merged weights)", tag,
+                   self._ask_deployed(name, tag), seed=seed, mode=mode, **extra)
 
     def scaled(self, tag: str, scale: float) -> None:
         kind = "noop" if scale == 0 else "harmful"
@@ -249,7 +254,8 @@ def make(args: argparse.Namespace) -> None:
                     maker.trained(f"harmful-swapped-s{s}", "harmful", "the trainer's defaults on the demo's pairs with "
                                   "chosen and rejected swapped", swapped_dataset(settings, dataset_id), s)
         for seed in (int(s) for s in args.merged_seeds.split(",") if s):
-            maker.merged(seed, dataset_id)
+            for quant in ("Q4_K_M", *(q for q in args.merged_quants.split(",") if q and q != "Q4_K_M")):
+                maker.merged(seed, dataset_id, quant)
 
 
 # -- deciding --------------------------------------------------------------------------------------------------------
@@ -383,6 +389,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,0,1,2,3,4,5,6,7,8", help="trainer seeds of the real candidates")
     parser.add_argument("--swapped-seeds", default="0", help="trainer seeds of the swapped-pairs candidates")
     parser.add_argument("--merged-seeds", default="", help="real candidates (already made) to export merged as well")
+    parser.add_argument("--merged-quants", default="Q4_K_M", help="merged exports in these quantizations too "
+                        "(`real-merged-<quant>-s<seed>`; Q4_K_M is always made first)")
     parser.add_argument("--report", type=Path, help="decide, print the tables and append them to this file")
     args = parser.parse_args()
     if not args.work and not args.report:
