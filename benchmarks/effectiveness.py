@@ -42,6 +42,8 @@ from typing import Any
 import httpx
 import yaml
 
+from prefloop_core.contracts import QARecord, SlotStatus
+
 from report import emit  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,10 +164,10 @@ class Loop:
     def ask(self, tag: str, qa_set_file: Path, out: Path, option: list[str], suffix: str) -> list[dict[str, Any]]:
         """`prefloop qa` against the slot that serves `tag`, 64-token answers; the lines of its `*<suffix>` output."""
         status = self.server.status()
-        ready = [s for s in status["slots"] if s["tag"] == tag and s["status"] == "ready"]
-        slot = next((s for s in ready if s["name"] != status["live"]), ready[0])  # the idle one when both hold `tag`
+        ready = [s for s in status.slots if s.tag == tag and s.status is SlotStatus.READY]
+        slot = next((s for s in ready if s.name != status.live), ready[0])  # the idle one when both hold `tag`
         subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
-                        "--endpoint", f"http://127.0.0.1:{slot['port']}", "--model", tag, *option, "--max-tokens", "64",
+                        "--endpoint", f"http://127.0.0.1:{slot.port}", "--model", tag, *option, "--max-tokens", "64",
                         "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         [found] = out.glob(f"*{suffix}")
         return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
@@ -184,9 +186,7 @@ class Loop:
         scale = SCALED[name][1]
         self.server.deploy(trained["tag"], "benchmark")
         try:
-            status = self.server.status()
-            [slot] = [s for s in status["slots"] if s["name"] != status["live"]]
-            httpx.post(f"http://127.0.0.1:{slot['port']}/lora-adapters", json=[{"id": 0, "scale": scale}],
+            httpx.post(f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters", json=[{"id": 0, "scale": scale}],
                        timeout=30).raise_for_status()
             records = self.qa_on_slot(trained["tag"], qa_set_file)
         finally:
@@ -236,11 +236,11 @@ def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str
     if state_file.exists():
         return json.loads(state_file.read_text(encoding="utf-8"))
     records = loop.qa_on_slot(live_tag, qa_set_file)
-    ingested = loop.collector.ingest(records)
+    ingested = loop.collector.ingest([QARecord.model_validate(r) for r in records])
     answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
     manifest = loop.collector.snapshot()
-    state = {"live_tag": live_tag, "live_scores": scores_of(records), "queued": ingested["new_items"],
-             "answered": answered, "dataset_id": manifest["dataset_id"], "pairs": manifest["pair_count"]}
+    state = {"live_tag": live_tag, "live_scores": scores_of(records), "queued": ingested.new_items,
+             "answered": answered, "dataset_id": manifest.dataset_id, "pairs": manifest.pair_count}
     save_state(loop.work, state)
     return state
 
@@ -254,11 +254,11 @@ def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
         right = [q for q in qa_set.questions if q.split == "train" and state["live_scores"][q.id] >= CORRECT_AT]
         subset = loop.work / "right-train-questions.json"
         subset.write_text(qa_set.model_copy(update={"questions": right}).model_dump_json(), encoding="utf-8")
-        bad = [c["record"] for c in loop.candidates(state["live_tag"], subset)]
+        bad = [QARecord.model_validate(c["record"]) for c in loop.candidates(state["live_tag"], subset)]
         loop.collector.ingest(bad, threshold=CORRECT_AT - 1e-6)
         answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
         manifest = loop.collector.snapshot()
-        state.update(rehearsal_dataset_id=manifest["dataset_id"], rehearsal_pairs=manifest["pair_count"],
+        state.update(rehearsal_dataset_id=manifest.dataset_id, rehearsal_pairs=manifest.pair_count,
                      rehearsal_answered=answered)
         save_state(loop.work, state)
     return str(state["rehearsal_dataset_id"])

@@ -100,9 +100,8 @@ class Maker:
         self.loop.server.deploy(tag, "gate-calibration")
         try:
             if lora_scale is not None:
-                status = self.loop.server.status()
-                [slot] = [s for s in status["slots"] if s["name"] != status["live"]]
-                httpx.post(f"http://127.0.0.1:{slot['port']}/lora-adapters", json=[{"id": 0, "scale": lora_scale}],
+                httpx.post(f"http://127.0.0.1:{self.loop.server.status().idle.port}/lora-adapters",
+                           json=[{"id": 0, "scale": lora_scale}],
                            timeout=30).raise_for_status()
             return self._ask(name, tag)
         finally:

@@ -130,7 +130,8 @@ def measure(args: argparse.Namespace) -> None:
     from prefloop_core.settings import load_settings
     from prefloop_core.toolchain import llama_cpp
     from prefloop_server.settings import ServerSettings
-    from prefloop_server.slots import Slot, SlotName
+    from prefloop_core.contracts import SlotName
+    from prefloop_server.slots import Slot
 
     if args.home:
         os.environ["PREFLOOP_HOME"] = str(args.home.resolve())

@@ -94,7 +94,9 @@ def test_a_flow_run_started_with_plain_http_ends_refused_with_the_reason(api: st
     assert created.status_code == 201
     run = wait_for(api, created.json()["id"])
     assert run["state"]["type"] == "COMPLETED" and run["state"]["name"] == "Refused"
-    assert "hard checks failed" in run["state"]["message"] and "min_pairs" in run["state"]["message"]
+    # The check's own explanation reaches the state's message, not only its name.
+    assert "the collector's hard checks failed: min_pairs: 0 pairs; at least" in run["state"]["message"], run["state"]
+    assert "are needed (review more with `prefloop review`)" in run["state"]["message"]
 
 
 def test_a_flow_run_started_with_the_prefect_client_ends_refused(api: str) -> None:

@@ -285,7 +285,7 @@ def check(stack: Stack, build: bool, device: str) -> None:
         if (now := live_tag(stack)) != base:
             raise StageFailed(f"after the restart {now} is live, not {base}")
         last = admin.history()[-1]
-        print(f"  live: {base}; the history's last entry: {last['action']} {last['tag']} ({last.get('note')})")
+        print(f"  live: {base}; the history's last entry: {last.action.value} {last.tag} ({last.note})")
 
 
 def main() -> int:

@@ -60,11 +60,11 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
          service("server", [str(VENVS / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
                             "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", logs / "server.log"):
         server = ServerAdminClient(f"http://127.0.0.1:{sport}", admin)
-        live = {r["question_id"]: r for r in server.qa(qa_set.model_dump(mode="json"))["records"]}
-        assert any(r["score"] >= 0.7 for r in live.values()), "the live model answers none right: nothing could regress"
+        live = {r.question_id: r for r in server.qa(qa_set.model_dump(mode="json")).records}
+        assert any(r.score >= 0.7 for r in live.values()), "the live model answers none right: nothing could regress"
         questions = qa_set.questions
         swapped = [{"question": q.question, "context": q.context, "game": q.game, "rejected": q.reference,
-                    "chosen": live[questions[(i + 1) % len(questions)].id]["answer"]}  # an answer to another question
+                    "chosen": live[questions[(i + 1) % len(questions)].id].answer}  # an answer to another question
                    for i, q in enumerate(questions)]
         assert all(pair["rejected"] for pair in swapped)
         imported = httpx.post(f"http://127.0.0.1:{cport}/api/import", json=swapped, headers={"Authorization": f"Bearer {token}"})
@@ -77,7 +77,7 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
         assert "the QA gate refused" in message and "QA gate: REFUSED" in comparison, out[-3000:]
         assert "Questions whose score moved" in comparison and "| **regressed** |" in comparison, comparison
         status = server.status()
-    assert status["live_tag"] == live_tag
+    assert status.live_tag == live_tag
     [(tag, actions)] = {e.tag: [x.action for x in store.history() if x.tag == e.tag]
                         for e in store.history() if e.tag != live_tag}.items()
     assert actions == [HistoryAction.DEPLOY, HistoryAction.DISCARD], (tag, actions)

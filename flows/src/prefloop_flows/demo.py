@@ -87,9 +87,9 @@ def apply_reviewer_answers(collector: CollectorClient, qa_set: QASet, answers_fi
     answers = {a.question_id: a.chosen for a in batch.answers}
     saved = 0
     for item in collector.items("pending"):
-        chosen = answers.get(by_question.get(item["question"], ""))
+        chosen = answers.get(by_question.get(item.question, ""))
         if chosen:
-            collector.save_chosen(item["item_id"], chosen, item["version"])
+            collector.save_chosen(item.item_id, chosen, item.version)
             saved += 1
     return saved
 
@@ -192,9 +192,9 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
         f"({len(qa_set.questions)} questions, {sum(q.split == 'train' for q in qa_set.questions)} train / "
         f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions")
     collected = collect_flow()
-    print(f"    live accuracy {collected['accuracy']:.1%}; {collected['bad_answers']} bad answers queued "
-          f"({collected['new_items']} new questions); the {collected['rehearsal_asked']} train questions it answers "
-          f"right, sampled: {collected['rehearsal_wrong']} wrong samples queued ({collected['rehearsal_items']} new "
+    print(f"    live accuracy {collected.accuracy:.1%}; {collected.ingested.bad_answers} bad answers queued "
+          f"({collected.ingested.new_items} new questions); the {collected.rehearsal.asked} train questions it answers "
+          f"right, sampled: {collected.rehearsal.bad_answers} wrong samples queued ({collected.rehearsal.new_items} new "
           "questions; rehearsal)")
     if review_ui:
         say(f"the human step: review the queue at {review_ui}")

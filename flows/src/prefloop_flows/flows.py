@@ -32,8 +32,21 @@ from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError
-from prefloop_core.contracts import GateResult, QASet, Release, TrainingMethod, TrainingProgress, TrainingRun
+from prefloop_core.clients import CollectorClient, ServerAdminClient, ServiceError, SnapshotRefusedError
+from prefloop_core.contracts import (
+    DatasetStatus,
+    GateResult,
+    IngestResult,
+    QARecord,
+    QAReport,
+    QASet,
+    Release,
+    ServerStatus,
+    SlotState,
+    TrainingMethod,
+    TrainingProgress,
+    TrainingRun,
+)
 from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
@@ -102,58 +115,62 @@ def _end(outcome: Outcome) -> Outcome | State:
 
 
 @task(name="qa-live", **RETRY)
-def qa_live(qa_set: QASet) -> dict[str, Any]:
+def qa_live(qa_set: QASet) -> QAReport:
     report = _server(_settings()).qa(qa_set.model_dump(mode="json"))
-    summary = report["summary"]
-    get_run_logger().info("live model %s: accuracy %.1f%% on %d questions", summary["model"], 100 * summary["accuracy"],
-                          summary["asked"])
+    get_run_logger().info("live model %s: accuracy %.1f%% on %d questions", report.summary.model,
+                          100 * report.summary.accuracy, report.summary.asked)
     return report
 
 
 @task(name="ingest", **RETRY)
-def ingest(records: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+def ingest(records: list[QARecord], threshold: float | None) -> IngestResult:
     result = _collector(_settings()).ingest(records, threshold)
-    get_run_logger().info("collector: %(received)d records, %(bad_answers)d bad, %(new_items)d new questions", result)
+    get_run_logger().info("collector: %d records, %d bad, %d new questions", result.received, result.bad_answers,
+                          result.new_items)
     return result
 
 
+class Rehearsal(BaseModel):
+    """What sampling the train questions live answers right queued (collect flow)."""
+
+    asked: int = 0
+    bad_answers: int = 0
+    new_items: int = 0
+
+
 @task(name="rehearsal-candidates", **RETRY)
-def rehearsal_candidates(qa_set: QASet, report: dict[str, Any], samples: int) -> dict[str, Any]:
+def rehearsal_candidates(qa_set: QASet, report: QAReport, samples: int) -> Rehearsal:
     """Training on the questions a model gets wrong makes it forget some it got right (benchmarks/results/
     effectiveness.md). So the train questions it answers right are sampled too: their wrong samples go to the queue,
     with the best sample as a suggestion, and once a person confirms the answer the pair rehearses what it knew."""
-    correct_at = report["summary"]["correct_at"]
-    right = {r["question_id"] for r in report["records"] if r["split"] == "train" and r["score"] >= correct_at}
+    correct_at = report.summary.correct_at
+    right = {r.question_id for r in report.records if r.split == "train" and r.score >= correct_at}
     asked = qa_set.model_copy(update={"questions": [q for q in qa_set.questions if q.id in right]})
     if not asked.questions:
-        return {"asked": 0, "bad_answers": 0, "new_items": 0}
+        return Rehearsal()
     found = _server(_settings()).candidates(asked.model_dump(mode="json"), samples)
     result = _collector(_settings()).ingest_candidates(found)
     get_run_logger().info("rehearsal: %d train questions answered right, %d wrong samples, %d new questions queued",
-                          len(asked.questions), result["bad_answers"], result["new_items"])
-    return {"asked": len(asked.questions), **result}
+                          len(asked.questions), result.bad_answers, result.new_items)
+    return Rehearsal(asked=len(asked.questions), bad_answers=result.bad_answers, new_items=result.new_items)
 
 
 @task(name="dataset-status", **RETRY)
-def dataset_status() -> dict[str, Any]:
+def dataset_status() -> DatasetStatus:
     status = _collector(_settings()).status()
     create_table_artifact(key="dataset-status", description="The review queue and the dataset it makes",
-                          table=[{"field": k, "value": str(v)} for k, v in status.items()])
+                          table=[{"field": k, "value": str(v)} for k, v in status.model_dump().items()])
     return status
 
 
 @task(name="snapshot", **RETRY)
 def snapshot() -> tuple[str | None, str]:
-    """(dataset id, note); no id when the collector's hard checks refuse the data."""
+    """(dataset id, note); no id when the collector's hard checks refuse the data (the note says which and why)."""
     try:
         manifest = _collector(_settings()).snapshot()
-    except ServiceError as exc:
-        if exc.status != 409:
-            raise
-        failed = [c for c in (exc.detail or {}).get("checks", []) if c.get("verdict") == "fail"]
-        reason = "; ".join(f"{c['name']}: {c.get('message', '')}" for c in failed) or str(exc)
-        return None, f"the collector's hard checks failed: {reason}"
-    return manifest["dataset_id"], f"dataset {manifest['dataset_id']}: {manifest['pair_count']} pairs"
+    except SnapshotRefusedError as exc:
+        return None, str(exc)
+    return manifest.dataset_id, f"dataset {manifest.dataset_id}: {manifest.pair_count} pairs"
 
 
 @task(name="live-run", **RETRY)
@@ -161,7 +178,7 @@ def live_run() -> str | None:
     """The training run behind the live release, for the next run to continue; None when nothing trained here is
     live (the base release) or the setting is off."""
     settings, logger = _settings(), get_run_logger()
-    tag = _server(settings).status().get("live_tag") if settings.flows_train_from_live else None
+    tag = _server(settings).status().live_tag if settings.flows_train_from_live else None
     store = open_store(settings)
     release = store.get(Release, tag) if tag else None
     if release is None or release.run_id is None:
@@ -255,7 +272,7 @@ def export(run_id: str) -> str:
 
 
 @task(name="deploy", **RETRY)
-def deploy(tag: str, trigger: str) -> dict[str, Any]:
+def deploy(tag: str, trigger: str) -> SlotState:
     return _server(_settings()).deploy(tag, trigger)
 
 
@@ -271,30 +288,37 @@ def gate(qa_set: QASet) -> GateResult:
 
 
 @task(name="promote", **RETRY)
-def promote(tag: str, trigger: str, report_id: str) -> dict[str, Any]:
+def promote(tag: str, trigger: str, report_id: str) -> ServerStatus:
     return _server(_settings()).promote(tag, trigger, report_id)
 
 
 @task(name="discard", **RETRY)
-def discard(trigger: str) -> dict[str, Any]:
+def discard(trigger: str) -> ServerStatus:
     return _server(_settings()).discard(trigger)
 
 
 # -- flows ----------------------------------------------------------------------------------------
 
 
+class Collected(BaseModel):
+    """What the collect flow did: the live model's accuracy, what its QA queued, what rehearsal sampling queued."""
+
+    accuracy: float
+    ingested: IngestResult
+    rehearsal: Rehearsal
+
+
 @flow(name="collect", log_prints=True)
-def collect_flow(threshold: float | None = None) -> dict[str, Any]:
+def collect_flow(threshold: float | None = None) -> Collected:
     """The source's daily QA test: ask the live model the QA set, queue its bad answers for review."""
     settings = _settings()
     qa_set = load_qa_set(settings.flows_qa_set)
     report = qa_live(qa_set)
-    result = ingest(report["records"], threshold if threshold is not None else settings.flows_collect_threshold)
+    result = ingest(report.records, threshold if threshold is not None else settings.flows_collect_threshold)
     rehearsal = rehearsal_candidates(qa_set, report, settings.flows_rehearsal_samples) \
-        if settings.flows_rehearsal_samples else {"asked": 0, "bad_answers": 0, "new_items": 0}
+        if settings.flows_rehearsal_samples else Rehearsal()
     dataset_status()
-    return {"accuracy": report["summary"]["accuracy"], **result, "rehearsal_asked": rehearsal["asked"],
-            "rehearsal_wrong": rehearsal["bad_answers"], "rehearsal_items": rehearsal["new_items"]}
+    return Collected(accuracy=report.summary.accuracy, ingested=result, rehearsal=rehearsal)
 
 
 @flow(name="train")
@@ -335,12 +359,12 @@ def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy"
     else:
         discard(trigger)
         outcome.reason = f"the QA gate refused {tag}: {outcome.reason}"
-    ingest([r.model_dump(mode="json") for r in result.live_records], settings.flows_collect_threshold)
+    ingest(result.live_records, settings.flows_collect_threshold)
     return _end(outcome)
 
 
 @flow(name="rollback")
-def rollback_flow(tag: str | None = None, trigger: str = "flow:rollback") -> dict[str, Any]:
+def rollback_flow(tag: str | None = None, trigger: str = "flow:rollback") -> ServerStatus:
     """Put an earlier release back in service (default: the one before the current)."""
     return _server(_settings()).rollback(trigger, check_safe_id(tag) if tag else None)
 

@@ -13,7 +13,8 @@ from prefloop_core.settings import Settings
 from prefloop_core.store import open_store
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import Slot, SlotName
+from prefloop_core.contracts import SlotName
+from prefloop_server.slots import Slot
 
 
 def ask(server: Server, question: str = "What is the capital of France?") -> httpx.Response:

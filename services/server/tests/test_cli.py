@@ -72,6 +72,10 @@ def test_clear_errors_for_a_missing_server_and_a_bad_qa_set(server: Server, tmp_
     refused = run(server, "promote", "good")
     assert refused.returncode == 1 and "nothing to promote" in refused.stderr
 
+    bad_tag = run(server, "deploy", "../etc")  # one line naming the field and what an id may hold, no Python list
+    assert bad_tag.returncode == 1 and bad_tag.stderr.count("\n") == 1, bad_tag.stderr
+    assert bad_tag.stderr.startswith("prefloop deploy: tag: Value error, '../etc' is not a valid id: use 1-128 letters")
+
 
 def qa_records(path: Path, model: str, scores: dict[str, float], split: str = "train") -> Path:
     path.write_text("".join(QARecord(record_id=f"{model}-{q}", asked_at=NOW, question_id=q, question=f"질문 {q}",

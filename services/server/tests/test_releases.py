@@ -12,7 +12,8 @@ from prefloop_core.store import ArtifactNotFound, ArtifactStore, LocalBackend
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.releases import materialize
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import Slot, SlotName
+from prefloop_core.contracts import SlotName
+from prefloop_server.slots import Slot
 
 
 def test_an_sft_dpo_adapter_release_is_served_as_base_plus_both_loras_in_order(tmp_path: Path) -> None:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
-from prefloop_core.contracts import GateResult
+from prefloop_core.contracts import (
+    CandidateRecord,
+    CheckResult,
+    DatasetManifest,
+    DatasetStatus,
+    GateResult,
+    IngestResult,
+    QAReport,
+    QARecord,
+    ReleaseHistoryEntry,
+    ReviewItem,
+    ServerStatus,
+    SlotState,
+    SnapshotRefused,
+)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ServiceError(RuntimeError):
@@ -18,6 +35,14 @@ class ServiceError(RuntimeError):
         self.detail = detail
 
 
+class SnapshotRefusedError(ServiceError):
+    """The collector refused a snapshot because a hard check failed; `refused` holds every check."""
+
+    def __init__(self, refused: SnapshotRefused) -> None:
+        super().__init__(409, f"the collector's hard checks failed: {refused.reason()}", refused.model_dump(mode="json"))
+        self.refused = refused
+
+
 def _raise_for(response: httpx.Response) -> Any:
     try:
         body = response.json()
@@ -26,7 +51,10 @@ def _raise_for(response: httpx.Response) -> Any:
     if response.is_success:
         return body
     detail = body.get("detail", body) if isinstance(body, dict) else body
-    message = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)
+    if isinstance(detail, list) and all(isinstance(e, dict) and "loc" in e for e in detail):  # FastAPI's 422
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e.get('msg', '')}" for e in detail)
+    else:
+        message = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)
     raise ServiceError(response.status_code, message, detail)
 
 
@@ -47,6 +75,14 @@ class _ServiceClient:
             raise ServiceError(0, f"{self.http.base_url} does not answer ({exc}); {self.not_running}") from None
         return _raise_for(response)
 
+    def _typed(self, model: type[M], method: str, path: str, body: Any = None,
+               params: dict[str, Any] | None = None) -> M:
+        return model.model_validate(self._call(method, path, body, params))
+
+    def _typed_list(self, model: type[M], method: str, path: str, body: Any = None,
+                    params: dict[str, Any] | None = None) -> list[M]:
+        return TypeAdapter(list[model]).validate_python(self._call(method, path, body, params))  # type: ignore[valid-type]
+
 
 class ServerAdminClient(_ServiceClient):
     """The server's admin API: status, history, deploy, promote, rollback, discard, QA, gate."""
@@ -57,38 +93,39 @@ class ServerAdminClient(_ServiceClient):
     def __init__(self, url: str, token: str | None, timeout: float = 900) -> None:
         super().__init__(url, token, timeout)
 
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", "/status")
+    def status(self) -> ServerStatus:
+        return self._typed(ServerStatus, "GET", "/status")
 
-    def history(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/history")
+    def history(self) -> list[ReleaseHistoryEntry]:
+        return self._typed_list(ReleaseHistoryEntry, "GET", "/history")
 
-    def deploy(self, tag: str, trigger: str) -> dict[str, Any]:
-        return self._call("POST", "/deploy", {"tag": tag, "trigger": trigger})
+    def deploy(self, tag: str, trigger: str) -> SlotState:
+        return self._typed(SlotState, "POST", "/deploy", {"tag": tag, "trigger": trigger})
 
-    def promote(self, tag: str, trigger: str, report_id: str | None = None, force_reason: str | None = None) -> dict[str, Any]:
+    def promote(self, tag: str, trigger: str, report_id: str | None = None, force_reason: str | None = None) -> ServerStatus:
         """Put `tag` (deployed in the idle slot) live: the QA gate's report `report_id` must have accepted it (default:
         the server's last gate of `tag`), or `force_reason` says why a person promotes it anyway."""
-        return self._call("POST", "/promote", {"tag": tag, "trigger": trigger, "report_id": report_id,
-                                               "force": force_reason is not None, "reason": force_reason})
+        return self._typed(ServerStatus, "POST", "/promote", {"tag": tag, "trigger": trigger, "report_id": report_id,
+                                                               "force": force_reason is not None, "reason": force_reason})
 
-    def rollback(self, trigger: str, tag: str | None = None) -> dict[str, Any]:
-        return self._call("POST", "/rollback", {"trigger": trigger, "tag": tag})
+    def rollback(self, trigger: str, tag: str | None = None) -> ServerStatus:
+        return self._typed(ServerStatus, "POST", "/rollback", {"trigger": trigger, "tag": tag})
 
-    def discard(self, trigger: str) -> dict[str, Any]:
-        return self._call("POST", "/discard", {"trigger": trigger})
+    def discard(self, trigger: str) -> ServerStatus:
+        return self._typed(ServerStatus, "POST", "/discard", {"trigger": trigger})
 
     def gate(self, qa_set: dict[str, Any], rule: dict[str, Any] | None = None) -> GateResult:
         """The QA gate on the live and the idle slot; its report is published to the bucket under its id."""
         return GateResult.model_validate(self._call("POST", "/gate", {"qa_set": qa_set, "rule": rule}))
 
-    def qa(self, qa_set: dict[str, Any]) -> dict[str, Any]:
-        """The QA set on the live model: `{"summary": ..., "records": [...]}`."""
-        return self._call("POST", "/qa", {"qa_set": qa_set})
+    def qa(self, qa_set: dict[str, Any]) -> QAReport:
+        """The QA set on the live model: its summary and every record."""
+        return self._typed(QAReport, "POST", "/qa", {"qa_set": qa_set})
 
-    def candidates(self, qa_set: dict[str, Any], samples: int = 4, temperature: float = 0.8) -> list[dict[str, Any]]:
+    def candidates(self, qa_set: dict[str, Any], samples: int = 4, temperature: float = 0.8) -> list[CandidateRecord]:
         """Answers sampled from the live model: the bad ones, with the best as a suggestion when it was right."""
-        return self._call("POST", "/candidates", {"qa_set": qa_set, "samples": samples, "temperature": temperature})
+        return self._typed_list(CandidateRecord, "POST", "/candidates",
+                                {"qa_set": qa_set, "samples": samples, "temperature": temperature})
 
 
 class CollectorClient(_ServiceClient):
@@ -100,25 +137,31 @@ class CollectorClient(_ServiceClient):
     def __init__(self, url: str, token: str | None, timeout: float = 300) -> None:
         super().__init__(url, token, timeout)
 
-    def ingest(self, records: list[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
-        return self._call("POST", "/ingest", records, {"threshold": threshold} if threshold is not None else None)
+    def ingest(self, records: list[QARecord], threshold: float | None = None) -> IngestResult:
+        return self._typed(IngestResult, "POST", "/ingest", [r.model_dump(mode="json") for r in records],
+                           {"threshold": threshold} if threshold is not None else None)
 
-    def ingest_candidates(self, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    def ingest_candidates(self, candidates: list[CandidateRecord]) -> IngestResult:
         """Queue sampled bad answers with their suggested answers (from ServerAdminClient.candidates)."""
-        return self._call("POST", "/ingest/candidates", candidates)
+        return self._typed(IngestResult, "POST", "/ingest/candidates", [c.model_dump(mode="json") for c in candidates])
 
-    def items(self, status: str = "pending", limit: int = 500) -> list[dict[str, Any]]:
-        return self._call("GET", "/items", params={"status": status, "limit": limit})
+    def items(self, status: str = "pending", limit: int = 500) -> list[ReviewItem]:
+        return self._typed_list(ReviewItem, "GET", "/items", params={"status": status, "limit": limit})
 
-    def save_chosen(self, item_id: int, chosen: str, version: int) -> dict[str, Any]:
-        return self._call("POST", f"/items/{item_id}/chosen", {"chosen": chosen, "version": version})
+    def save_chosen(self, item_id: int, chosen: str, version: int) -> ReviewItem:
+        return self._typed(ReviewItem, "POST", f"/items/{item_id}/chosen", {"chosen": chosen, "version": version})
 
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", "/status")
+    def status(self) -> DatasetStatus:
+        return self._typed(DatasetStatus, "GET", "/status")
 
-    def checks(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/checks")
+    def checks(self) -> list[CheckResult]:
+        return self._typed_list(CheckResult, "GET", "/checks")
 
-    def snapshot(self) -> dict[str, Any]:
-        """Publish a dataset snapshot; a ServiceError (409) carries the failed checks when a hard check fails."""
-        return self._call("POST", "/snapshots")
+    def snapshot(self) -> DatasetManifest:
+        """Publish a dataset snapshot; SnapshotRefusedError (409) holds every check when a hard check fails."""
+        try:
+            return self._typed(DatasetManifest, "POST", "/snapshots")
+        except ServiceError as exc:
+            if exc.status == 409 and isinstance(exc.detail, dict) and "checks" in exc.detail:
+                raise SnapshotRefusedError(SnapshotRefused.model_validate(exc.detail)) from None
+            raise

@@ -16,9 +16,14 @@ from prefloop_core.contracts import (
     CandidateRecord,
     CheckResult,
     DatasetManifest,
+    DatasetStatus,
+    ImportDuplicate,
+    ImportResult,
+    IngestResult,
     QARecord,
     ReviewItem,
     ReviewStatus,
+    SnapshotRefused,
     Text,
 )
 from prefloop_core.asgi_limits import BodySizeLimit
@@ -32,7 +37,7 @@ from prefloop_collector.ingest import needs_review
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.snapshot import candidates, reviewed_items, snapshot
-from prefloop_collector.status import DatasetStatus, dataset_status
+from prefloop_collector.status import dataset_status
 
 Reviewer = Annotated[str, Depends(require_reviewer)]
 
@@ -45,20 +50,6 @@ class ChosenBody(BaseModel):
 
 class VersionBody(BaseModel):
     version: int = Field(ge=0, le=SQL_INT_MAX)
-
-
-class IngestResult(BaseModel):
-    received: int
-    bad_answers: int
-    new_rejected: int
-    new_items: int
-    already_known: int
-
-
-class ImportResult(BaseModel):
-    imported: int
-    unanswered: int
-    duplicates: list[dict[str, object]]
 
 
 def queue_of(request: Request) -> ReviewQueue:
@@ -173,7 +164,7 @@ def import_batch(entries: list[ImportEntry], queue: Queue, settings: Config, rev
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, too_long)
     report = queue.import_entries(entries, reviewer)
     return ImportResult(imported=report.imported, unanswered=report.unanswered,
-                        duplicates=[{"index": i, "reason": r} for i, r in report.duplicates])
+                        duplicates=[ImportDuplicate(index=i, reason=r) for i, r in report.duplicates])
 
 
 @router.get("/template")
@@ -186,10 +177,8 @@ def get_template(queue: Queue, _: Reviewer, game: str | None = None) -> list[dic
 def publish_snapshot(queue: Queue, settings: Config, _: Reviewer, allow_failed_checks: bool = False) -> DatasetManifest:
     result = snapshot(queue, open_store(settings), settings, load_template(settings.prompt_template), allow_failed_checks)
     if result.manifest is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            {"message": "a hard check failed", "checks": [c.model_dump(mode="json") for c in result.checks]},
-        )
+        refused = SnapshotRefused(message="a hard check failed", checks=result.checks)
+        raise HTTPException(status.HTTP_409_CONFLICT, refused.model_dump(mode="json"))
     return result.manifest
 
 

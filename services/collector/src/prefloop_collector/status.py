@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
+from prefloop_core.contracts import DatasetStatus
 from prefloop_collector.queue import ReviewQueue
 from prefloop_collector.settings import CollectorSettings
-
-
-class DatasetStatus(BaseModel):
-    rejected: int = Field(description="Bad answers collected (all items).")
-    chosen: int = Field(description="Items with a correct answer written.")
-    pending: int
-    skipped: int
-    deleted: int
-    trainable_pairs: int = Field(description="Chosen items that have a rejected answer.")
-    target: int
-    recommended_min: int
-    progress: float = Field(description="trainable_pairs / target, capped at 1.")
-    games: dict[str, float] = Field(description="Share of trainable pairs per game.")
 
 
 def dataset_status(queue: ReviewQueue, settings: CollectorSettings) -> DatasetStatus:

@@ -16,20 +16,22 @@ from prefloop_core.contracts import (
     CandidateRecord,
     GateResult,
     GateRule,
-    QARecord,
+    QAReport,
     QASet,
     ReleaseHistoryEntry,
+    ServerStatus,
+    SlotState,
 )
 from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
-from prefloop_server.bluegreen import BlueGreen, GateInterrupted, OperationRefused, ServerStatus
+from prefloop_server.bluegreen import BlueGreen, GateInterrupted, OperationRefused
 from prefloop_server.qa import drift
 from prefloop_server.qa.candidates import generate_async
 from prefloop_server.qa.gate_report import publish_gate
-from prefloop_server.qa.runner import Decoding, Endpoint, RunSummary, run_qa_async
+from prefloop_server.qa.runner import Decoding, Endpoint, run_qa_async
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import SlotFailed, SlotState
+from prefloop_server.slots import SlotFailed
 
 
 def require_admin(request: Request) -> None:
@@ -92,11 +94,6 @@ class CandidatesBody(BaseModel):
     qa_set: QASet
     samples: int = Field(default=4, ge=2, le=16, description="Answers sampled per question.")
     temperature: float = Field(default=0.8, gt=0, le=2)
-
-
-class QAReport(BaseModel):
-    summary: RunSummary
-    records: list[QARecord]
 
 
 def install_error_handlers(app: FastAPI) -> None:

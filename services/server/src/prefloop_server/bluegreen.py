@@ -24,15 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from prefloop_core.children import stop_recorded
-from prefloop_core.contracts import GateReport, HistoryAction, ReleaseHistoryEntry
+from prefloop_core.contracts import GateReport, HistoryAction, ReleaseHistoryEntry, ServerStatus, SlotName, SlotState, SlotStatus
 from prefloop_core.store import ArtifactNotFound, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.releases import materialize
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import Slot, SlotName, SlotState, SlotStatus
+from prefloop_server.slots import Slot
 
 log = logging.getLogger("prefloop.server")
 
@@ -43,13 +41,6 @@ class OperationRefused(RuntimeError):
 
 class GateInterrupted(RuntimeError):
     """The slots changed while the QA gate ran: there is no verdict."""
-
-
-class ServerStatus(BaseModel):
-    live: SlotName | None
-    live_tag: str | None
-    slots: list[SlotState]
-    gate_running: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ import json
 import sys
 from pathlib import Path
 
-from prefloop_core.clients import ServerAdminClient, ServiceError
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
+from prefloop_core.clients import ServerAdminClient, ServiceError
 from prefloop_core.contracts import GateMethod, QARecord, QASet
 from prefloop_core.prompts import PromptTemplate, PromptTemplateError, load_template
 from prefloop_core.qalog import CANDIDATES_SUFFIX, read_records
@@ -46,7 +47,7 @@ def _admin_call(name: str, call: object) -> int:
         if isinstance(exc.detail, dict) and exc.detail.get("log_tail"):
             print("llama-server log (last lines):\n" + exc.detail["log_tail"], file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(to_jsonable_python(result), indent=2, ensure_ascii=False))
     return 0
 
 

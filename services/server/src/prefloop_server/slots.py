@@ -7,7 +7,6 @@ counts its in-flight requests so that replacing it waits for them to finish.
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import shlex
 import subprocess
@@ -18,40 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel
-
 from prefloop_core.children import ChildRecord, die_with_parent
+from prefloop_core.contracts import SlotName, SlotState, SlotStatus
 from prefloop_core.net import free_port
 from prefloop_core.openmp import wait_policy_environment
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.settings import ServerSettings
-
-
-class SlotName(str, enum.Enum):
-    BLUE = "blue"
-    GREEN = "green"
-
-    @property
-    def other(self) -> SlotName:
-        return SlotName.GREEN if self is SlotName.BLUE else SlotName.BLUE
-
-
-class SlotStatus(str, enum.Enum):
-    EMPTY = "empty"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-class SlotState(BaseModel):
-    name: SlotName
-    status: SlotStatus
-    tag: str | None
-    port: int | None
-    pid: int | None
-    in_flight: int
-    loaded_at: datetime | None
-    error: str | None
 
 
 class SlotFailed(RuntimeError):

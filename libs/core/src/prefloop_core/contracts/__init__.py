@@ -34,8 +34,32 @@ from prefloop_core.contracts.releases import (
 )
 from prefloop_core.contracts.review import PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus
 from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingProgress, TrainingRun
+from prefloop_core.contracts.service import (
+    DatasetStatus,
+    ImportDuplicate,
+    ImportResult,
+    IngestResult,
+    QAReport,
+    RunSummary,
+    ServerStatus,
+    SlotName,
+    SlotState,
+    SlotStatus,
+    SnapshotRefused,
+)
 
 __all__ = [
+    "DatasetStatus",
+    "ImportDuplicate",
+    "ImportResult",
+    "IngestResult",
+    "QAReport",
+    "RunSummary",
+    "ServerStatus",
+    "SlotName",
+    "SlotState",
+    "SlotStatus",
+    "SnapshotRefused",
     "SCHEMA_VERSION",
     "SQL_INT_MAX",
     "Artifact",

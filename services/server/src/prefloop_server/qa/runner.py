@@ -15,9 +15,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 import httpx
-from pydantic import BaseModel, Field
-
-from prefloop_core.contracts import ChatMessage, QAQuestion, QARecord, QASet
+from prefloop_core.contracts import ChatMessage, QAQuestion, QARecord, QASet, RunSummary
 from prefloop_core.prompts import PromptTemplate
 from prefloop_server.qa.scoring import JUDGE_PROMPT, cosine, key_fact_recall, parse_judge_score
 
@@ -104,23 +102,6 @@ class JudgeScorer:
         if score is None:
             raise ValueError(f"the judge gave no score: {reply[:200]!r}")
         return score
-
-
-class RunSummary(BaseModel):
-    qa_set: str
-    model: str
-    endpoint: str
-    scorer: str
-    started_at: datetime
-    seconds: float
-    asked: int
-    answered: int
-    failed: int
-    accuracy: float = Field(description="Mean score of the answered questions.")
-    correct: int = Field(description="Answers scoring at or above `correct_at`.")
-    correct_at: float
-    per_game: dict[str, float]
-    per_split: dict[str, float]
 
 
 @dataclass
