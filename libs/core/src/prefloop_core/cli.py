@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n".join(lines)
         + "\n\nother:\n  config    print the resolved settings (secrets hidden)\n"
         "  gc        remove what killed publishes left in the bucket (--dry-run lists it)\n\n"
-        "Settings come from PREFLOOP_* environment variables or .env; see the README.",
+        "Settings come from PREFLOOP_* environment variables or .env: docs/configuration.md lists them.",
     )
     parser.add_argument("stage", choices=[*STAGES, "config", "gc"], metavar="STAGE", help="what to do (listed below)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")

@@ -1,7 +1,7 @@
 """Settings shared by every service, read from the environment and `.env` with the `PREFLOOP_` prefix.
 
-Each field's description is the documentation: the README's settings table is generated
-from this model (`python -m prefloop_core.settings --markdown`) and a test keeps it in sync.
+Each field's description is the documentation: docs/configuration.md's settings tables are generated
+from these models (`make docs`) and tests keep them in sync.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def load_settings(model: type[S] | None = None, **overrides: object) -> S:
 
 
 def settings_markdown(model: type[Settings] = Settings) -> str:
-    """The settings table for the README: variable, default, meaning (a service: only its own)."""
+    """The settings table for docs/configuration.md: variable, default, meaning (a service: only its own)."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     own = {n: f for n, f in model.model_fields.items() if model is Settings or n not in Settings.model_fields}
     for name, field in own.items():
