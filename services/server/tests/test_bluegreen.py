@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from server_helpers import Server, easy_qa_set
 
-from prefloop_core.contracts import GateReport, GateVerdict
+from prefloop_core.contracts import ChatMessage, GateReport, GateVerdict, QARecord, ServerStatus, SlotName
 from prefloop_core.settings import Settings
 from prefloop_core.store import open_store
 from prefloop_core.toolchain import LlamaCpp
+from prefloop_server.qa.drift import measure
+from prefloop_server.qa.runner import Endpoint
 from prefloop_server.settings import ServerSettings
-from prefloop_core.contracts import SlotName
 from prefloop_server.slots import Slot
 
 
@@ -163,6 +166,18 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
     same = admin.post("/admin/gate", json={"qa_set": qa_set}).json()["report"]["verdict"]["drift"]
     assert same["mean_kl"] < 0.001 < drift["mean_kl"] / 20, (same, drift)
+
+    # Any answer can be followed, Korean split inside a character included (llama.cpp's grammar engine refused it).
+    status = ServerStatus.model_validate(admin.get("/admin/status").json())
+    live_slot = status.slot(status.live)  # type: ignore[arg-type]
+    korean = QARecord(record_id="ko", asked_at=datetime.now(timezone.utc), question_id="ko-1", question="크리퍼는?",
+                      prompt=[ChatMessage(role="user", content="크리퍼는 무엇을 두려워하나요?")],
+                      answer="크리퍼는 고양이와 오셀롯을 두려워합니다.", score=1.0, model="good-copy")
+    measured = asyncio.run(measure(Endpoint(f"http://127.0.0.1:{live_slot.port}", "good-copy"),
+                                         Endpoint(f"http://127.0.0.1:{status.idle.port}", "good"), [korean],
+                                         max_tokens=32, concurrency=1))
+    kl, tokens = measured.per_question["ko-1"]
+    assert tokens > 5 and kl < 0.01  # the same weights in both slots
 
 
 def _live_after_restart(server: Server, env: dict[str, str] | None = None) -> str:

@@ -2,9 +2,11 @@
 
 Answers change only once a distribution has moved past a tie; KL measures the move itself, so it shows forgetting
 coming while the scores still hold. Both slots are teacher-forced along the live model's own answer (its first
-`max_tokens` tokens): one llama-server `/completion` per question and slot, the answer's token ids forced by a grammar
-of token ids, asking for each position's `top_k` most likely tokens with their log-probabilities from the raw logits
-(`n_probs`; a grammar does not change them). llama-server lists no more than that, so KL is taken between the two
+`max_tokens` tokens): for each position, one llama-server `/completion` of one token after the prompt and the answer
+so far (token ids, the prompt cached between positions, so each costs about one decoding step), asking for the
+`top_k` most likely next tokens with their log-probabilities from the raw logits (`n_probs`). (A grammar forcing the
+whole answer in one request is faster, but llama.cpp's grammar engine rejects some token sequences, e.g. Korean
+text split inside a character.) llama-server lists no more than `top_k`, so KL is taken between the two
 distributions restricted to the union of both lists: a token one side does not list gets that side's smallest listed
 probability (no unlisted token is more likely), then both are renormalized. With a peaked small model's top 20 this
 misses little mass; it ignores the tails, so read it as an estimate that moves with forgetting, not an exact figure.
@@ -42,33 +44,50 @@ def kl_top_k(p: dict[int, float], q: dict[int, float]) -> float:
     return max(0.0, sum(a / p_sum * math.log((a / p_sum) / (b / q_sum)) for a, b in zip(ps, qs, strict=True)))
 
 
-async def _positions(client: httpx.AsyncClient, endpoint: Endpoint, prompt: str, ids: list[int]) -> list[dict[int, float]]:
+async def _post(client: httpx.AsyncClient, endpoint: Endpoint, path: str, body: dict[str, object]) -> dict[str, object]:
+    response = await client.post(f"{endpoint.url}{path}", headers=endpoint.headers(), json=body)
+    if response.is_error:
+        raise ValueError(f"{endpoint.model}'s {path} answered {response.status_code}: {response.text[:300]}")
+    result: dict[str, object] = response.json()
+    return result
+
+
+async def _next(client: httpx.AsyncClient, endpoint: Endpoint, prompt: list[int]) -> dict[int, float] | None:
+    """`endpoint`'s top next tokens after `prompt`. A token that is part of a character (one byte of a Korean syllable)
+    is held back by llama-server until the character is complete, with its probabilities: then it is asked for a few
+    tokens more and the first position's list is taken. None if even that gives none."""
+    for n_predict in (1, 4):
+        answer = await _post(client, endpoint, "/completion", {"prompt": prompt, "n_predict": n_predict,
+                                                               "n_probs": TOP_K, "temperature": 0, "cache_prompt": True})
+        steps = answer.get("completion_probabilities")
+        if isinstance(steps, list) and steps:
+            return {t["id"]: t["logprob"] for t in steps[0]["top_logprobs"]}
+    return None
+
+
+async def _positions(client: httpx.AsyncClient, endpoint: Endpoint, prompt: list[int],
+                     ids: list[int]) -> list[dict[int, float] | None]:
     """`endpoint`'s top tokens at each position of `ids` after `prompt`, teacher-forced."""
-    body = {"prompt": prompt, "n_predict": len(ids), "n_probs": TOP_K, "temperature": 0, "cache_prompt": False,
-            "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids)}
-    response = await client.post(f"{endpoint.url}/completion", headers=endpoint.headers(), json=body)
-    response.raise_for_status()
-    steps = response.json()["completion_probabilities"][: len(ids)]
-    if [s["id"] for s in steps] != ids:
-        raise ValueError(f"{endpoint.model} did not follow the forced answer")
-    return [{t["id"]: t["logprob"] for t in s["top_logprobs"]} for s in steps]
+    return [await _next(client, endpoint, prompt + ids[:k]) for k in range(len(ids))]
 
 
 async def _question_kl(client: httpx.AsyncClient, live: Endpoint, candidate: Endpoint, record: QARecord,
                        max_tokens: int) -> tuple[float, int]:
     """(sum of per-token KL, tokens) on `record`'s answer: the live model's."""
     messages = [m.model_dump() for m in record.prompt]
-    response = await client.post(f"{live.url}/apply-template", headers=live.headers(), json={"messages": messages})
-    response.raise_for_status()
-    prompt = response.json()["prompt"]
-    response = await client.post(f"{live.url}/tokenize", headers=live.headers(),
-                                 json={"content": record.answer, "add_special": False, "parse_special": False})
-    response.raise_for_status()
-    ids = response.json()["tokens"][:max_tokens]
+    rendered = await _post(client, live, "/apply-template", {"messages": messages})
+    prompt = (await _post(client, live, "/tokenize", {"content": rendered["prompt"], "add_special": True,
+                                                       "parse_special": True}))["tokens"]
+    if len(prompt) > 1 and prompt[0] == prompt[1]:  # a template that writes the BOS itself, and the BOS added
+        prompt = prompt[1:]
+    answer = await _post(client, live, "/tokenize", {"content": record.answer, "add_special": False,
+                                                     "parse_special": False})
+    ids = list(answer["tokens"])[:max_tokens]  # type: ignore[call-overload]
     if not ids:
         return 0.0, 0
     p, q = await asyncio.gather(_positions(client, live, prompt, ids), _positions(client, candidate, prompt, ids))
-    return sum(kl_top_k(a, b) for a, b in zip(p, q, strict=True)), len(ids)
+    compared = [(a, b) for a, b in zip(p, q, strict=True) if a and b]
+    return sum(kl_top_k(a, b) for a, b in compared), len(compared)
 
 
 async def measure(live: Endpoint, candidate: Endpoint, live_records: list[QARecord], *, max_tokens: int,
