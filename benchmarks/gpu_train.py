@@ -176,8 +176,8 @@ def main() -> None:
         f"time: load {run.timings.get('load', 0):.0f} s · train {runtime:.1f} s for {steps_done} steps "
         f"({runtime / max(steps_done, 1):.2f} s/step, {pairs_per_step} pairs/step, "
         f"{steps_done * pairs_per_step / max(runtime, 1e-9):.2f} pairs/s) · planned {plan['estimated_seconds']:.0f} s",
-        "", "plan as printed:", "```", *[l for l in log.getvalue().splitlines()
-                                          if l.startswith("  ") or (l.startswith("run ") and "published" not in l)], "```",
+        "", "plan as printed:", "```", *[row for row in log.getvalue().splitlines()
+                                          if row.startswith("  ") or (row.startswith("run ") and "published" not in row)], "```",
     ]
     emit(lines, ns.out)
 

@@ -152,7 +152,7 @@ def main() -> None:
                 done = subprocess.run([sys.executable, str(HERE), "--child", kind, str(home), dataset, str(ns.steps),
                                        json.dumps(ns.overrides), ns.batch],
                                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-                line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+                line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT ")), None)
                 if line is None:
                     raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
                 results[kind].append(json.loads(line[7:]))

@@ -21,7 +21,19 @@ suite() {  # name venv paths...
   [[ $status -eq 0 ]] || echo "$name" >>"$LOGS/failed"
 }
 
+check() {  # name command...: a static check, reported like a suite
+  local name="$1"; shift
+  local started=$SECONDS
+  echo "[test] $name"
+  "$@"
+  local status=$?
+  echo "[test] $name: $((SECONDS - started)) s, exit $status"
+  [[ $status -eq 0 ]] || echo "$name" >>"$LOGS/failed"
+}
+
 started=$SECONDS
+check "lint (ruff check)" "$VENVS/collector/bin/ruff" check --no-cache libs services flows tests benchmarks
+check "types (mypy --strict: core)" "$VENVS/collector/bin/mypy" --strict --cache-dir "$LOGS/mypy" libs/core/src/prefloop_core
 suite core collector libs/core/tests
 suite collector collector services/collector/tests
 suite server server services/server/tests

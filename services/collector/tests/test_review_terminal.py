@@ -86,7 +86,7 @@ def test_write_skip_delete_in_a_real_terminal_with_korean(terminal: Tmux, home: 
 
     # Wide characters: every wrapped line fits the terminal and body lines keep their 2-cell indent.
     lines = [line for line in terminal.raw_lines() if line.strip()]
-    assert all(cells(line) <= WIDTH for line in lines), [l for l in lines if cells(l) > WIDTH]
+    assert all(cells(line) <= WIDTH for line in lines), [row for row in lines if cells(row) > WIDTH]
     question_at = lines.index("Question")
     body = lines[question_at + 1 : lines.index("Context")]
     assert len(body) >= 3 and all(line.startswith("  ") and not line.startswith("   ") for line in body), body

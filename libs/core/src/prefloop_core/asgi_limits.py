@@ -41,7 +41,7 @@ class BodySizeLimit:
             nonlocal seen, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:

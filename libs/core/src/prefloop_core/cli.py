@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     ns = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings: Settings = load_settings()
     except SettingsError as exc:
         print(f"prefloop: {exc}", file=sys.stderr)
         return 2

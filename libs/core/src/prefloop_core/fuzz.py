@@ -74,6 +74,6 @@ def requests(draw: st.DrawFn, ops: list[Operation]) -> tuple[str, str, dict[str,
     query = {name: draw(ANY_PARAM) for name in op.query_params if draw(st.booleans())}
     body = None
     if op.has_body:
-        body = draw(st.sampled_from(op.examples).flatmap(mutated) if op.examples and draw(st.booleans())
-                    else json_values())
+        from_example = bool(op.examples) and draw(st.booleans())
+        body = draw(st.sampled_from(op.examples).flatmap(mutated) if from_example else json_values())
     return op.method, path, query, body

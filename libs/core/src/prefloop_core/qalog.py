@@ -109,7 +109,10 @@ def iter_jsonl(
             continue
         qa = record.record if isinstance(record, CandidateRecord) else record
         too_long = _too_long(qa, max_chars, source, where)
-        yield from too_long or [record]
+        if too_long:
+            yield from too_long
+        else:
+            yield record
     if not seen_any:
         yield Problem(source, "", None, "file is empty: no QA records in it")
 
@@ -176,12 +179,12 @@ def parse_markdown(data: bytes, source: str, max_chars: int | None = None) -> tu
     records: list[QARecord] = []
     problems: list[Problem] = []
     sections: list[tuple[int, list[tuple[int, str]]]] = []  # (header line, [(line no, text)])
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.startswith("## "):
-            sections.append((number, [(number, line)]))
+    for number, row in enumerate(text.split("\n"), start=1):
+        if row.startswith("## "):
+            sections.append((number, [(number, row)]))
         elif sections:
-            sections[-1][1].append((number, line))
-        elif line.strip() and not line.startswith("# "):
+            sections[-1][1].append((number, row))
+        elif row.strip() and not row.startswith("# "):
             problems.append(Problem(source, f"line {number}", None, "text before the first '## <question id>' section"))
     for start, lines in sections:
         record, found = _parse_section(lines, source)

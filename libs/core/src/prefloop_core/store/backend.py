@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Protocol
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ class Backend(Protocol):
         """Where the objects live, for messages: a folder or `s3://bucket` at an endpoint."""
         ...
 
-    def upload(self, key: str, source: BinaryIO, size: int) -> None:
+    def upload(self, key: str, source: Readable, size: int) -> None:
         """Stream `size` bytes from `source` to `key`; the object appears whole or not at all."""
         ...
 
@@ -33,7 +41,7 @@ class Backend(Protocol):
         """Write a small object only if `key` is absent; True if written, False if it existed."""
         ...
 
-    def download(self, key: str, sink: BinaryIO) -> None:
+    def download(self, key: str, sink: Writable) -> None:
         """Stream the object's bytes into `sink`. Raises KeyError if it is absent."""
         ...
 

@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
 
-from prefloop_core.store.backend import ObjectInfo
+from prefloop_core.store.backend import ObjectInfo, Readable, Writable
 from prefloop_core.store.streams import CHUNK
 
 _PARTIAL = ".partial-"
@@ -36,7 +35,7 @@ class LocalBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}-{path.name}")
 
-    def upload(self, key: str, source: BinaryIO, size: int) -> None:
+    def upload(self, key: str, source: Readable, size: int) -> None:
         path = self._path(key)
         tmp = self._temp_beside(path)
         try:
@@ -70,7 +69,7 @@ class LocalBackend:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def download(self, key: str, sink: BinaryIO) -> None:
+    def download(self, key: str, sink: Writable) -> None:
         try:
             with open(self._path(key), "rb") as src:
                 shutil.copyfileobj(src, sink, CHUNK)

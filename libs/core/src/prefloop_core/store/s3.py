@@ -8,14 +8,13 @@ of `part_size` bytes, with at most a few parts in memory at once, and come down 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
 from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from prefloop_core.store.backend import ObjectInfo
+from prefloop_core.store.backend import ObjectInfo, Readable, Writable
 from prefloop_core.store.streams import CHUNK
 
 _ABSENT = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
@@ -79,10 +78,11 @@ class S3Backend:
                     raise
         self._bucket_ready = True
 
-    def upload(self, key: str, source: BinaryIO, size: int) -> None:
+    def upload(self, key: str, source: Readable, size: int) -> None:
         self._ensure_bucket()
         # On any failure minio aborts the multipart upload, so no partial object appears.
-        self.client.put_object(self.bucket, key, source, length=size, part_size=self.part_size)
+        # minio only calls read() on it (typed BinaryIO there).
+        self.client.put_object(self.bucket, key, source, length=size, part_size=self.part_size)  # type: ignore[arg-type]
 
     def create(self, key: str, data: bytes) -> bool:
         """Conditional write with `If-None-Match: *` (S3, MinIO and moto answer 412 if the key exists).
@@ -105,7 +105,7 @@ class S3Backend:
             raise
         return True
 
-    def download(self, key: str, sink: BinaryIO) -> None:
+    def download(self, key: str, sink: Writable) -> None:
         self._ensure_bucket()
         try:
             response = self.client.get_object(self.bucket, key)
