@@ -369,7 +369,8 @@ def distribution(real: list[dict[str, Any]], noop: list[dict[str, Any]]) -> list
         values = list(zip(*(columns(r) for r in group), strict=True))
 
         def cell(xs: tuple[float, ...], fmt: str = "+.1f") -> str:
-            return f"{statistics.fmean(xs):{fmt}} ({min(xs):{fmt}} to {max(xs):{fmt}})"
+            mean = round(statistics.fmean(xs), 1) + 0.0  # no "-0.0"
+            return f"{mean:{fmt}} ({min(xs):{fmt}} to {max(xs):{fmt}})"
 
         lines.append(f"| {mode} | {len(group)} | {cell(values[0])} | {cell(values[1])} | {cell(values[2])} | "
                      f"{cell(values[3])} | {cell(values[4], '.1f')} | "

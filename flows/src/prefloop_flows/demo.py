@@ -40,10 +40,10 @@ FLOWS_REVIEWER = "flows"
 # The demo's own defaults (a variable already set wins). QA answers are demo-sized: the bundled answers are a sentence or
 # two, and 72 questions are asked three times on 2 cores. The daily QA asks one question at a time, as the gate does, so
 # a demo starts from the same baseline every time (batched decoding moves answers between runs: benchmarks/qa_noise.py).
-# Releases are LoRAs over the base release the demo serves first, so the QA gate compares like with like
-# (benchmarks/results/effectiveness.md: requantizing alone moved 13 of 72 answers).
-DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
-                 "PREFLOOP_FLOWS_EXPORT_MODE": "adapter"}
+# Releases are exported merged, as the flows export them (a LoRA applied at run time generated at 0.43-0.60x of the
+# base's tokens/s, a merged release at 0.95-1.03x: benchmarks/results/serving.md); the gate's calibration over merged
+# candidates is in benchmarks/results/gate.md.
+DEMO_DEFAULTS = {"PREFLOOP_SERVER_QA_MAX_TOKENS": "64", "PREFLOOP_SERVER_QA_CONCURRENCY": "1"}
 
 
 def base_release(settings: FlowsSettings) -> str:
