@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 from server_helpers import Server
@@ -50,3 +51,17 @@ def test_the_routers_own_errors_reach_the_openai_client_with_their_message(serve
 
     # The admin API keeps FastAPI's shape.
     assert server.admin().get("/admin/nothing-here").json() == {"detail": "Not Found"}
+
+
+def test_a_body_llama_server_would_fail_on_is_refused_by_the_router(server: Server) -> None:
+    admin = server.admin()
+    admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+    admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as bad_role:
+        client.chat.completions.create(model="good", messages=[{"role": 5, "content": "Hi"}], max_tokens=2)  # type: ignore[list-item]
+    assert "messages[0].role: must be a string" in str(bad_role.value)
+    for body in (b"", b"not json", b"[1, 2]"):
+        response = httpx.post(f"{server.url}/v1/chat/completions", content=body,
+                              headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error", body

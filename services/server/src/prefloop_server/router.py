@@ -7,6 +7,7 @@ its in-flight requests, which is what replacing a slot waits for.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -55,10 +56,31 @@ async def _send(client: httpx.AsyncClient, upstream: httpx.Request) -> httpx.Res
         return await client.send(upstream, stream=True)
 
 
+def request_problem(method: str, path: str, body: bytes) -> str | None:
+    """What makes a request one llama-server would fail with a 500 instead of refusing it (a body that is not a JSON
+    object; a chat message whose role is not text); None when it can be forwarded."""
+    if method != "POST":
+        return None
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        return "the body is not JSON: send a JSON object (Content-Type: application/json)"
+    if not isinstance(request, dict):
+        return f"the body must be a JSON object, not {type(request).__name__}"
+    messages = request.get("messages")
+    if path == "/v1/chat/completions" and isinstance(messages, list):
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and not isinstance(message.get("role", ""), str):
+                return f"messages[{index}].role: must be a string (system, user or assistant)"
+    return None
+
+
 async def _forward(request: Request, path: str) -> Response:
     bluegreen: BlueGreen = request.app.state.bluegreen
     client: httpx.AsyncClient = request.app.state.http
     body = await request.body()
+    if problem := request_problem(request.method, path, body):
+        return openai_error(400, problem, "invalid_request_error", "invalid_request")
     # Pick the live slot and count this request on it with no await in between: a slot that stops being
     # live is drained (in_flight back to 0) before it is stopped, so it must never be picked but not counted.
     slot: Slot | None = bluegreen.live_slot()  # read once: this request stays on this slot
