@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -48,11 +48,7 @@ class ChildRecord:
 
     pid: int
     words: tuple[str, ...]  # e.g. the executable and its port: ("/.../llama-server", "--port 41235")
-    parent: int = 0  # the service that started it (default: this process)
-
-    def __post_init__(self) -> None:
-        if not self.parent:
-            object.__setattr__(self, "parent", os.getpid())
+    parent: int = field(default_factory=os.getpid)  # the service that started it (default: this process)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

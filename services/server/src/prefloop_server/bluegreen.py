@@ -98,7 +98,7 @@ class BlueGreen:
         return slot if slot is not None and slot.status is SlotStatus.READY else None
 
     def idle(self) -> Slot:
-        return self.slots[self.live.other if self.live else SlotName.BLUE]
+        return self.slots[SlotName.idle_beside(self.live)]
 
     def status(self) -> ServerStatus:
         live = self.live_slot()

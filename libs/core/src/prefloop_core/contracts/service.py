@@ -33,6 +33,11 @@ class SlotName(str, enum.Enum):
     def other(self) -> SlotName:
         return SlotName.GREEN if self is SlotName.BLUE else SlotName.BLUE
 
+    @staticmethod
+    def idle_beside(live: SlotName | None) -> SlotName:
+        """The slot a deploy loads into: the one not live (blue while nothing is)."""
+        return live.other if live else SlotName.BLUE
+
 
 class SlotStatus(str, enum.Enum):
     EMPTY = "empty"
@@ -63,8 +68,7 @@ class ServerStatus(Wire):
 
     @property
     def idle(self) -> SlotState:
-        """The slot a deploy loads into: the one not live (blue while nothing is)."""
-        return self.slot(self.live.other if self.live else SlotName.BLUE)
+        return self.slot(SlotName.idle_beside(self.live))
 
 
 class RunSummary(Wire):
