@@ -8,6 +8,7 @@ plain checkpoint once and cached by the GGUF's hash (`$PREFLOOP_HOME/cache/hf/<h
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import warnings
@@ -92,7 +93,15 @@ def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
 
 
 def _digest(gguf: Path) -> str:
-    with open(gguf, "rb") as fh:
+    """The GGUF's sha256 (first 16 hex digits), read once per file version: a run's config, tokenizer, checkpoint and
+    recorded digest each ask for it, and a 7B GGUF takes seconds to hash."""
+    stat = gguf.stat()
+    return _file_digest(gguf.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _file_digest(path: Path, _size: int, _mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
 
 
