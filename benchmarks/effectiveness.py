@@ -181,13 +181,17 @@ class Loop:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
         return self.ask(tag, qa_set_file, self.work / "candidates", ["--candidates", "4"], ".candidates.jsonl")
 
+    def lora_scale(self, scale: float) -> None:
+        """The idle slot's LoRA applied at `scale` from now on (llama-server's `/lora-adapters`)."""
+        httpx.post(f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters", json=[{"id": 0, "scale": scale}],
+                   timeout=30).raise_for_status()
+
     def scaled(self, name: str, seed: int, trained: dict[str, Any], qa_set_file: Path) -> dict[str, Any]:
         """`trained` (the SCALED trial's own, same seed) with its LoRA applied at the trial's scale."""
         scale = SCALED[name][1]
         self.server.deploy(trained["tag"], "benchmark")
         try:
-            httpx.post(f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters", json=[{"id": 0, "scale": scale}],
-                       timeout=30).raise_for_status()
+            self.lora_scale(scale)
             records = self.qa_on_slot(trained["tag"], qa_set_file)
         finally:
             self.server.discard("benchmark")

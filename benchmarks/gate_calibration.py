@@ -45,9 +45,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TextIO
 
 from report import emit  # the script's folder is on sys.path
 
@@ -100,9 +98,7 @@ class Maker:
         self.loop.server.deploy(tag, "gate-calibration")
         try:
             if lora_scale is not None:
-                httpx.post(f"http://127.0.0.1:{self.loop.server.status().idle.port}/lora-adapters",
-                           json=[{"id": 0, "scale": lora_scale}],
-                           timeout=30).raise_for_status()
+                self.loop.lora_scale(lora_scale)
             return self._ask(name, tag)
         finally:
             self.loop.server.discard("gate-calibration")
@@ -132,18 +128,26 @@ class Maker:
         merged as `merged_quant`); the tags and the seconds trained."""
         from prefloop_flows.jobs import Job, make_runner
 
-        runner = make_runner(self.settings)
+        with self._log(run_id) as fh:
+            started = time.monotonic()
+            make_runner(self.settings).run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set",
+                                                           f"run_id={run_id}", "--set", f"training.seed={seed}"]),
+                                           lambda line: print(line, file=fh, flush=True))
+            train_s = round(time.monotonic() - started)
+        return [self._export(run_id, mode, "Q4_K_M" if mode == "adapter" else merged_quant) for mode in modes], train_s
+
+    def _log(self, run_id: str) -> TextIO:
         log = self.loop.work / "logs" / f"{run_id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            started = time.monotonic()
-            runner.run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}",
-                                       "--set", f"training.seed={seed}"]), lambda line: print(line, file=fh, flush=True))
-            train_s = round(time.monotonic() - started)
-            tags = [runner.run(Job("exporter", ["export", run_id, "--mode", mode, "--quant",
-                                                "Q4_K_M" if mode == "adapter" else merged_quant]),
-                               lambda line: print(line, file=fh, flush=True))[-1].strip() for mode in modes]
-        return tags, train_s
+        return open(log, "a", encoding="utf-8")
+
+    def _export(self, run_id: str, mode: str, quant: str) -> str:
+        """`run_id` exported in `mode` as `quant` (its output appended to the run's log); the release tag."""
+        from prefloop_flows.jobs import Job, make_runner
+
+        with self._log(run_id) as fh:
+            return make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", mode, "--quant", quant]),
+                                                  lambda line: print(line, file=fh, flush=True))[-1].strip()
 
     def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
         """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""
@@ -163,7 +167,6 @@ class Maker:
         table says whether the merged candidate comes from the same weights as the adapter it stands beside."""
         from prefloop_core.contracts import TrainingRun
         from prefloop_core.store import open_store
-        from prefloop_flows.jobs import Job, make_runner
 
         name = f"real-merged-s{seed}" if quant == "Q4_K_M" else f"real-merged-{quant.lower()}-s{seed}"
         if self.done(name):
@@ -179,10 +182,7 @@ class Maker:
             print(f"  retrained real-s{seed}: its adapter gives {extra['adapter_answers_reproduced']} of {len(again)} "
                   "answers as before", flush=True)
         else:
-            with open(self.loop.work / "logs" / f"{run_id}.log", "a", encoding="utf-8") as fh:
-                tag = make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", "merged", "--quant",
-                                                                       quant]),
-                                                     lambda line: print(line, file=fh, flush=True))[-1].strip()
+            tag = self._export(run_id, "merged", quant)
         mode = "merged" if quant == "Q4_K_M" else f"merged {quant}"
         self._save(name, "real", f"real-s{seed}'s training exported merged ({quant} of the merged weights)", tag,
                    self._ask_deployed(name, tag), seed=seed, mode=mode, **extra)
