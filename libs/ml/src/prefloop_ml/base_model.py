@@ -94,7 +94,7 @@ def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
 
 def _digest(gguf: Path) -> str:
     """The GGUF's sha256 (first 16 hex digits), read once per file version: a run's config, tokenizer, checkpoint and
-    recorded digest each ask for it, and a 7B GGUF takes seconds to hash."""
+    recorded digest each ask for it, and hashing reads the whole file (gigabytes for a 7B model)."""
     stat = gguf.stat()
     return _file_digest(gguf.resolve(), stat.st_size, stat.st_mtime_ns)
 
