@@ -198,7 +198,7 @@ class Loop:
         return {**trained, "trial": name, "description": TRIALS[name][0], "scores": scores_of(records), "lora_scale": scale}
 
     def trial(self, name: str, seed: int, dataset_id: str, qa_set_file: Path) -> dict[str, Any]:
-        from prefloop_flows.jobs import Job, make_runner
+        from prefloop_flows.jobs import Job, made_release, make_runner
 
         description, overrides = TRIALS[name]
         config = self.work / "configs" / f"{name}.yaml"
@@ -217,7 +217,8 @@ class Loop:
             runner.run(Job("trainer", ["train", "--config", str(config), "--set", f"data.dataset_id={dataset_id}",
                                        "--set", f"run_id={run_id}", "--set", f"training.seed={seed}"]), write)
             train_s = time.monotonic() - started
-            tag = runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]), write)[-1].strip()
+            tag = made_release(runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]),
+                                          write))
         self.server.deploy(tag, "benchmark")
         try:
             records = self.qa_on_slot(tag, qa_set_file)

@@ -114,12 +114,13 @@ class Maker:
                        self._ask_deployed("noop-same-release", self.live_tag))
 
     def quantization(self, quant: str) -> None:
-        from prefloop_flows.jobs import Job, make_runner
+        from prefloop_flows.jobs import Job, made_release, make_runner
 
         name = f"noop-{quant}"
         if self.done(name):
             return
-        tag = make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]), lambda _: None)[-1].strip()
+        tag = made_release(make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]),
+                                                          lambda _: None))
         self._save(name, "noop", f"the same base weights quantized {quant} instead of Q4_K_M", tag, self._ask_deployed(name, tag))
 
     def _train(self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...],
@@ -143,11 +144,12 @@ class Maker:
 
     def _export(self, run_id: str, mode: str, quant: str) -> str:
         """`run_id` exported in `mode` as `quant` (its output appended to the run's log); the release tag."""
-        from prefloop_flows.jobs import Job, make_runner
+        from prefloop_flows.jobs import Job, made_release, make_runner
 
         with self._log(run_id) as fh:
-            return make_runner(self.settings).run(Job("exporter", ["export", run_id, "--mode", mode, "--quant", quant]),
-                                                  lambda line: print(line, file=fh, flush=True))[-1].strip()
+            return made_release(make_runner(self.settings).run(
+                Job("exporter", ["export", run_id, "--mode", mode, "--quant", quant]),
+                lambda line: print(line, file=fh, flush=True)))
 
     def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
         """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""

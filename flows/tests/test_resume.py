@@ -1,5 +1,5 @@
-"""Kill the worker mid-training, run the flow again: training resumes from its last checkpoint in the bucket, and a
-third run repeats nothing. Real collector, real Prefect (its temporary local API), real trainer job on a tiny model."""
+"""Kill the worker mid-training, run the flow again: training resumes from its last checkpoint in the bucket (the
+trainer makes the same run id from the same inputs), and a third run repeats nothing. Real collector, real Prefect (its temporary local API), real trainer job on a tiny model."""
 
 from __future__ import annotations
 
@@ -93,5 +93,6 @@ def test_a_killed_training_resumes_and_a_finished_stage_is_not_repeated(collecto
     third = subprocess.run([sys.executable, "-c", RUN_FLOW], env=env, capture_output=True, text=True, timeout=600)
     log = third.stdout + third.stderr
     assert third.returncode == 0 and "outcome: Completed" in log, log[-3000:]
-    assert "Cached" in log and "[dpo]" not in log and "resuming" not in log  # the trainer did not run again
+    # the trainer found its run already published (same dataset, config, base, trainer) and trained nothing
+    assert "is already published" in log and "[dpo]" not in log and "resuming" not in log, log[-3000:]
     assert store.ids(TrainingRun) == [run_id]

@@ -27,10 +27,9 @@ from prefloop_core.contracts import QASet, TrainingRun
 from prefloop_core.children import die_with_parent
 from prefloop_core.net import NotReady, free_port, stop_process, wait_until_ready
 from prefloop_core.store import open_store
-from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_flows.bundled import REVIEWER_ANSWERS, games_v2, load_qa_set, load_reviewer_answers
-from prefloop_flows.jobs import Job, make_runner
+from prefloop_flows.jobs import Job, made_release, make_runner
 from prefloop_flows.settings import FlowsSettings
 
 if TYPE_CHECKING:  # the flows module imports Prefect, which must see this process's settings first
@@ -52,7 +51,7 @@ def base_release(settings: FlowsSettings) -> str:
     candidates are served over."""
     lines = make_runner(settings).run(Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
                                       lambda line: print(f"    {line}", flush=True))
-    return check_safe_id(lines[-1].strip())
+    return made_release(lines)
 
 
 class Say:

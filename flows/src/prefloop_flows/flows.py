@@ -10,15 +10,14 @@ evaluate_and_deploy  deploy to the idle slot -> QA gate -> promote or discard; t
 rollback             put an earlier release back
 improve              train -> export -> evaluate_and_deploy, the loop after people reviewed
 
-Re-running after a crash resumes: the trainer's run id and Prefect's cache keys are derived from the
-artifact ids that went in (dataset id + trainer config; run id + export mode), so a stage whose
-artifact is already in the bucket is not run again, and a training killed mid-way resumes from its
-last checkpoint in the bucket.
+Re-running after a crash resumes: the trainer makes its run id from what decides the run (dataset, resolved
+config, base, trainer version) and returns a run it already published, or resumes a killed one from its last
+checkpoint in the bucket; the exporter returns the release that already holds a run in the asked mode and
+quantization. Each job hands back what it made as a `PREFLOOP_RESULT` line, which is what the tasks read.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -37,6 +36,7 @@ from prefloop_core.contracts import (
     DatasetStatus,
     GateResult,
     IngestResult,
+    JobResult,
     QARecord,
     QAReport,
     QASet,
@@ -51,7 +51,7 @@ from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import load_settings
 from prefloop_core.store import open_store
 from prefloop_flows.bundled import load_qa_set
-from prefloop_flows.jobs import Job, make_runner
+from prefloop_flows.jobs import Job, made_release, made_run, make_runner
 from prefloop_flows.settings import FlowsSettings
 
 REFUSED = "Refused"  # the name of the state a run ends in when a gate says no (the live model is untouched)
@@ -191,21 +191,6 @@ def live_run() -> str | None:
     return run.run_id
 
 
-def _config_fingerprint(settings: FlowsSettings, init_run: str | None) -> str:
-    config = settings.flows_train_config.read_bytes() if settings.flows_train_config else b"defaults"
-    return hashlib.sha256(config + (init_run or "").encode()).hexdigest()[:6]
-
-
-def run_id_for(dataset_id: str, settings: FlowsSettings, init_run: str | None = None) -> str:
-    """The same dataset with the same trainer config, from the same start, is the same run: a re-run resumes it, never
-    repeats it."""
-    return check_safe_id(f"run-{dataset_id.removeprefix('ds-')}-{_config_fingerprint(settings, init_run)}")
-
-
-def _train_key(_context: Any, parameters: dict[str, Any]) -> str:
-    return f"train-{parameters['run_id']}"
-
-
 class TrainingLog:
     """A training job's output into the task's log, its `PREFLOOP_PROGRESS` lines into the progress artifact
     `training-progress` instead (the dashboard draws it as a bar; the job's own bar line is in the log)."""
@@ -228,47 +213,34 @@ class TrainingLog:
             update_progress_artifact(self.artifact, percent, description=description)
 
 
-@task(name="train", cache_key_fn=_train_key, persist_result=True)
-def train(dataset_id: str, run_id: str, init_run: str | None = None) -> str:
-    settings, logger = _settings(), get_run_logger()
-    store = open_store(settings)
-    if store.get(TrainingRun, run_id) is not None:
-        logger.info("run %s is already in the bucket: not training again", run_id)
-        return run_id
-    args = ["train", "--set", f"data.dataset_id={dataset_id}", "--set", f"run_id={run_id}"]
+@task(name="train")
+def train(dataset_id: str, init_run: str | None = None) -> str:
+    settings = _settings()
+    args = ["train", "--set", f"data.dataset_id={dataset_id}"]
     if init_run:
         args += ["--set", f"model.init_run={init_run}"]
-    make_runner(settings).run(Job("trainer", args, config=settings.flows_train_config), TrainingLog(logger))
-    store.require(TrainingRun, run_id)
-    return run_id
+    lines = make_runner(settings).run(Job("trainer", args, config=settings.flows_train_config),
+                                      TrainingLog(get_run_logger()))
+    return open_store(settings).require(TrainingRun, made_run(lines)).run_id
 
 
-def _export_key(_context: Any, parameters: dict[str, Any]) -> str:
-    s = _settings()
-    return f"export-{parameters['run_id']}-{s.flows_export_mode.value}-{s.flows_export_quant.value}"
-
-
-@task(name="export", cache_key_fn=_export_key, persist_result=True)
+@task(name="export")
 def export(run_id: str) -> str:
     settings, logger = _settings(), get_run_logger()
-    store = open_store(settings)
     mode, quant = settings.flows_export_mode, settings.flows_export_quant
-    for tag in reversed(store.ids(Release)):
-        release = store.require(Release, tag)
-        if release.run_id == run_id and release.mode is mode and quant in release.quantizations:
-            logger.info("release %s already holds run %s (%s, %s): not exporting again", tag, run_id, mode.value, quant.value)
-            return tag
     lines = make_runner(settings).run(Job("exporter", ["export", run_id, "--mode", mode.value, "--quant", quant.value]),
                                       logger.info)
-    tag = check_safe_id(lines[-1].strip())
-    release = store.require(Release, tag)
-    create_markdown_artifact(key="release", description=f"Release {tag}", markdown=(
-        f"# Release `{tag}`\n\n| field | value |\n| --- | --- |\n| run | `{run_id}` |\n| mode | {release.mode.value} |\n"
+    release = open_store(settings).require(Release, made_release(lines))
+    if JobResult.last_in(lines).reused:
+        return release.tag
+    create_markdown_artifact(key="release", description=f"Release {release.tag}", markdown=(
+        f"# Release `{release.tag}`\n\n| field | value |\n| --- | --- |\n| run | `{run_id}` |\n"
+        f"| mode | {release.mode.value} |\n"
         f"| quantizations | {', '.join(q.value for q in release.quantizations)} |\n| pairs | {release.pairs} |\n"
         f"| base release | {release.base_release or '-'} |\n| llama.cpp | {release.llama_cpp_version} |\n"
         + "".join(f"| `{name}` | {entry.size / 1e6:.1f} MB, sha256 `{entry.sha256[:12]}` |\n"
                   for name, entry in release.files.items())))
-    return tag
+    return release.tag
 
 
 @task(name="deploy", **RETRY)
@@ -329,7 +301,7 @@ def train_flow() -> Outcome | State:
     if dataset_id is None:
         return _end(Outcome(accepted=False, reason=note))
     init_run = live_run()
-    run_id = train(dataset_id, run_id_for(dataset_id, _settings(), init_run), init_run)
+    run_id = train(dataset_id, init_run)
     note += f"; continuing run {init_run} (the live model's)" if init_run else "; from the base model"
     return Outcome(accepted=True, reason=note, dataset_id=dataset_id, run_id=run_id, init_run=init_run)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import yaml
 
 from prefloop_core.children import die_with_parent
+from prefloop_core.contracts import JobResult
 from prefloop_core.settings import ENV_PREFIX
 from prefloop_flows.settings import FlowsSettings, JobRunnerKind
 
@@ -60,6 +61,22 @@ def config_as_overrides(path: Path) -> list[str]:
 
     walk("", tree)
     return overrides
+
+
+def made_run(lines: list[str]) -> str:
+    """The run a trainer job's `PREFLOOP_RESULT` line names (trained now, or published before from the same inputs)."""
+    run_id = JobResult.last_in(lines).run_id
+    if run_id is None:
+        raise RuntimeError("the training job's result names no run")
+    return run_id
+
+
+def made_release(lines: list[str]) -> str:
+    """The release tag an exporter job's `PREFLOOP_RESULT` line names."""
+    tag = JobResult.last_in(lines).tag
+    if tag is None:
+        raise RuntimeError("the export job's result names no release")
+    return tag
 
 
 class JobFailed(RuntimeError):

@@ -16,10 +16,11 @@ from prefloop_core.contracts import (
     Release,
     ReleaseHistoryEntry,
     ReviewItem,
+    JobResult,
     TrainingProgress,
     TrainingRun,
 )
-from prefloop_core.ids import dataset_id_for, new_run_id, release_tag
+from prefloop_core.ids import dataset_id_for, release_tag
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
 
@@ -51,7 +52,7 @@ def test_every_contract_round_trips_through_json() -> None:
         ),
         DatasetManifest(dataset_id="ds-0123456789abcdef", created_at=NOW, pair_count=3),
         TrainingRun(
-            run_id=new_run_id(NOW), dataset_id="ds-0123456789abcdef", base_model="tiny", method="dpo",
+            run_id="run-0123456789abcdef-0a1b2c3d", dataset_id="ds-0123456789abcdef", base_model="tiny", method="dpo",
             device="cpu", dtype="float32", started_at=NOW,
         ),
         Release(tag="tiny-dpo-20261123-1", base_model="tiny", mode="merged", created_at=NOW),
@@ -85,7 +86,6 @@ def test_release_tags_cannot_be_paths(tag: str) -> None:
 
 def test_ids_have_their_documented_shapes() -> None:
     assert dataset_id_for("ab" * 32) == "ds-abababababababab"
-    assert new_run_id(NOW).startswith("run-20261123-030000-")
     assert release_tag("smollm2-135m", "dpo", NOW, 2) == "smollm2-135m-dpo-20261123-2"
 
 
@@ -104,3 +104,12 @@ def test_a_progress_line_round_trips_and_other_lines_are_not_progress() -> None:
     assert parsed == progress and parsed.model_extra == {"loss": 0.69, "rewards/margins": 0.1}
     for other in ("[dpo] [###.....] step 3/30", "PREFLOOP_PROGRESS {not json", 'PREFLOOP_PROGRESS {"stage": "dpo"}'):
         assert TrainingProgress.parse(other) is None
+
+
+def test_a_jobs_result_is_its_last_result_line_wherever_the_log_puts_it() -> None:
+    lines = ["[1/4] merging", JobResult(tag="tiny-dpo-20261123-1").line(), "changelog: ...", "tiny-dpo-20261123-1"]
+    assert JobResult.last_in(lines) == JobResult(tag="tiny-dpo-20261123-1")
+    reused = JobResult(run_id="run-0123456789abcdef-0a1b2c3d", reused=True)
+    assert JobResult.last_in([*lines, reused.line()]).run_id == reused.run_id
+    with pytest.raises(ValueError, match="no PREFLOOP_RESULT"):
+        JobResult.last_in(["run failed", 'PREFLOOP_RESULT {"tag": "../escape"}'])  # an unsafe id is no result

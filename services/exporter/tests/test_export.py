@@ -15,7 +15,7 @@ import pytest
 from exporter_helpers import publish_run
 
 from prefloop_core.chat_templates import ChatTemplateError, resolve_chat_template
-from prefloop_core.contracts import ChatTemplate, ExportMode, Quantization, Release, TrainingRun
+from prefloop_core.contracts import ChatTemplate, ExportMode, JobResult, Quantization, Release, TrainingRun
 from prefloop_core.net import free_port, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
@@ -72,7 +72,11 @@ def test_a_merged_export_is_verified_tagged_and_served(settings: Settings, store
     assert "[export 4/4] verifying" in log and "HF and llama-server agree" in log and "f16 GGUF agrees" in log
     assert "Q4_K_M loads and answers; loses" in log and "Q8_0 loads and answers" in log
     assert f"changelog: {release.created_at:%Y-%m-%d} | {release.tag} | - | -" in log
-    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO())
+    assert JobResult.last_in(log.splitlines()) == JobResult(tag=release.tag, run_id=run.run_id)
+    repeat = io.StringIO()  # the run is already exported merged with Q4_K_M: that release, nothing made
+    assert export(run.run_id, [Quantization.Q4_K_M], settings, store, repeat) == release
+    assert JobResult.last_in(repeat.getvalue().splitlines()).reused and "[export" not in repeat.getvalue()
+    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), again=True)
     assert again.tag == f"tiny-dpo-{again.created_at:%Y%m%d}-{next_number(release, again)}"  # tags are never reused
 
     gguf = store.fetch(release, tmp_path / "served", ["model-Q4_K_M.gguf"])["model-Q4_K_M.gguf"]
@@ -94,7 +98,7 @@ def test_an_adapter_export_is_a_small_lora_over_a_base_exported_once(settings: S
     assert "exporting the base once as release tiny-base-q4_k_m" in out.getvalue()
 
     second = io.StringIO()
-    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, second, mode=ExportMode.ADAPTER)
+    again = export(run.run_id, [Quantization.Q4_K_M], settings, store, second, mode=ExportMode.ADAPTER, again=True)
     assert "reusing base release tiny-base-q4_k_m" in second.getvalue() and again.base_release == base_release.tag
     assert store.require(Release, "tiny-base-q4_k_m") == base_release
 
@@ -213,7 +217,8 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     assert adapter.returncode == 0, adapter.stderr
     assert "GOMP_SPINCOUNT = '0'" in adapter.stderr  # PREFLOOP_OMP_WAIT_POLICY=passive: no spinning at barriers
     del env["OMP_DISPLAY_ENV"]
-    adapter_tag = adapter.stdout.strip().splitlines()[-1]
+    *_, result, adapter_tag = adapter.stdout.strip().splitlines()  # the result line, then the tag alone
+    assert JobResult.parse(result) == JobResult(tag=adapter_tag, run_id=run.run_id)
     adapter_release = store.require(Release, adapter_tag)
     assert adapter_tag == f"tiny-dpo-{adapter_release.created_at:%Y%m%d}-{next_number(merged, adapter_release)}"
 
@@ -223,6 +228,10 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     assert "| tiny-base-q4_k_m | base | F16,Q4_K_M |" in listed
     log = cli("releases", "--changelog").stdout.splitlines()
     assert log[0] == "date | tag | accuracy | pairs" and len(log) == 3 and log[1].endswith(f"| {merged_tag} | - | -")
+
+    repeat = cli("export", run.run_id, "--mode", "adapter")
+    assert repeat.returncode == 0 and repeat.stdout.splitlines()[-1] == adapter_tag
+    assert f"release {adapter_tag} already holds run {run.run_id} (adapter, Q4_K_M)" in repeat.stdout
 
     missing = cli("export", "run-20261123-000000-none")
     assert missing.returncode == 1 and "runs/run-20261123-000000-none is not published" in missing.stderr

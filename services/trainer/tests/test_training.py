@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prefloop_core.chat_templates import resolve_chat_template
-from prefloop_core.contracts import TrainingRun
+from prefloop_core.contracts import JobResult, TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_trainer.config import load_config
@@ -50,6 +50,10 @@ def test_a_dpo_run_publishes_metrics_plots_and_tensorboard(tiny_model: Path, dat
                                                            store: ArtifactStore) -> None:
     run = train(config_for(tiny_model, dataset, "dpo"), settings, store, io.StringIO())
     published = store.require(TrainingRun, run.run_id)
+    again = io.StringIO()  # the same inputs: the published run, nothing trained
+    assert train(config_for(tiny_model, dataset, "dpo"), settings, store, again) == published
+    assert "is already published" in again.getvalue() and "[dpo]" not in again.getvalue()
+    assert JobResult.last_in(again.getvalue().splitlines()) == JobResult(run_id=run.run_id, reused=True)
     steps = json.loads(store.read_bytes(published, "metrics.json"))["steps"]
     assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "learning_rate"} <= set(steps[-1])
     assert steps[-1]["rewards/margins"] > steps[0]["rewards/margins"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -48,12 +47,6 @@ Slug = Annotated[str, AfterValidator(check_slug)]
 def dataset_id_for(content_sha256: str) -> str:
     """A dataset id is its content hash, so the same pairs always get the same id."""
     return f"ds-{content_sha256[:16]}"
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable, unique run id: `run-20261122-153000-ab12`."""
-    now = now or datetime.now(timezone.utc)
-    return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def release_tag(base_short: str, method: str, day: datetime, n: int) -> str:

@@ -33,15 +33,21 @@ answers of the f16 GGUF agree with the merged HF model; the quantized model's lo
 text stays within a bound of f16's, anchored on llama.cpp's published loss for that quantization.
 
 examples:
-  prefloop export run-20261123-153000-ab12
-  prefloop export run-20261123-153000-ab12 --quant Q4_K_M --quant Q8_0
-  prefloop export run-20261123-153000-ab12 --mode adapter""",
+  prefloop export run-0123456789abcdef-3f2a9c1e
+  prefloop export run-0123456789abcdef-3f2a9c1e --quant Q4_K_M --quant Q8_0
+  prefloop export run-0123456789abcdef-3f2a9c1e --mode adapter
+
+A run already exported in that mode and quantization is not exported twice: its release is printed.
+The output's last two lines are `PREFLOOP_RESULT {"tag": ..., "run_id": ..., "reused": ...}` and the tag.""",
     )
     parser.add_argument("run_id", help="a published training run (see the trainer's output or the bucket's runs/)")
     parser.add_argument("--quant", action="append", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
                         help="quantization(s) to publish (repeatable; default Q4_K_M; adapter mode takes one)")
     parser.add_argument("--mode", choices=[ExportMode.MERGED.value, ExportMode.ADAPTER.value], default="merged",
                         help="merged (default) or adapter")
+    parser.add_argument("--again", action="store_true",
+                        help="export anew even if a release already holds this run in this mode and quantization "
+                        "(by default that release is printed and nothing is made)")
     ns = parser.parse_args(args)
     from prefloop_exporter.export import export
 
@@ -49,11 +55,12 @@ examples:
     use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
     quants = [Quantization(q) for q in ns.quant or ["Q4_K_M"]]
     return _publish("prefloop export", lambda: export(ns.run_id, quants, settings, open_store(settings),
-                                                      mode=ExportMode(ns.mode)))
+                                                      mode=ExportMode(ns.mode), again=ns.again))
 
 
 def _publish(prog: str, make: Callable[[], Release]) -> int:
-    """Make a release and print its tag (the last line, for scripts); a user-facing failure is one message, exit 1."""
+    """Make a release and print its tag last (after its `PREFLOOP_RESULT` line, for a shell's `| tail -n 1`); a
+    user-facing failure is one message, exit 1."""
     from prefloop_exporter.disk import NotEnoughDisk
     from prefloop_exporter.export import ExportError
     from prefloop_exporter.gguf_tools import ToolFailed

@@ -25,7 +25,9 @@ from typing import Any, TextIO
 
 from prefloop_core.changelog import changelog_line
 from prefloop_core.chat_templates import describe
-from prefloop_core.contracts import ChatTemplate, DatasetManifest, ExportMode, Quantization, Release, TrainingRun
+from prefloop_core.contracts import (
+    ChatTemplate, DatasetManifest, ExportMode, JobResult, Quantization, Release, TrainingRun,
+)
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactConflict, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp, ToolchainError, llama_cpp
@@ -33,7 +35,7 @@ from prefloop_exporter import verify
 from prefloop_exporter.disk import check_free_space
 from prefloop_exporter.gguf_tools import Converter, convert_lora, convert_to_f16, mean_nll, quantize
 from prefloop_exporter.merge import fetch_adapters, merged_model
-from prefloop_exporter.tags import base_release_tag, next_tag
+from prefloop_exporter.tags import base_release_tag, next_tag, release_of
 from prefloop_ml.base_model import base_mismatch, hf_checkpoint, load_tokenizer
 
 
@@ -64,10 +66,17 @@ def _tools(settings: Settings) -> LlamaCpp:
 
 
 def export(run_id: str, quants: list[Quantization], settings: Settings, store: ArtifactStore,
-           out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED) -> Release:
+           out: TextIO = sys.stdout, mode: ExportMode = ExportMode.MERGED, again: bool = False) -> Release:
+    """Export run `run_id` as a new release; one that already holds it (same mode, these quantizations) is returned
+    instead unless `again`. Either way the last line written to `out` is the release's `PREFLOOP_RESULT`."""
     run = store.require(TrainingRun, run_id)
     if problem := base_mismatch(run_id, run.base_model, run.base_digest, settings):
         raise ExportError(problem)
+    if not again and (done := release_of(store, run, mode, quants, settings)) is not None:
+        print(f"release {done.tag} already holds run {run_id} ({mode.value}, {', '.join(q.value for q in quants)}): "
+              "not exporting again (--again makes a new release)", file=out, flush=True)
+        print(JobResult(tag=done.tag, run_id=run_id, reused=True).line(), file=out, flush=True)
+        return done
     tools = _tools(settings)
     if mode is ExportMode.ADAPTER and len(quants) != 1:
         raise ExportError("adapter mode serves the LoRA over one base GGUF: give exactly one --quant")
@@ -106,6 +115,7 @@ def export(run_id: str, quants: list[Quantization], settings: Settings, store: A
         print(f"release {release.tag} published in {time.monotonic() - steps.started:.0f} s "
               f"({sum(e.size for e in release.files.values()) / 1e6:.1f} MB)", file=out, flush=True)
         print(f"changelog: {changelog_line(release, None)}", file=out, flush=True)
+        print(JobResult(tag=release.tag, run_id=run_id).line(), file=out, flush=True)
         return release
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -121,8 +131,11 @@ def export_base(base_model: str, quant: Quantization, settings: Settings, store:
     check_free_space(work_root, base_model, [quant], ExportMode.ADAPTER, store, settings)
     work = Path(tempfile.mkdtemp(prefix="prefloop-export-base-", dir=work_root))
     try:
-        return _base_release(base_model, load_tokenizer(base_model, settings, chat_template), chat_template, quant,
-                             tools, store, settings, work, Steps(1, out))
+        reused = store.get(Release, base_release_tag(base_model, quant, settings)) is not None
+        release = _base_release(base_model, load_tokenizer(base_model, settings, chat_template), chat_template, quant,
+                                tools, store, settings, work, Steps(1, out))
+        print(JobResult(tag=release.tag, reused=reused).line(), file=out, flush=True)
+        return release
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from prefloop_core.contracts import Quantization, Release, TrainingRun
+from prefloop_core.contracts import ExportMode, Quantization, Release, TrainingRun
 from prefloop_core.ids import release_tag
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
@@ -29,9 +29,23 @@ def base_release_tag(base: str, quant: Quantization, settings: Settings) -> str:
     return f"{base_short(base, settings)}-base-{quant.value.lower()}"
 
 
+def _short_and_method(run: TrainingRun, settings: Settings) -> tuple[str, str]:
+    return base_short(run.base_model, settings), run.method.value.replace("+", "-")
+
+
 def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime, settings: Settings) -> str:
-    method = run.method.value.replace("+", "-")
-    short = base_short(run.base_model, settings)
+    short, method = _short_and_method(run, settings)
     taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=f"{short}-{method}-{day:%Y%m%d}-")
              if t.rsplit("-", 1)[1].isdigit()]
     return release_tag(short, method, day, max(taken, default=0) + 1)
+
+
+def release_of(store: ArtifactStore, run: TrainingRun, mode: ExportMode, quants: list[Quantization],
+               settings: Settings) -> Release | None:
+    """The newest release that already holds `run` exported in `mode` with every quantization in `quants`: a run's
+    releases carry its base's short name and its method in their tags, so only those are read."""
+    short, method = _short_and_method(run, settings)
+    held = [release for tag in store.ids(Release, prefix=f"{short}-{method}-")
+            if (release := store.get(Release, tag)) is not None and release.run_id == run.run_id
+            and release.mode is mode and set(quants) <= set(release.quantizations)]
+    return max(held, key=lambda release: release.created_at, default=None)

@@ -25,7 +25,9 @@ def cmd_train(args: list[str]) -> int:
         "  prefloop train --set data.dataset_id=ds-0123456789abcdef\n"
         "  prefloop train --config train.yaml --set method.name=orpo --set training.learning_rate=1e-4\n"
         "  prefloop train --print-config > train.yaml     # every field with its default\n"
-        "Start a killed run again with --set run_id=<its id> to resume from its last checkpoint.",
+        "The run id is made from the dataset, the resolved config, the base and the trainer's version: the same\n"
+        "command again returns the published run (or resumes a killed one from its last published checkpoint);\n"
+        "--set run_id=NAME trains under a name of your own. The last line is `PREFLOOP_RESULT {\"run_id\": ...}`.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="YAML with sections model, data, method, training, lora, quantization")

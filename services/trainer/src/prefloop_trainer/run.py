@@ -22,13 +22,13 @@ from typing import Any, NamedTuple, TextIO
 from transformers import PrinterCallback, TrainerCallback
 
 from prefloop_core.chat_templates import bundled_names, configured_chat_template, describe
-from prefloop_core.contracts import ChatTemplate, Checkpoint, TrainingMethod, TrainingRun
-from prefloop_core.ids import new_run_id
+from prefloop_core.contracts import ChatTemplate, Checkpoint, JobResult, TrainingMethod, TrainingRun
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_trainer import data as datasets_
 from prefloop_trainer.callbacks import Metrics, NaNGuard, Progress
 from prefloop_trainer.config import TrainConfig
+from prefloop_trainer.identity import run_id_for
 from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
 from prefloop_trainer.lm_head import answer_only_lm_head
 from prefloop_trainer.memory import GiB, Estimate, Shape, fit
@@ -211,7 +211,13 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     t0 = time.monotonic()
     if not config.data.dataset_id:
         raise ValueError("data.dataset_id is not set: `prefloop snapshot` publishes one and prints its id")
-    run_id = config.run_id or new_run_id()
+    run_id = config.run_id or run_id_for(config, config.data.dataset_id, settings)
+    if (done := store.get(TrainingRun, run_id)) is not None:
+        why = "that id was given (run_id)" if config.run_id else "the same dataset, config, base and trainer made it"
+        print(f"run {run_id} is already published ({why}): not training again; --set run_id=<a new id> trains anew "
+              "under that name", file=out, flush=True)
+        print(JobResult(run_id=run_id, reused=True).line(), file=out, flush=True)
+        return done
     work = settings.home / "trainer" / run_id
     manifest, pairs = datasets_.load_pairs(store, config.data.dataset_id, work)
     warning = datasets_.check_count(pairs, config.data)
@@ -326,6 +332,7 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     )
     published = store.publish(run, outputs)
     print(f"run {run_id} published: {len(outputs)} files (adapter, metrics.json, plots, TensorBoard)", file=out, flush=True)
+    print(JobResult(run_id=run_id).line(), file=out, flush=True)
     shutil.rmtree(work / "dataset", ignore_errors=True)
     return published
 

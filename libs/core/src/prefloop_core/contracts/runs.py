@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from prefloop_core.contracts.common import Artifact, ArtifactKind, ChatTemplate
 from prefloop_core.ids import SafeId
@@ -70,29 +70,3 @@ class Checkpoint(Artifact):
     @staticmethod
     def id_for(run_id: str, stage: str, step: int) -> str:
         return f"{run_id}-{stage}-{step:07d}"
-
-
-class TrainingProgress(BaseModel):
-    """One machine-readable progress line of a running training job, `PREFLOOP_PROGRESS {json}` on its output:
-    a flow that runs the job shows them as a progress bar instead of passing them on as log lines."""
-
-    model_config = ConfigDict(extra="allow")  # the step's logged metrics: loss, rewards/margins, learning_rate, ...
-    PREFIX: ClassVar[str] = "PREFLOOP_PROGRESS "
-
-    stage: str
-    step: int = Field(ge=0)
-    total: int = Field(ge=1)
-    eta_s: float = Field(ge=0)
-
-    def line(self) -> str:
-        return self.PREFIX + self.model_dump_json()
-
-    @classmethod
-    def parse(cls, line: str) -> TrainingProgress | None:
-        """The progress in a line of job output; None for any other line (or a malformed one)."""
-        if not line.startswith(cls.PREFIX):
-            return None
-        try:
-            return cls.model_validate_json(line[len(cls.PREFIX):])
-        except ValueError:
-            return None
