@@ -158,8 +158,9 @@ def measure(scores: dict[str, float], live: dict[str, float], split: dict[str, l
 class Loop:
     """The live services of the work folder and the calls a trial makes on them."""
 
-    def __init__(self, work: Path, server: Any, collector: Any, settings: Any) -> None:
+    def __init__(self, work: Path, server: Any, collector: Any, settings: Any, slot_key: str) -> None:
         self.work, self.server, self.collector, self.settings = work, server, collector, settings
+        self.slot_key = slot_key  # the server's PREFLOOP_SERVER_SLOT_API_KEY: its slots are asked directly
 
     def ask(self, tag: str, qa_set_file: Path, out: Path, option: list[str], suffix: str) -> list[dict[str, Any]]:
         """`prefloop qa` against the slot that serves `tag`, 64-token answers; the lines of its `*<suffix>` output."""
@@ -168,7 +169,8 @@ class Loop:
         slot = next((s for s in ready if s.name != status.live), ready[0])  # the idle one when both hold `tag`
         subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
                         "--endpoint", f"http://127.0.0.1:{slot.port}", "--model", tag, *option, "--max-tokens", "64",
-                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PREFLOOP_QA_API_KEY": self.slot_key})
         [found] = out.glob(f"*{suffix}")
         return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
 
@@ -184,7 +186,7 @@ class Loop:
     def lora_scale(self, scale: float) -> None:
         """The idle slot's LoRA applied at `scale` from now on (llama-server's `/lora-adapters`)."""
         httpx.post(f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters", json=[{"id": 0, "scale": scale}],
-                   timeout=30).raise_for_status()
+                   headers={"Authorization": f"Bearer {self.slot_key}"}, timeout=30).raise_for_status()
 
     def scaled(self, name: str, seed: int, trained: dict[str, Any], qa_set_file: Path) -> dict[str, Any]:
         """`trained` (the SCALED trial's own, same seed) with its LoRA applied at the trial's scale."""
@@ -313,8 +315,9 @@ def running_loop(work: Path, settings: Any, live_tag: str) -> Iterator[Loop]:
     from prefloop_core.net import free_port
     from prefloop_flows.demo import service
 
-    token, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin}
+    token, admin, slot_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin,
+           "PREFLOOP_SERVER_SLOT_API_KEY": slot_key}
     cport, sport = free_port(), free_port()
     venvs = settings.venvs_dir
     assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
@@ -323,7 +326,7 @@ def running_loop(work: Path, settings: Any, live_tag: str) -> Iterator[Loop]:
          service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
                             "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
         yield Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
-                   CollectorClient(f"http://127.0.0.1:{cport}", token), settings)
+                   CollectorClient(f"http://127.0.0.1:{cport}", token), settings, slot_key)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "serve
 from load import run_load  # noqa: E402
 from qa_concurrency import qa_concurrency  # noqa: E402  (the script's folder is on sys.path)
 from report import emit  # noqa: E402
-from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
+from server_helpers import build_bucket, slot_env, slot_headers, start_server, stop_server  # noqa: E402
 
 PROMPTS = ["How many legs does a spider have?", "What is the opposite of hot?", "What do bees make?",
            "Name three colours.", "What is frozen water called?"]
@@ -63,7 +63,7 @@ def pct(values: list[float], q: float) -> float:
 def router_overhead(router: str, direct: str, n: int) -> list[str]:
     lat: dict[str, list[float]] = {"router": [], "direct": []}
     tps: dict[str, list[float]] = {"router": [], "direct": []}
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=slot_headers()) as client:  # the slot's key (the router ignores it)
         for url in (router, direct):  # warm both paths
             timed(client, url, PROMPTS[0])
         for i in range(n):
@@ -117,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = build_bucket(root)
-        server = start_server(root / "home", paths["bucket"], paths["template"])
+        server = start_server(root / "home", paths["bucket"], paths["template"], env=slot_env())
         try:
             admin = server.admin()
             admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()

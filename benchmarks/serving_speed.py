@@ -114,7 +114,7 @@ async def speeds(slot: object, model: object, tokens: int) -> list[float]:
     """Generated tokens/s of each prompt (llama-server's own timing), after one warm-up request."""
     await slot.start(model)  # type: ignore[attr-defined]
     try:
-        async with httpx.AsyncClient(timeout=600) as client:
+        async with httpx.AsyncClient(timeout=600, headers=slot.headers()) as client:  # type: ignore[attr-defined]
             out = []
             for i, prompt in enumerate([PROMPTS[0], *PROMPTS]):
                 body = {"prompt": prompt, "n_predict": tokens, "temperature": 0, "ignore_eos": True, "cache_prompt": False}

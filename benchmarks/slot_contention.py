@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "server" / "tests"))
 from report import emit  # noqa: E402  (the script's folder is on sys.path)
 from server_bench import story_requests  # noqa: E402
-from server_helpers import build_bucket, start_server, stop_server  # noqa: E402
+from server_helpers import build_bucket, slot_env, slot_headers, start_server, stop_server  # noqa: E402
 
 POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_OMP_WAIT_POLICY), which its slots inherit
     "spin (llama.cpp's default)": {"PREFLOOP_OMP_WAIT_POLICY": "default"},
@@ -44,7 +44,7 @@ CONTEXT = " ".join(["Steve mines iron ore with a stone pickaxe, smelts it in a f
 
 def candidate_load(url: str, stop: threading.Event, tokens: list[int]) -> None:
     """Gate-like requests on the candidate slot, one at a time, until `stop`."""
-    with httpx.Client(timeout=600) as client:
+    with httpx.Client(timeout=600, headers=slot_headers()) as client:
         i = 0
         while not stop.is_set():
             r = client.post(f"{url}/completion", json={
@@ -56,7 +56,7 @@ def candidate_load(url: str, stop: threading.Event, tokens: list[int]) -> None:
 
 
 def measure(root: Path, paths: dict[str, Path], env: dict[str, str], n: int) -> dict[str, float]:
-    server = start_server(root / "home", paths["bucket"], paths["template"], env=env)
+    server = start_server(root / "home", paths["bucket"], paths["template"], env={**env, **slot_env()})
     try:
         admin = server.admin()
         for step, body in (("deploy", {"tag": "good"}), ("promote", {}), ("deploy", {"tag": "good-copy"})):

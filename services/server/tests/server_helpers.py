@@ -19,6 +19,17 @@ from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_core.toolchain import base_gguf, llama_cpp
 
 ADMIN = "admin-token-0123456789"
+# The slots' key for a server whose slots a test or benchmark asks directly (`slot_env()`); without it each slot gets a
+# random key that only the router holds.
+SLOT_KEY = "slot-key-0123456789"
+
+
+def slot_env() -> dict[str, str]:
+    return {"PREFLOOP_SERVER_SLOT_API_KEY": SLOT_KEY}
+
+
+def slot_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {SLOT_KEY}"}
 
 # SmolLM2-135M answers these correctly as shipped (Q4_1) and mostly wrongly requantized to Q2_K.
 EASY_QUESTIONS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import Server, easy_qa_set
+from server_helpers import SLOT_KEY, Server, easy_qa_set
 
 from prefloop_core.contracts import ChatMessage, GateReport, GateVerdict, QARecord, ServerStatus, SlotName
 from prefloop_core.settings import Settings
@@ -173,8 +173,8 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     korean = QARecord(record_id="ko", asked_at=datetime.now(timezone.utc), question_id="ko-1", question="크리퍼는?",
                       prompt=[ChatMessage(role="user", content="크리퍼는 무엇을 두려워하나요?")],
                       answer="크리퍼는 고양이와 오셀롯을 두려워합니다.", score=1.0, model="good-copy")
-    measured = asyncio.run(measure(Endpoint(f"http://127.0.0.1:{live_slot.port}", "good-copy"),
-                                         Endpoint(f"http://127.0.0.1:{status.idle.port}", "good"), [korean],
+    measured = asyncio.run(measure(Endpoint(f"http://127.0.0.1:{live_slot.port}", "good-copy", api_key=SLOT_KEY),
+                                         Endpoint(f"http://127.0.0.1:{status.idle.port}", "good", api_key=SLOT_KEY), [korean],
                                          max_tokens=32, concurrency=1))
     kl, tokens = measured.per_question["ko-1"]
     assert tokens > 5 and kl < 0.01  # the same weights in both slots

@@ -1,10 +1,15 @@
-"""`kill -9` of the server leaves no llama-server running and no partial download; a restart starts only its own."""
+"""`kill -9` of the server leaves no llama-server running and no partial download; a restart starts only its own; a
+slot answers only its router."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
+from pathlib import Path
 
-from server_helpers import Server, start_server, stop_server
+import httpx
+from server_helpers import ADMIN, SLOT_KEY, Server, slot_headers, start_server, stop_server
 
 from prefloop_core.testing import process_gone as gone
 
@@ -39,3 +44,40 @@ def test_slots_die_with_a_server_killed_hard_and_a_restart_serves_alone(server: 
         stop_server(again)
     assert all(gone(pid) for pid in second)
     assert not list((server.home / "server" / "logs").glob("*.pid.json"))  # a clean stop forgets its records
+
+
+def test_a_slot_answers_only_the_router_that_started_it(releases: dict[str, Path], tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    subprocess.run(["cp", "-al", str(releases["bucket"]), str(bucket)], check=True)
+    shutil.copy(releases["template"], tmp_path / "template.json")
+    server = start_server(tmp_path / "home", bucket, tmp_path / "template.json")  # the default: a random key per slot
+    try:
+        admin = server.admin()
+        admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
+        admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
+        status = admin.get("/admin/status")
+        [slot] = [s for s in status.json()["slots"] if s["pid"]]
+        chat = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4}
+        assert httpx.post(f"{server.url}/v1/chat/completions", json=chat, timeout=120).status_code == 200
+
+        direct = f"http://127.0.0.1:{slot['port']}"
+        assert httpx.get(f"{direct}/health").status_code == 200  # open, as llama-server keeps it
+        for headers in ({}, slot_headers(), {"Authorization": f"Bearer {ADMIN}"}):  # no key, another key, a token
+            refused = httpx.post(f"{direct}/v1/chat/completions", json=chat, headers=headers, timeout=120)
+            assert refused.status_code == 401, (headers, refused.text)
+        assert httpx.get(f"{direct}/v1/models", headers=slot_headers()).status_code == 401
+
+        # The key is in the slot's environment (only this user can read it), not on the command line `ps` shows,
+        # and it appears in no log and no status the server writes.
+        cmdline = Path(f"/proc/{slot['pid']}/cmdline").read_bytes().split(b"\0")
+        assert b"--api-key" not in cmdline and b"--api-key-file" not in cmdline
+        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{slot['pid']}/environ").read_bytes().split(b"\0") if b"=" in v)
+        key = environ[b"LLAMA_API_KEY"].decode()
+        assert len(key) >= 32 and key != SLOT_KEY
+        assert httpx.post(f"{direct}/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"},
+                          timeout=120).status_code == 200  # (the key is what opens it)
+        assert key not in status.text
+        for log in [server.log, *(server.home / "server" / "logs").glob("*")]:
+            assert key not in log.read_text(errors="replace"), log
+    finally:
+        stop_server(server)

@@ -31,7 +31,7 @@ from prefloop_server.qa.candidates import generate_async
 from prefloop_server.qa.gate_report import publish_gate
 from prefloop_server.qa.runner import Decoding, Endpoint, run_qa_async
 from prefloop_server.settings import ServerSettings
-from prefloop_server.slots import SlotFailed
+from prefloop_server.slots import Slot, SlotFailed
 
 
 def require_admin(request: Request) -> None:
@@ -153,11 +153,15 @@ def _qa_options(settings: ServerSettings, correct_at: float) -> dict[str, Any]:
             "correct_at": correct_at}
 
 
+def _endpoint(slot: Slot, tag: str) -> Endpoint:
+    return Endpoint(slot.url, tag, api_key=slot.api_key, llama_server=True)
+
+
 def _live(bluegreen: BlueGreen) -> Endpoint:
     live = bluegreen.live_slot()
     if live is None or live.model is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
-    return Endpoint(live.url, live.model.tag, llama_server=True)
+    return _endpoint(live, live.model.tag)
 
 
 @router.post("/qa", response_model=QAReport)
@@ -201,7 +205,7 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
     async with bluegreen.gating() as hold:
         runs = []
         for slot, tag in ((hold.live, hold.live_tag), (hold.candidate, hold.candidate_tag)):
-            run = await run_qa_async(body.qa_set, Endpoint(slot.url, tag, llama_server=True), template, model=tag, **options)
+            run = await run_qa_async(body.qa_set, _endpoint(slot, tag), template, model=tag, **options)
             bluegreen.check_held(hold)
             if run.failures:
                 question, error = run.failures[0]
@@ -212,14 +216,16 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
         measured = None
         if settings.server_gate_drift_tokens:
             try:
-                measured = await drift.measure(Endpoint(hold.live.url, hold.live_tag), Endpoint(hold.candidate.url,
-                                               hold.candidate_tag), runs[0].records,
+                measured = await drift.measure(_endpoint(hold.live, hold.live_tag),
+                                               _endpoint(hold.candidate, hold.candidate_tag), runs[0].records,
                                                max_tokens=settings.server_gate_drift_tokens,
                                                concurrency=settings.server_qa_concurrency)
             except (httpx.HTTPError, KeyError, ValueError) as exc:
                 raise SlotFailed(f"measuring the drift between {hold.live_tag} and {hold.candidate_tag} failed "
                                  f"({type(exc).__name__}: {exc}): no verdict", hold.candidate.log_tail()) from exc
             bluegreen.check_held(hold)
-    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, *runs, measured)
+    live_run, candidate_run = runs
+    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, live_run, candidate_run,
+                                     measured)
     bluegreen.last_report = result.report  # a promotion of the same tag may rely on it
     return result

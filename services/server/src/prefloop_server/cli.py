@@ -130,6 +130,7 @@ def cmd_qa(args: list[str]) -> int:
         "Writes QA records (the collector's input), today's markdown log and a summary. "
         "With --gate: compare the live model and the deployed candidate through the server.",
         epilog="examples:\n  prefloop qa --endpoint http://127.0.0.1:8090 --set infra/qa/bundled.json\n"
+        "  PREFLOOP_QA_API_KEY=... prefloop qa --endpoint https://host/ --set my.json   # an endpoint that wants a key\n"
         "  prefloop qa --gate --set infra/qa/bundled.json --out qa-out/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -161,10 +162,11 @@ def cmd_qa(args: list[str]) -> int:
         return _gate(settings, qa_set.model_dump(mode="json"), ns.out)
     if not ns.endpoint:
         parser.error("--endpoint is required (or --gate)")
-    model = ns.model or _served_model(ns.endpoint)
+    key = settings.qa_api_key.get_secret_value() if settings.qa_api_key else None
+    model = ns.model or _served_model(ns.endpoint, key)
     if ns.candidates:
-        return _candidates(ns, qa_set, template, model, settings)
-    run = run_qa(qa_set, Endpoint(ns.endpoint, model, llama_server=ns.llama_server), template, model=model,
+        return _candidates(ns, qa_set, template, Endpoint(ns.endpoint, model, api_key=key), settings)
+    run = run_qa(qa_set, Endpoint(ns.endpoint, model, api_key=key, llama_server=ns.llama_server), template, model=model,
                  scorer=_scorer(ns), concurrency=ns.concurrency, decoding=Decoding(max_tokens=ns.max_tokens), correct_at=settings.server_correct_at,
                  on_answer=lambda done, total: print(f"\r  answered {done}/{total}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
@@ -174,11 +176,13 @@ def cmd_qa(args: list[str]) -> int:
     return 0 if not run.failures else 1
 
 
-def _candidates(ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate, model: str, settings: ServerSettings) -> int:
+def _candidates(ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate, endpoint: Endpoint,
+                settings: ServerSettings) -> int:
     if ns.candidates < 2 or ns.temperature <= 0:
         print("prefloop qa --candidates: sample at least 2 answers with --temperature above 0", file=sys.stderr)
         return 2
-    found = generate(qa_set, Endpoint(ns.endpoint, model), template, model=model, samples=ns.candidates,
+    model = endpoint.model
+    found = generate(qa_set, endpoint, template, model=model, samples=ns.candidates,
                      temperature=ns.temperature, max_tokens=ns.max_tokens, correct_at=settings.server_correct_at,
                      concurrency=ns.concurrency, scorer=_scorer(ns))
     ns.out.mkdir(parents=True, exist_ok=True)
@@ -190,11 +194,12 @@ def _candidates(ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate,
     return 0
 
 
-def _served_model(endpoint: str) -> str:
+def _served_model(endpoint: str, key: str | None) -> str:
     import httpx
 
     try:
-        data = httpx.get(f"{endpoint.rstrip('/')}/v1/models", timeout=10).json()["data"]
+        data = httpx.get(f"{endpoint.rstrip('/')}/v1/models", timeout=10,
+                         headers={"Authorization": f"Bearer {key}"} if key else None).json()["data"]
         return str(data[0]["id"])
     except (httpx.HTTPError, KeyError, IndexError, ValueError):
         return "unknown"

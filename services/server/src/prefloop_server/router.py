@@ -92,7 +92,7 @@ async def _forward(request: Request, path: str) -> Response:
     try:
         upstream = await _send(client, client.build_request(
             request.method, f"{slot.url}{path}", content=body,
-            headers={"content-type": request.headers.get("content-type", "application/json")}))
+            headers={"content-type": request.headers.get("content-type", "application/json"), **slot.headers()}))
     except httpx.HTTPError as exc:
         slot.in_flight -= 1
         return openai_error(502, f"the live slot did not answer: {exc}", "server_error", "upstream_unavailable")

@@ -39,6 +39,15 @@ class ServerSettings(Settings):
         default=60, gt=0, description="How long a slot being replaced may finish its in-flight requests."
     )
     server_log_prompts: bool = Field(default=False, description="Log prompts and answers passing the router.")
+    qa_api_key: SecretStr | None = Field(
+        default=None, description="Key `prefloop qa --endpoint` sends (Authorization: Bearer), for an endpoint that "
+        "wants one; none: no key."
+    )
+    server_slot_api_key: SecretStr | None = Field(
+        default=None, description="Key every slot's llama-server requires. Unset (the default): each slot starts with a "
+        "fresh random key only the router holds, so another local process reaching a slot's port is refused (401). "
+        "Set it only to measure a slot directly (the benchmarks do), and keep it out of logs like a token."
+    )
     server_max_body_mb: float = Field(default=4, gt=0, description="Largest request body the router accepts (MB).")
     server_qa_concurrency: int = Field(default=4, ge=1, description="QA requests in flight at once.")
     server_qa_max_tokens: int = Field(default=256, ge=1, description="Longest answer the QA runner asks for (tokens).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shlex
 import subprocess
 import time
@@ -52,6 +53,7 @@ class Slot:
         self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.in_flight = 0
+        self.api_key = ""  # made at each start
         self.loaded_at: datetime | None = None
         self.error: str | None = None
 
@@ -76,9 +78,14 @@ class Slot:
             cmd += ["--lora", str(lora)]
         return cmd + shlex.split(s.server_extra_args)
 
+    def headers(self) -> dict[str, str]:
+        """What a request to this slot carries: its key (llama-server answers 401 without it; /health is open)."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def environment(self) -> dict[str, str]:
-        """This process's environment with the settings' OpenMP wait policy (llama-server's CPU threads read it)."""
-        return {**os.environ, **wait_policy_environment(self.settings.omp_wait_policy)}
+        """This process's environment with the settings' OpenMP wait policy (llama-server's CPU threads read it) and
+        the slot's key: in the environment, which only this user can read, not on the command line `ps` shows."""
+        return {**os.environ, **wait_policy_environment(self.settings.omp_wait_policy), "LLAMA_API_KEY": self.api_key}
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -92,6 +99,8 @@ class Slot:
         await self.stop()
         self.status, self.model, self.error = SlotStatus.LOADING, model, None
         self.port = free_port()
+        configured = self.settings.server_slot_api_key
+        self.api_key = configured.get_secret_value() if configured else secrets.token_urlsafe(32)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             # Called on the event loop's thread, which lives as long as the server: the child dies with it (children).
