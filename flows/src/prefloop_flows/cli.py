@@ -55,13 +55,13 @@ def improve(args: list[str]) -> int:
         description="Run the `improve` flow once from this terminal: snapshot -> train -> export -> QA gate -> promote "
         "or keep the live model. Needs the collector and the server running (PREFLOOP_FLOWS_* settings).",
     ).parse_args(args)
-    from prefloop_flows.flows import improve_flow
+    from prefloop_flows.flows import improve_flow, outcome_of
 
     state = improve_flow(return_state=True)
     if state.is_failed() or state.is_crashed():
         print(f"prefloop improve: {state.message}", file=sys.stderr)
         return 1
-    outcome = state.result()
+    outcome = outcome_of(state)
     print(outcome.comparison or "")
     print(f"{state.name}: {outcome.reason}")
     return 0 if outcome.accepted else 3

@@ -185,7 +185,7 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
               round_: int) -> Outcome | None:
     """QA on the live model and its bad answers queued, the human step (the bundled `answers`, or a person in the
     review UI when `review_ui` says where), then `improve`; None when the flow failed."""
-    from prefloop_flows.flows import REFUSED, collect_flow, improve_flow
+    from prefloop_flows.flows import REFUSED, collect_flow, improve_flow, outcome_of
 
     say(f"{'baseline ' if round_ == 1 else ''}QA: the `collect` flow asks the live model the bundled QA set "
         f"({len(qa_set.questions)} questions, {sum(q.split == 'train' for q in qa_set.questions)} train / "
@@ -209,7 +209,7 @@ def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path
     if state.is_failed() or state.is_crashed():
         print(f"    {state.message}", file=sys.stderr)
         return None
-    outcome: Outcome = state.result()
+    outcome = outcome_of(state)
     print()
     print(outcome.comparison or "(no comparison: the loop stopped before the QA gate)")
     verdict = "PROMOTED" if outcome.accepted else f"{REFUSED.upper()} (the live model stays)"

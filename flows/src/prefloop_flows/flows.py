@@ -83,7 +83,7 @@ def transient(_task: Any, _run: Any, state: State) -> bool:
     return False
 
 
-RETRY = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=5), "retry_condition_fn": transient}
+RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=5), "retry_condition_fn": transient}
 
 
 class Outcome(BaseModel):
@@ -109,6 +109,14 @@ def _end(outcome: Outcome) -> Outcome | State:
         return outcome
     get_run_logger().warning("refused: %s", outcome.reason)
     return Completed(name=REFUSED, message=outcome.reason, data=outcome)
+
+
+def outcome_of(state: State) -> Outcome:
+    """The outcome a finished flow run of `train`, `evaluate_and_deploy` or `improve` holds (refused or not)."""
+    outcome = state.result()
+    if not isinstance(outcome, Outcome):
+        raise TypeError(f"the flow run {state.name} holds {type(outcome).__name__}, not an outcome")
+    return outcome
 
 
 # -- tasks ----------------------------------------------------------------------------------------
@@ -345,11 +353,10 @@ def rollback_flow(tag: str | None = None, trigger: str = "flow:rollback") -> Ser
 def improve_flow(trigger: str = "flow:improve") -> Outcome | State:
     """The loop after review: snapshot -> train -> export -> QA gate -> promote or keep the live model."""
     trained = train_flow(return_state=True)
-    outcome = trained.result()
-    if trained.name == REFUSED or not outcome.accepted:
+    outcome = outcome_of(trained)
+    if trained.name == REFUSED or not outcome.accepted or outcome.run_id is None:
         return _end(outcome)
     tag = export(outcome.run_id)
-    evaluated = evaluate_and_deploy_flow(tag, trigger, return_state=True)
-    final: Outcome = evaluated.result()
+    final = outcome_of(evaluate_and_deploy_flow(tag, trigger, return_state=True))
     final.dataset_id, final.run_id, final.init_run = outcome.dataset_id, outcome.run_id, outcome.init_run
     return _end(final)

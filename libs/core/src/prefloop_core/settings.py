@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -123,11 +123,19 @@ class Settings(BaseSettings):
 S = TypeVar("S", bound="Settings")
 
 
-def load_settings(model: type[S] | None = None, **overrides: object) -> S:
+@overload
+def load_settings(model: None = None, **overrides: object) -> Settings: ...
+
+
+@overload
+def load_settings(model: type[S], **overrides: object) -> S: ...
+
+
+def load_settings(model: type[S] | None = None, **overrides: object) -> Settings:
     """Read settings (a service passes its own subclass), one readable message per bad variable."""
     try:
         settings_class: Any = model or Settings  # its fields come from `overrides` and the environment alike
-        return cast(S, settings_class(**overrides))
+        return cast(Settings, settings_class(**overrides))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

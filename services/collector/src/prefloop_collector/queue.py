@@ -291,7 +291,8 @@ class ReviewQueue:
 
     def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
         """Items matching the filters, lowest score first (the worst answers are reviewed first)."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[str | float | int] = []
         if filters.status is not None:
             where.append("i.status = ?")
             params.append(filters.status.value)

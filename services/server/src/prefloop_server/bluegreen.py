@@ -186,7 +186,8 @@ class BlueGreen:
                     raise OperationRefused(problem)
             measured = report is not None and report.candidate_tag == tag and report.live_tag == live_tag
             note = "first release: nothing was live to compare with" if live_tag is None and force is None else ""
-            return self._promote(HistoryAction.PROMOTE, trigger, report.verdict.candidate_accuracy if measured else None,
+            accuracy = report.verdict.candidate_accuracy if report is not None and measured else None
+            return self._promote(HistoryAction.PROMOTE, trigger, accuracy,
                                  note, report_id=report.report_id if report else None, forced=force.strip() if force else None)
 
     async def _report(self, report_id: str | None, tag: str) -> GateReport | None:

@@ -14,6 +14,7 @@ where there is room (`pack`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from prefloop_trainer.hardware import Resolved
 
@@ -40,7 +41,9 @@ class Shape:
 
     @classmethod
     def of(cls, config: object) -> Shape:
-        get = lambda name, default=None: getattr(config, name, default)  # noqa: E731
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(config, name, default)
+
         hidden, layers, vocab = get("hidden_size"), get("num_hidden_layers"), get("vocab_size")
         intermediate = get("intermediate_size") or 4 * hidden
         heads = get("num_attention_heads")

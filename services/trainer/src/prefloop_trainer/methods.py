@@ -50,7 +50,7 @@ def grouped_by_length(trainer_cls: type) -> type:
     """
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    class GroupedByLength(trainer_cls):  # type: ignore[misc, valid-type]
+    class GroupedByLength(trainer_cls):
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = self.train_dataset if train_dataset is None else train_dataset
             lengths = [len(p) + max(len(c), len(r))
@@ -80,8 +80,7 @@ def build_trainer(
     if method is TrainingMethod.KTO:
         from trl import KTOConfig, KTOTrainer
 
-        args = KTOConfig(**common, beta=m.beta, precompute_ref_log_probs=resolved.precompute_ref_log_probs)
-        return KTOTrainer(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
+        return KTOTrainer(model=model, args=KTOConfig(**common, beta=m.beta, precompute_ref_log_probs=resolved.precompute_ref_log_probs), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=callbacks)
     if method is TrainingMethod.ORPO:
         import warnings
@@ -89,13 +88,11 @@ def build_trainer(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" notice: ORPO lives in trl.experimental since TRL 1.x
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-        args = ORPOConfig(**common, beta=m.beta)
-        return ORPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
+        return ORPOTrainer(model=model, args=ORPOConfig(**common, beta=m.beta), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
                            peft_config=peft_config, callbacks=callbacks)
     if method is TrainingMethod.SFT:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(**common, completion_only_loss=True)
-        return SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
+        return SFTTrainer(model=model, args=SFTConfig(**common, completion_only_loss=True), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=callbacks)
     raise ValueError(f"no single trainer for {method.value}; sft+dpo runs sft then dpo")

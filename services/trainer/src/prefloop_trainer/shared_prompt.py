@@ -88,6 +88,7 @@ def sharing_prompts(model: Any) -> Iterator[None]:
             packed = pack_pairs(input_ids, attention_mask)
         if packed is None:
             return original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        assert input_ids is not None  # packed from it
         mask: torch.Tensor = packed.allowed
         if implementation == "eager":
             dtype = backbone.get_input_embeddings().weight.dtype
@@ -107,7 +108,7 @@ def sharing_prompts(model: Any) -> Iterator[None]:
 def sharing_prompts_in(trainer_cls: type) -> type:
     """`trainer_cls` (TRL's DPOTrainer) with its policy and reference forwards sharing each pair's prompt."""
 
-    class SharedPrompt(trainer_cls):  # type: ignore[misc, valid-type]
+    class SharedPrompt(trainer_cls):
         def _compute_loss(self, model: Any, inputs: Any, return_outputs: bool) -> Any:
             with sharing_prompts(self.model):
                 return super()._compute_loss(model, inputs, return_outputs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 from dataclasses import dataclass
 
 import httpx
@@ -44,11 +45,12 @@ def kl_top_k(p: dict[int, float], q: dict[int, float]) -> float:
     return max(0.0, sum(a / p_sum * math.log((a / p_sum) / (b / q_sum)) for a, b in zip(ps, qs, strict=True)))
 
 
-async def _post(client: httpx.AsyncClient, endpoint: Endpoint, path: str, body: dict[str, object]) -> dict[str, object]:
+async def _post(client: httpx.AsyncClient, endpoint: Endpoint, path: str, body: dict[str, object]) -> dict[str, Any]:
+    """llama-server's answer to one of its own endpoints, as JSON (a shape it lacks ends the measurement: KeyError)."""
     response = await client.post(f"{endpoint.url}{path}", headers=endpoint.headers(), json=body)
     if response.is_error:
         raise ValueError(f"{endpoint.model}'s {path} answered {response.status_code}: {response.text[:300]}")
-    result: dict[str, object] = response.json()
+    result: dict[str, Any] = response.json()
     return result
 
 
@@ -82,7 +84,7 @@ async def _question_kl(client: httpx.AsyncClient, live: Endpoint, candidate: End
         prompt = prompt[1:]
     answer = await _post(client, live, "/tokenize", {"content": record.answer, "add_special": False,
                                                      "parse_special": False})
-    ids = list(answer["tokens"])[:max_tokens]  # type: ignore[call-overload]
+    ids = list(answer["tokens"])[:max_tokens]
     if not ids:
         return 0.0, 0
     p, q = await asyncio.gather(_positions(client, live, prompt, ids), _positions(client, candidate, prompt, ids))
