@@ -33,7 +33,12 @@ check() {  # name command...: a static check, reported like a suite
 
 started=$SECONDS
 check "lint (ruff check)" "$VENVS/collector/bin/ruff" check --no-cache libs services flows tests benchmarks
+check "format (ruff format --check)" "$VENVS/collector/bin/ruff" format --check --no-cache libs services flows tests benchmarks
 check "types (mypy --strict: core)" "$VENVS/collector/bin/mypy" --strict --cache-dir "$LOGS/mypy" libs/core/src/prefloop_core
+for code in services/collector services/server services/trainer services/exporter flows; do  # mypy.ini's checks
+  check "types (mypy: ${code#services/})" env MYPYPATH=libs/core/src:libs/ml/src \
+    "$VENVS/$(basename "$code")/bin/mypy" --cache-dir "$LOGS/mypy-$(basename "$code")" "$code/src"
+done
 suite core collector libs/core/tests
 suite collector collector services/collector/tests
 suite server server services/server/tests
