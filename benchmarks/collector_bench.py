@@ -39,13 +39,25 @@ def generate(path: Path, n: int) -> None:
         for i in range(n):
             korean = i % 2 == 0
             q = (KO if korean else EN)[i % 3]
-            out.write(json.dumps({
-                "record_id": f"rec-{i}", "asked_at": (now - timedelta(hours=rng.randint(0, 150))).isoformat(),
-                "question_id": f"q-{i % 5000}", "question": f"{q} ({i % 5000})", "game": GAMES[i % 3],
-                "language": "ko" if korean else "en", "context": ("위키 문단 " if korean else "Wiki passage ") * 20,
-                "answer": ("잘 모르겠습니다. " if korean else "I am not sure. ") * 5, "key_facts": ["fact"],
-                "score": round(rng.random(), 2), "model": "smollm2-135m-instruct-base",
-            }, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "record_id": f"rec-{i}",
+                        "asked_at": (now - timedelta(hours=rng.randint(0, 150))).isoformat(),
+                        "question_id": f"q-{i % 5000}",
+                        "question": f"{q} ({i % 5000})",
+                        "game": GAMES[i % 3],
+                        "language": "ko" if korean else "en",
+                        "context": ("위키 문단 " if korean else "Wiki passage ") * 20,
+                        "answer": ("잘 모르겠습니다. " if korean else "I am not sure. ") * 5,
+                        "key_facts": ["fact"],
+                        "score": round(rng.random(), 2),
+                        "model": "smollm2-135m-instruct-base",
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
 
 
 def peak_rss_mb() -> float:
@@ -72,8 +84,10 @@ def ingest_baseline(src: Path, work: Path) -> dict[str, float]:
         for line in fh:
             r = json.loads(line)
             if r["score"] <= 0.7:
-                conn.execute("INSERT OR IGNORE INTO rejected VALUES (?, ?, ?, ?, ?)",
-                             (r["record_id"], r["question"], r["game"], r["answer"], r["score"]))
+                conn.execute(
+                    "INSERT OR IGNORE INTO rejected VALUES (?, ?, ?, ?, ?)",
+                    (r["record_id"], r["question"], r["game"], r["answer"], r["score"]),
+                )
                 queued += 1
     return {"seconds": time.perf_counter() - start, "queued": queued, "rss_mb": peak_rss_mb()}
 
@@ -87,8 +101,19 @@ def snapshot_prefloop(work: Path, pairs: int) -> dict[str, float]:
     from prefloop_collector.snapshot import snapshot
 
     queue = ReviewQueue(work / "snap.db")
-    queue.import_entries([ImportEntry(question=f"{KO[i % 3]} {i}", rejected=f"틀린 답 {i}", chosen=f"맞는 답 {i}",
-                                      game=GAMES[i % 3], context="위키 " * 30) for i in range(pairs)], "bench")
+    queue.import_entries(
+        [
+            ImportEntry(
+                question=f"{KO[i % 3]} {i}",
+                rejected=f"틀린 답 {i}",
+                chosen=f"맞는 답 {i}",
+                game=GAMES[i % 3],
+                context="위키 " * 30,
+            )
+            for i in range(pairs)
+        ],
+        "bench",
+    )
     start = time.perf_counter()
     result = snapshot(queue, ArtifactStore(LocalBackend(work / "bucket")), CollectorSettings(), PromptTemplate())
     assert result.manifest is not None and result.manifest.pair_count == pairs
@@ -99,19 +124,35 @@ def snapshot_baseline(work: Path, pairs: int) -> dict[str, float]:
     conn = sqlite3.connect(work / "snapbase.db")
     conn.execute("CREATE TABLE pairs (q TEXT, chosen TEXT, rejected TEXT, game TEXT)")
     with conn:
-        conn.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?)",
-                         [(f"{KO[i % 3]} {i}", f"맞는 답 {i}", f"틀린 답 {i}", GAMES[i % 3]) for i in range(pairs)])
+        conn.executemany(
+            "INSERT INTO pairs VALUES (?, ?, ?, ?)",
+            [(f"{KO[i % 3]} {i}", f"맞는 답 {i}", f"틀린 답 {i}", GAMES[i % 3]) for i in range(pairs)],
+        )
     start = time.perf_counter()
     with open(work / "pairs.jsonl", "w", encoding="utf-8") as out:
         for q, chosen, rejected, game in conn.execute("SELECT * FROM pairs"):
-            out.write(json.dumps({"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": chosen}],
-                                  "rejected": [{"role": "assistant", "content": rejected}], "game": game}, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "prompt": [{"role": "user", "content": q}],
+                        "chosen": [{"role": "assistant", "content": chosen}],
+                        "rejected": [{"role": "assistant", "content": rejected}],
+                        "game": game,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return {"seconds": time.perf_counter() - start, "queued": pairs, "rss_mb": peak_rss_mb()}
 
 
 def child(kind: str, arg: str, work: str) -> None:
-    fn = {"ingest_prefloop": ingest_prefloop, "ingest_baseline": ingest_baseline,
-          "snapshot_prefloop": snapshot_prefloop, "snapshot_baseline": snapshot_baseline}[kind]
+    fn = {
+        "ingest_prefloop": ingest_prefloop,
+        "ingest_baseline": ingest_baseline,
+        "snapshot_prefloop": snapshot_prefloop,
+        "snapshot_baseline": snapshot_baseline,
+    }[kind]
     result = fn(Path(arg), Path(work)) if kind.startswith("ingest") else fn(Path(work), int(arg))
     print(json.dumps(result))
 
@@ -150,8 +191,10 @@ def main() -> None:
     ]
     for task, count, ours, base in rows:
         ours_rate, base_rate = count / ours["seconds"], count / base["seconds"]
-        lines.append(f"| {task} | {count:,} | {ours_rate:,.0f} | {base_rate:,.0f} | {ours_rate / base_rate:.2f} | "
-                     f"{ours['rss_mb']:.0f} | {base['rss_mb']:.0f} | {ours['rss_mb'] / base['rss_mb']:.2f} |")
+        lines.append(
+            f"| {task} | {count:,} | {ours_rate:,.0f} | {base_rate:,.0f} | {ours_rate / base_rate:.2f} | "
+            f"{ours['rss_mb']:.0f} | {base['rss_mb']:.0f} | {ours['rss_mb'] / base['rss_mb']:.2f} |"
+        )
     emit(lines, ns.out)
 
 

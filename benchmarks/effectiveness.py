@@ -53,9 +53,11 @@ CORRECT_AT = 0.7
 # name -> (what it is, trainer config overrides). "source" is the source's values (and the trainer's first defaults).
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 # The source's values, written out: every trial is these plus its own changes, whatever the trainer's defaults are now.
-SOURCE = {"method": {"name": "dpo", "loss_type": ["sigmoid"], "beta": 0.1},
-          "training": {"learning_rate": 5e-5, "epochs": 3.0, "batch_size": 1, "grad_accumulation": 4},
-          "lora": {"r": 16, "alpha": 32, "target_modules": "all-linear"}}
+SOURCE = {
+    "method": {"name": "dpo", "loss_type": ["sigmoid"], "beta": 0.1},
+    "training": {"learning_rate": 5e-5, "epochs": 3.0, "batch_size": 1, "grad_accumulation": 4},
+    "lora": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
+}
 RPO = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}  # DPO plus an SFT term on the chosen answers
 TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "source": ("DPO sigmoid, lr 5e-5, beta 0.1, 3 epochs, r16 all-linear (the source's values)", {}),
@@ -64,64 +66,100 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "ipo-lr5e-4": ("DPO ipo, lr 5e-4", {"training": {"learning_rate": 5e-4}, "method": {"loss_type": ["ipo"]}}),
     "rpo-lr5e-5": ("DPO sigmoid + SFT on chosen (RPO), lr 5e-5", {"method": RPO}),
     "rpo-lr2e-4": ("DPO sigmoid + SFT on chosen (RPO), lr 2e-4", {"training": {"learning_rate": 2e-4}, "method": RPO}),
-    "rpo-lr2e-4-attn": ("RPO, lr 2e-4, r16 attention only",
-                        {"training": {"learning_rate": 2e-4}, "method": RPO, "lora": {"target_modules": ATTENTION}}),
-    "rpo-lr2e-4-r8": ("RPO, lr 2e-4, r8 alpha 16", {"training": {"learning_rate": 2e-4}, "method": RPO,
-                                                    "lora": {"r": 8, "alpha": 16}}),
+    "rpo-lr2e-4-attn": (
+        "RPO, lr 2e-4, r16 attention only",
+        {"training": {"learning_rate": 2e-4}, "method": RPO, "lora": {"target_modules": ATTENTION}},
+    ),
+    "rpo-lr2e-4-r8": (
+        "RPO, lr 2e-4, r8 alpha 16",
+        {"training": {"learning_rate": 2e-4}, "method": RPO, "lora": {"r": 8, "alpha": 16}},
+    ),
     "sft+dpo-lr5e-5": ("SFT 2 epochs on chosen, then DPO, lr 5e-5", {"method": {"name": "sft+dpo", "sft_epochs": 2}}),
-    "sft+dpo-lr2e-4": ("SFT 2 epochs on chosen, then DPO, lr 2e-4",
-                       {"training": {"learning_rate": 2e-4}, "method": {"name": "sft+dpo", "sft_epochs": 2}}),
+    "sft+dpo-lr2e-4": (
+        "SFT 2 epochs on chosen, then DPO, lr 2e-4",
+        {"training": {"learning_rate": 2e-4}, "method": {"name": "sft+dpo", "sft_epochs": 2}},
+    ),
     "rpo-lr4e-4": ("RPO, lr 4e-4", {"training": {"learning_rate": 4e-4}, "method": RPO}),
-    "rpo-lr2e-4-rehearsal": ("RPO, lr 2e-4, plus pairs for the train questions live already gets right",
-                             {"training": {"learning_rate": 2e-4}, "method": RPO}),
-    "rpo-lr4e-4-rehearsal": ("RPO, lr 4e-4, plus pairs for the train questions live already gets right",
-                             {"training": {"learning_rate": 4e-4}, "method": RPO}),
+    "rpo-lr2e-4-rehearsal": (
+        "RPO, lr 2e-4, plus pairs for the train questions live already gets right",
+        {"training": {"learning_rate": 2e-4}, "method": RPO},
+    ),
+    "rpo-lr4e-4-rehearsal": (
+        "RPO, lr 4e-4, plus pairs for the train questions live already gets right",
+        {"training": {"learning_rate": 4e-4}, "method": RPO},
+    ),
     # The trainer's defaults (the line above) with one more setting changed:
-    "rpo-lr4e-4-rehearsal-b0.5": ("RPO, lr 4e-4, rehearsal, beta 0.5",
-                                  {"training": {"learning_rate": 4e-4}, "method": {**RPO, "beta": 0.5}}),
-    "rpo-lr4e-4-rehearsal-e2": ("RPO, lr 4e-4, rehearsal, 2 epochs",
-                                {"training": {"learning_rate": 4e-4, "epochs": 2.0}, "method": RPO}),
-    "rpo-lr4e-4-rehearsal-r8": ("RPO, lr 4e-4, rehearsal, r8 alpha 16",
-                                {"training": {"learning_rate": 4e-4}, "method": RPO, "lora": {"r": 8, "alpha": 16}}),
-    "rpo-lr4e-4-rehearsal-attn": ("RPO, lr 4e-4, rehearsal, r16 on the attention projections only",
-                                  {"training": {"learning_rate": 4e-4}, "method": RPO,
-                                   "lora": {"target_modules": ATTENTION}}),
+    "rpo-lr4e-4-rehearsal-b0.5": (
+        "RPO, lr 4e-4, rehearsal, beta 0.5",
+        {"training": {"learning_rate": 4e-4}, "method": {**RPO, "beta": 0.5}},
+    ),
+    "rpo-lr4e-4-rehearsal-e2": (
+        "RPO, lr 4e-4, rehearsal, 2 epochs",
+        {"training": {"learning_rate": 4e-4, "epochs": 2.0}, "method": RPO},
+    ),
+    "rpo-lr4e-4-rehearsal-r8": (
+        "RPO, lr 4e-4, rehearsal, r8 alpha 16",
+        {"training": {"learning_rate": 4e-4}, "method": RPO, "lora": {"r": 8, "alpha": 16}},
+    ),
+    "rpo-lr4e-4-rehearsal-attn": (
+        "RPO, lr 4e-4, rehearsal, r16 on the attention projections only",
+        {"training": {"learning_rate": 4e-4}, "method": RPO, "lora": {"target_modules": ATTENTION}},
+    ),
     # Aimed at the regressions (train questions with rehearsal pairs that still flip): a lighter SFT term, a lower lr ...
-    "rpo-lr4e-4-rehearsal-sft0.5": ("RPO, lr 4e-4, rehearsal, SFT term weighted 0.5",
-                                    {"training": {"learning_rate": 4e-4}, "method": {**RPO, "loss_weights": [1.0, 0.5]}}),
+    "rpo-lr4e-4-rehearsal-sft0.5": (
+        "RPO, lr 4e-4, rehearsal, SFT term weighted 0.5",
+        {"training": {"learning_rate": 4e-4}, "method": {**RPO, "loss_weights": [1.0, 0.5]}},
+    ),
     "rpo-lr3e-4-rehearsal": ("RPO, lr 3e-4, rehearsal", {"training": {"learning_rate": 3e-4}, "method": RPO}),
     # ... or at learning the reviewed answers better (the flipped train questions never learnt theirs):
-    "rpo-lr4e-4-rehearsal-e5": ("RPO, lr 4e-4, rehearsal, 5 epochs",
-                                {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal-e5": (
+        "RPO, lr 4e-4, rehearsal, 5 epochs",
+        {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO},
+    ),
     "rpo-lr6e-4-rehearsal": ("RPO, lr 6e-4, rehearsal", {"training": {"learning_rate": 6e-4}, "method": RPO}),
     # The defaults computed in bf16 with a step's 4 pairs in one micro-batch (faster on train_bench's same-length
     # synthetic pairs on a CPU with AMX, not on the demo's: results/trainer.md):
-    "rpo-lr4e-4-rehearsal-bf16": ("RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch",
-                                  {"training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on",
-                                                "group_by_length": "off"}, "method": RPO}),
-    "rpo-lr4e-4-rehearsal-bf16-grouped": ("RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch grouped by length",
-                                          {"training": {"learning_rate": 4e-4, "dtype": "bfloat16",
-                                                        "pack_micro_batches": "on", "group_by_length": "on"},
-                                           "method": RPO}),
+    "rpo-lr4e-4-rehearsal-bf16": (
+        "RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch",
+        {
+            "training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on", "group_by_length": "off"},
+            "method": RPO,
+        },
+    ),
+    "rpo-lr4e-4-rehearsal-bf16-grouped": (
+        "RPO, lr 4e-4, rehearsal, bf16, 4 pairs per micro-batch grouped by length",
+        {
+            "training": {"learning_rate": 4e-4, "dtype": "bfloat16", "pack_micro_batches": "on", "group_by_length": "on"},
+            "method": RPO,
+        },
+    ),
     # What keeps right answers right (issue: fewer regressions, made by training), each one change from the defaults
     # (rpo-lr4e-4-rehearsal-e5):
-    "rpo-lr4e-4-e5": ("the defaults without rehearsal pairs (rehearsal share 0)",
-                      {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO}),
-    "rpo-lr4e-4-rehearsal-e5-b0.3": ("the defaults, beta 0.3 (held closer to the live model)",
-                                     {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": {**RPO, "beta": 0.3}}),
-    "rpo-lr4e-4-rehearsal-e5-sft2": ("the defaults, SFT term weighted 2",
-                                     {"training": {"learning_rate": 4e-4, "epochs": 5.0},
-                                      "method": {**RPO, "loss_weights": [1.0, 2.0]}}),
-    "rpo-lr4e-4-rehearsal-e5-sft0.5": ("the defaults, SFT term weighted 0.5",
-                                       {"training": {"learning_rate": 4e-4, "epochs": 5.0},
-                                        "method": {**RPO, "loss_weights": [1.0, 0.5]}}),
-    "apo-lr4e-4-rehearsal-e5": ("the defaults with TRL's apo_zero in place of sigmoid DPO (for pairs a small edit apart)",
-                                {"training": {"learning_rate": 4e-4, "epochs": 5.0},
-                                 "method": {"loss_type": ["apo_zero", "sft"], "loss_weights": [1.0, 1.0]}}),
-    "rpo-lr3e-4-rehearsal-e5": ("the defaults, lr 3e-4", {"training": {"learning_rate": 3e-4, "epochs": 5.0},
-                                                          "method": RPO}),
-    "rpo-lr4e-4-rehearsal-e4": ("the defaults, 4 epochs", {"training": {"learning_rate": 4e-4, "epochs": 4.0},
-                                                           "method": RPO}),
+    "rpo-lr4e-4-e5": (
+        "the defaults without rehearsal pairs (rehearsal share 0)",
+        {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": RPO},
+    ),
+    "rpo-lr4e-4-rehearsal-e5-b0.3": (
+        "the defaults, beta 0.3 (held closer to the live model)",
+        {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": {**RPO, "beta": 0.3}},
+    ),
+    "rpo-lr4e-4-rehearsal-e5-sft2": (
+        "the defaults, SFT term weighted 2",
+        {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": {**RPO, "loss_weights": [1.0, 2.0]}},
+    ),
+    "rpo-lr4e-4-rehearsal-e5-sft0.5": (
+        "the defaults, SFT term weighted 0.5",
+        {"training": {"learning_rate": 4e-4, "epochs": 5.0}, "method": {**RPO, "loss_weights": [1.0, 0.5]}},
+    ),
+    "apo-lr4e-4-rehearsal-e5": (
+        "the defaults with TRL's apo_zero in place of sigmoid DPO (for pairs a small edit apart)",
+        {
+            "training": {"learning_rate": 4e-4, "epochs": 5.0},
+            "method": {"loss_type": ["apo_zero", "sft"], "loss_weights": [1.0, 1.0]},
+        },
+    ),
+    "rpo-lr3e-4-rehearsal-e5": ("the defaults, lr 3e-4", {"training": {"learning_rate": 3e-4, "epochs": 5.0}, "method": RPO}),
+    "rpo-lr4e-4-rehearsal-e4": ("the defaults, 4 epochs", {"training": {"learning_rate": 4e-4, "epochs": 4.0}, "method": RPO}),
 }
 # The LoRA applied at a scale below 1 (llama-server's /lora-adapters), as an export could bake it in: no training of its
 # own, the named trial's adapter of the same seed at that scale.
@@ -144,15 +182,20 @@ def scores_of(records: list[dict[str, Any]]) -> dict[str, float]:
 def measure(scores: dict[str, float], live: dict[str, float], split: dict[str, list[str]]) -> dict[str, Any]:
     """Accuracy per split and overall (the demo's QA set: train and heldout), regressions and fixes on it; `week2` (the
     second week's questions, which round 1 never trains on) when the trial was asked them."""
+
     def acc(ids: list[str]) -> float:
         return sum(scores.get(i, 0.0) for i in ids) / len(ids)
 
     everything = [*split["train"], *split["heldout"]]
     asked_week2 = all(q in scores for q in split.get("week2", [None]))
-    return {"accuracy": acc(everything), "train": acc(split["train"]), "heldout": acc(split["heldout"]),
-            "week2": acc(split["week2"]) if asked_week2 else None,
-            "regressions": sorted(q for q in everything if live[q] >= CORRECT_AT > scores.get(q, 0.0)),
-            "fixed": sorted(q for q in everything if scores.get(q, 0.0) >= CORRECT_AT > live[q])}
+    return {
+        "accuracy": acc(everything),
+        "train": acc(split["train"]),
+        "heldout": acc(split["heldout"]),
+        "week2": acc(split["week2"]) if asked_week2 else None,
+        "regressions": sorted(q for q in everything if live[q] >= CORRECT_AT > scores.get(q, 0.0)),
+        "fixed": sorted(q for q in everything if scores.get(q, 0.0) >= CORRECT_AT > live[q]),
+    }
 
 
 class Loop:
@@ -167,17 +210,33 @@ class Loop:
         status = self.server.status()
         ready = [s for s in status.slots if s.tag == tag and s.status is SlotStatus.READY]
         slot = next((s for s in ready if s.name != status.live), ready[0])  # the idle one when both hold `tag`
-        subprocess.run([str(self.settings.venvs_dir / "server/bin/prefloop-server"), "qa", "--set", str(qa_set_file),
-                        "--endpoint", f"http://127.0.0.1:{slot.port}", "--model", tag, *option, "--max-tokens", "64",
-                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env={**os.environ, "PREFLOOP_QA_API_KEY": self.slot_key})
+        subprocess.run(
+            [
+                str(self.settings.venvs_dir / "server/bin/prefloop-server"),
+                "qa",
+                "--set",
+                str(qa_set_file),
+                "--endpoint",
+                f"http://127.0.0.1:{slot.port}",
+                "--model",
+                tag,
+                *option,
+                "--max-tokens",
+                "64",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PREFLOOP_QA_API_KEY": self.slot_key},
+        )
         [found] = out.glob(f"*{suffix}")
         return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
 
     def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """The QA set against the slot that serves `tag`, one request at a time, no prompt reuse: its records."""
-        return self.ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"],
-                         ".records.jsonl")
+        return self.ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"], ".records.jsonl")
 
     def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
@@ -185,8 +244,12 @@ class Loop:
 
     def lora_scale(self, scale: float) -> None:
         """The idle slot's LoRA applied at `scale` from now on (llama-server's `/lora-adapters`)."""
-        httpx.post(f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters", json=[{"id": 0, "scale": scale}],
-                   headers={"Authorization": f"Bearer {self.slot_key}"}, timeout=30).raise_for_status()
+        httpx.post(
+            f"http://127.0.0.1:{self.server.status().idle.port}/lora-adapters",
+            json=[{"id": 0, "scale": scale}],
+            headers={"Authorization": f"Bearer {self.slot_key}"},
+            timeout=30,
+        ).raise_for_status()
 
     def scaled(self, name: str, seed: int, trained: dict[str, Any], qa_set_file: Path) -> dict[str, Any]:
         """`trained` (the SCALED trial's own, same seed) with its LoRA applied at the trial's scale."""
@@ -211,23 +274,45 @@ class Loop:
         log = self.work / "logs" / f"{run_id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as fh:
+
             def write(line: str) -> None:
                 fh.write(line + "\n")
                 fh.flush()
 
             started = time.monotonic()
-            runner.run(Job("trainer", ["train", "--config", str(config), "--set", f"data.dataset_id={dataset_id}",
-                                       "--set", f"run_id={run_id}", "--set", f"training.seed={seed}"]), write)
+            runner.run(
+                Job(
+                    "trainer",
+                    [
+                        "train",
+                        "--config",
+                        str(config),
+                        "--set",
+                        f"data.dataset_id={dataset_id}",
+                        "--set",
+                        f"run_id={run_id}",
+                        "--set",
+                        f"training.seed={seed}",
+                    ],
+                ),
+                write,
+            )
             train_s = time.monotonic() - started
-            tag = made_release(runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]),
-                                          write))
+            tag = made_release(runner.run(Job("exporter", ["export", run_id, "--mode", "adapter", "--quant", "Q4_K_M"]), write))
         self.server.deploy(tag, "benchmark")
         try:
             records = self.qa_on_slot(tag, qa_set_file)
         finally:
             self.server.discard("benchmark")
-        return {"trial": name, "description": description, "seed": seed, "run_id": run_id, "tag": tag,
-                "train_seconds": round(train_s, 1), "scores": scores_of(records)}
+        return {
+            "trial": name,
+            "description": description,
+            "seed": seed,
+            "run_id": run_id,
+            "tag": tag,
+            "train_seconds": round(train_s, 1),
+            "scores": scores_of(records),
+        }
 
 
 def save_state(work: Path, state: dict[str, Any]) -> None:
@@ -246,8 +331,14 @@ def setup(loop: Loop, qa_set: Any, qa_set_file: Path, live_tag: str) -> dict[str
     ingested = loop.collector.ingest([QARecord.model_validate(r) for r in records])
     answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
     manifest = loop.collector.snapshot()
-    state = {"live_tag": live_tag, "live_scores": scores_of(records), "queued": ingested.new_items,
-             "answered": answered, "dataset_id": manifest.dataset_id, "pairs": manifest.pair_count}
+    state = {
+        "live_tag": live_tag,
+        "live_scores": scores_of(records),
+        "queued": ingested.new_items,
+        "answered": answered,
+        "dataset_id": manifest.dataset_id,
+        "pairs": manifest.pair_count,
+    }
     save_state(loop.work, state)
     return state
 
@@ -265,8 +356,7 @@ def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
         loop.collector.ingest(bad, threshold=CORRECT_AT - 1e-6)
         answered = apply_reviewer_answers(loop.collector, qa_set, REVIEWER_ANSWERS[0])
         manifest = loop.collector.snapshot()
-        state.update(rehearsal_dataset_id=manifest.dataset_id, rehearsal_pairs=manifest.pair_count,
-                     rehearsal_answered=answered)
+        state.update(rehearsal_dataset_id=manifest.dataset_id, rehearsal_pairs=manifest.pair_count, rehearsal_answered=answered)
         save_state(loop.work, state)
     return str(state["rehearsal_dataset_id"])
 
@@ -274,16 +364,20 @@ def rehearsal_dataset(loop: Loop, qa_set: Any, state: dict[str, Any]) -> str:
 def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str, list[str]]) -> list[str]:
     live_scores = state.get("live_v2_scores", state["live_scores"])
     live = measure(live_scores, live_scores, split)
-    lines = [f"## Effectiveness sweep, {datetime.now(timezone.utc):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} CPUs)",
-             "", f"One pass: {state['queued']} questions queued, {state['answered']} answered by the bundled reviewer, "
-             f"{state['pairs']} pairs. Live ({state['live_tag']}): trained {live['train']:.1%}, held out "
-             f"{live['heldout']:.1%}, overall {live['accuracy']:.1%}. Candidate = the trial's LoRA over that base; QA one "
-             "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds."
-             + (f" Rehearsal trials: {state['rehearsal_pairs']} pairs." if "rehearsal_pairs" in state else "")
-             + " Settings are chosen on the trained questions (gain, regressions) and the second week's 24 (never "
-             "trained in this round): the held-out column is reported, not tuned on.",
-             "", "| setting | seeds | trained delta | regressions | second week delta | held-out delta | overall delta | "
-             "train time |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"## Effectiveness sweep, {datetime.now(timezone.utc):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} CPUs)",
+        "",
+        f"One pass: {state['queued']} questions queued, {state['answered']} answered by the bundled reviewer, "
+        f"{state['pairs']} pairs. Live ({state['live_tag']}): trained {live['train']:.1%}, held out "
+        f"{live['heldout']:.1%}, overall {live['accuracy']:.1%}. Candidate = the trial's LoRA over that base; QA one "
+        "request at a time, greedy, 64 tokens. Deltas in points against live; mean ± spread (max - min) over seeds."
+        + (f" Rehearsal trials: {state['rehearsal_pairs']} pairs." if "rehearsal_pairs" in state else "")
+        + " Settings are chosen on the trained questions (gain, regressions) and the second week's 24 (never "
+        "trained in this round): the held-out column is reported, not tuned on.",
+        "",
+        "| setting | seeds | trained delta | regressions | second week delta | held-out delta | overall delta | train time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     by_name: dict[str, list[dict[str, Any]]] = {}
     for t in trials:
         by_name.setdefault(t["trial"], []).append(t)
@@ -302,7 +396,8 @@ def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str,
             f"{cell(week2) if len(week2) == len(m) else '-'} | "
             f"{cell([100 * (x['heldout'] - live['heldout']) for x in m])} | "
             f"{cell([100 * (x['accuracy'] - live['accuracy']) for x in m])} | "
-            f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} min |")
+            f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} min |"
+        )
     return lines
 
 
@@ -316,17 +411,38 @@ def running_loop(work: Path, settings: Any, live_tag: str) -> Iterator[Loop]:
     from prefloop_flows.demo import service
 
     token, admin, slot_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    env = {**os.environ, "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}), "PREFLOOP_SERVER_ADMIN_TOKEN": admin,
-           "PREFLOOP_SERVER_SLOT_API_KEY": slot_key}
+    env = {
+        **os.environ,
+        "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": token}),
+        "PREFLOOP_SERVER_ADMIN_TOKEN": admin,
+        "PREFLOOP_SERVER_SLOT_API_KEY": slot_key,
+    }
     cport, sport = free_port(), free_port()
     venvs = settings.venvs_dir
     assert venvs is not None, "PREFLOOP_VENVS_DIR is not set: run `make setup` and source .venvs/env"
-    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
-                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", work / "logs/collector.log"), \
-         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
-                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", work / "logs/server.log"):
-        yield Loop(work, ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
-                   CollectorClient(f"http://127.0.0.1:{cport}", token), settings, slot_key)
+    with (
+        service(
+            "collector",
+            [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1", "--port", str(cport)],
+            env,
+            f"http://127.0.0.1:{cport}/health",
+            work / "logs/collector.log",
+        ),
+        service(
+            "server",
+            [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport), "--tag", live_tag],
+            env,
+            f"http://127.0.0.1:{sport}/health",
+            work / "logs/server.log",
+        ),
+    ):
+        yield Loop(
+            work,
+            ServerAdminClient(f"http://127.0.0.1:{sport}", admin),
+            CollectorClient(f"http://127.0.0.1:{cport}", token),
+            settings,
+            slot_key,
+        )
 
 
 def main() -> None:
@@ -342,8 +458,7 @@ def main() -> None:
 
     work = args.work.resolve()
     home = work / "home"
-    os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
-                       "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
+    os.environ.update({"PREFLOOP_HOME": str(home), "PREFLOOP_SERVER_QA_CONCURRENCY": "1", "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
     from prefloop_core.settings import load_settings
     from prefloop_flows.bundled import QA_SET, games_v2, load_qa_set
     from prefloop_flows.demo import base_release
@@ -360,29 +475,48 @@ def main() -> None:
     with running_loop(work, settings, live_tag) as loop:
         state = setup(loop, qa_set, QA_SET, live_tag)
         if "live_v2_scores" not in state:
-            state["live_v2_scores"] = scores_of(loop.ask(live_tag, asked, work / "qa" / "live-v2",
-                                                         ["--concurrency", "1", "--llama-server"], ".records.jsonl"))
+            state["live_v2_scores"] = scores_of(
+                loop.ask(live_tag, asked, work / "qa" / "live-v2", ["--concurrency", "1", "--llama-server"], ".records.jsonl")
+            )
             save_state(work, state)
-        done = {(t["trial"], t["seed"]) for t in map(json.loads, trials_file.read_text().splitlines())} \
-            if trials_file.exists() else set()
+        done = (
+            {(t["trial"], t["seed"]) for t in map(json.loads, trials_file.read_text().splitlines())}
+            if trials_file.exists()
+            else set()
+        )
         for name in filter(None, args.trials.split(",")):
             for seed in map(int, args.seeds.split(",")):
                 if (name, seed) in done:
                     continue
                 if name in SCALED:
                     of = SCALED[name][0]
-                    trained = next((t for t in map(json.loads, trials_file.read_text().splitlines())
-                                    if (t["trial"], t["seed"]) == (of, seed)), None) if trials_file.exists() else None
+                    trained = (
+                        next(
+                            (
+                                t
+                                for t in map(json.loads, trials_file.read_text().splitlines())
+                                if (t["trial"], t["seed"]) == (of, seed)
+                            ),
+                            None,
+                        )
+                        if trials_file.exists()
+                        else None
+                    )
                     if trained is None:
-                        raise SystemExit(f"{name} seed {seed} serves {of}'s adapter of the same seed: run that trial "
-                                         "first (list it before this one in --trials)")
+                        raise SystemExit(
+                            f"{name} seed {seed} serves {of}'s adapter of the same seed: run that trial "
+                            "first (list it before this one in --trials)"
+                        )
                     result = loop.scaled(name, seed, trained, asked)
                 else:
                     dataset_id = rehearsal_dataset(loop, qa_set, state) if name in REHEARSAL else state["dataset_id"]
                     result = loop.trial(name, seed, dataset_id, asked)
                 m = measure(result["scores"], state["live_v2_scores"], split)
-                print(f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
-                      f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)", flush=True)
+                print(
+                    f"{name} seed {seed}: trained {m['train']:.1%} held out {m['heldout']:.1%} overall {m['accuracy']:.1%} "
+                    f"regressions {len(m['regressions'])} ({result['train_seconds'] / 60:.1f} min training)",
+                    flush=True,
+                )
                 with open(trials_file, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(result) + "\n")
     trials = [json.loads(line) for line in trials_file.read_text().splitlines()] if trials_file.exists() else []

@@ -53,8 +53,13 @@ def ours(run_id: str, env: dict[str, str], mode: str) -> dict[str, float]:
     """Wall time of `prefloop-exporter export`, the part after it starts verifying, and its CPU time."""
     started, cpu = time.monotonic(), cpu_seconds()
     verifying_at = None
-    with subprocess.Popen([str(BIN / "prefloop-exporter"), "export", run_id, "--mode", mode], env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        [str(BIN / "prefloop-exporter"), "export", run_id, "--mode", mode],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("[export 4/4] verifying"):
@@ -68,13 +73,22 @@ def ours(run_id: str, env: dict[str, str], mode: str) -> dict[str, float]:
 def by_hand(checkpoint: Path, adapter: Path, tools_root: Path, work: Path) -> dict[str, float]:
     started, cpu = time.monotonic(), cpu_seconds()
     merged, f16, q4 = work / "merged", work / "model-F16.gguf", work / "model-Q4_K_M.gguf"
-    subprocess.run([sys.executable, "-c", MERGE, str(checkpoint), str(adapter), str(merged)], check=True,
-                   capture_output=True)
-    subprocess.run([sys.executable, str(tools_root / "src" / "convert_hf_to_gguf.py"), str(merged), "--outtype", "f16",
-                    "--outfile", str(f16)], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(tools_root / "src" / "gguf-py")})
-    subprocess.run([str(tools_root / "bin" / "llama-quantize"), str(f16), str(q4), "Q4_K_M"], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-c", MERGE, str(checkpoint), str(adapter), str(merged)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(tools_root / "src" / "convert_hf_to_gguf.py"),
+            str(merged),
+            "--outtype",
+            "f16",
+            "--outfile",
+            str(f16),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(tools_root / "src" / "gguf-py")},
+    )
+    subprocess.run([str(tools_root / "bin" / "llama-quantize"), str(f16), str(q4), "Q4_K_M"], check=True, capture_output=True)
     seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
     subprocess.run(["rm", "-rf", str(merged), str(f16), str(q4)], check=True)
     return {"seconds": seconds, "cpu_seconds": cpu}
@@ -100,8 +114,11 @@ def main() -> None:
     load_tokenizer("smollm2", settings)
     run = publish_run(store, settings, "smollm2", root / "adapters")
     adapter = root / "adapters" / run.run_id / "adapter"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")},
-           "PREFLOOP_HOME": str(settings.home), "PREFLOOP_LLAMA_CPP_DIR": str(tools_root)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")},
+        "PREFLOOP_HOME": str(settings.home),
+        "PREFLOOP_LLAMA_CPP_DIR": str(tools_root),
+    }
 
     results: dict[str, list[dict[str, float]]] = {"ours": [], "by_hand": [], "adapter": []}
     first_adapter = ours(run.run_id, env, "adapter")  # exports the base release once
@@ -109,8 +126,10 @@ def main() -> None:
         results["ours"].append(ours(run.run_id, env, "merged"))
         results["by_hand"].append(by_hand(checkpoint, adapter, tools_root, root))
         results["adapter"].append(ours(run.run_id, env, "adapter"))
-        print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['seconds']:.1f} s" for k, v in results.items()),
-              file=sys.stderr)
+        print(
+            f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['seconds']:.1f} s" for k, v in results.items()),
+            file=sys.stderr,
+        )
 
     def median(name: str, key: str = "seconds") -> float:
         return statistics.median(r[key] for r in results[name])
@@ -118,29 +137,32 @@ def main() -> None:
     merged_s, hand_s, adapter_s = median("ours"), median("by_hand"), median("adapter")
     verify_s, adapter_verify_s = median("ours", "verify_seconds"), median("adapter", "verify_seconds")
     now = datetime.now(timezone.utc)
-    emit([
-        f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · {now:%Y-%m-%d %H:%M} UTC · "
-        f"SmolLM2-135M-Instruct + LoRA r8 all-linear, Q4_K_M, {args.repeats} runs each (median)",
-        "",
-        "| | wall s | of which verification s | without verification s | CPU core-s |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| prefloop export, merged | {merged_s:.1f} | {verify_s:.1f} | {merged_s - verify_s:.1f} | "
-        f"{median('ours', 'cpu_seconds'):.1f} |",
-        f"| by hand: merge + convert_hf_to_gguf + llama-quantize | {hand_s:.1f} | - | {hand_s:.1f} | "
-        f"{median('by_hand', 'cpu_seconds'):.1f} |",
-        f"| prefloop export, adapter (base release reused) | {adapter_s:.1f} | {adapter_verify_s:.1f} | "
-        f"{adapter_s - adapter_verify_s:.1f} | {median('adapter', 'cpu_seconds'):.1f} |",
-        f"| prefloop export, adapter (first: exports the base) | {first_adapter['seconds']:.1f} | "
-        f"{first_adapter['verify_seconds']:.1f} | {first_adapter['seconds'] - first_adapter['verify_seconds']:.1f} | "
-        f"{first_adapter['cpu_seconds']:.1f} |",
-        "",
-        f"ours merged / by hand: **{merged_s / hand_s:.2f}x** with verification, "
-        f"**{(merged_s - verify_s) / hand_s:.2f}x** without (goal <= 1.15x)",
-        f"merged / adapter: **{merged_s / adapter_s:.2f}x** with verification, "
-        f"**{(merged_s - verify_s) / (adapter_s - adapter_verify_s):.2f}x** without (expected >= 10x)",
-        "",
-        f"all runs: {results}",
-    ], args.out)
+    emit(
+        [
+            f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · {now:%Y-%m-%d %H:%M} UTC · "
+            f"SmolLM2-135M-Instruct + LoRA r8 all-linear, Q4_K_M, {args.repeats} runs each (median)",
+            "",
+            "| | wall s | of which verification s | without verification s | CPU core-s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            f"| prefloop export, merged | {merged_s:.1f} | {verify_s:.1f} | {merged_s - verify_s:.1f} | "
+            f"{median('ours', 'cpu_seconds'):.1f} |",
+            f"| by hand: merge + convert_hf_to_gguf + llama-quantize | {hand_s:.1f} | - | {hand_s:.1f} | "
+            f"{median('by_hand', 'cpu_seconds'):.1f} |",
+            f"| prefloop export, adapter (base release reused) | {adapter_s:.1f} | {adapter_verify_s:.1f} | "
+            f"{adapter_s - adapter_verify_s:.1f} | {median('adapter', 'cpu_seconds'):.1f} |",
+            f"| prefloop export, adapter (first: exports the base) | {first_adapter['seconds']:.1f} | "
+            f"{first_adapter['verify_seconds']:.1f} | {first_adapter['seconds'] - first_adapter['verify_seconds']:.1f} | "
+            f"{first_adapter['cpu_seconds']:.1f} |",
+            "",
+            f"ours merged / by hand: **{merged_s / hand_s:.2f}x** with verification, "
+            f"**{(merged_s - verify_s) / hand_s:.2f}x** without (goal <= 1.15x)",
+            f"merged / adapter: **{merged_s / adapter_s:.2f}x** with verification, "
+            f"**{(merged_s - verify_s) / (adapter_s - adapter_verify_s):.2f}x** without (expected >= 10x)",
+            "",
+            f"all runs: {results}",
+        ],
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,14 @@ DROPPED_FIELDS = ("prompt", "context")  # large, and the same for every candidat
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     flags = Path("/proc/cpuinfo").read_text()
     isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
     return f"{cpu} ({isa}), {os.cpu_count()} cores"
@@ -82,8 +88,15 @@ class Maker:
     def _save(self, name: str, kind: str, description: str, tag: str, answers: list[dict[str, Any]], **extra: Any) -> None:
         lines = [json.dumps({k: v for k, v in r.items() if k not in DROPPED_FIELDS}, ensure_ascii=False) for r in answers]
         (self.records / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        entry = {"name": name, "kind": kind, "description": description, "tag": tag, "machine": machine(),
-                 "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", **extra}
+        entry = {
+            "name": name,
+            "kind": kind,
+            "description": description,
+            "tag": tag,
+            "machine": machine(),
+            "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
+            **extra,
+        }
         with open(self.index, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
         print(f"  {name}: {len(answers)} answers, mean score {statistics.fmean(r['score'] for r in answers):.3f}", flush=True)
@@ -105,13 +118,19 @@ class Maker:
 
     def live(self) -> None:
         if not self.done(LIVE):
-            self._save(LIVE, "live", f"the live model: the base release {self.live_tag}", self.live_tag,
-                       self._ask(LIVE, self.live_tag))
+            self._save(
+                LIVE, "live", f"the live model: the base release {self.live_tag}", self.live_tag, self._ask(LIVE, self.live_tag)
+            )
 
     def same_release(self) -> None:
         if not self.done("noop-same-release"):
-            self._save("noop-same-release", "noop", "the live release again, in the other slot", self.live_tag,
-                       self._ask_deployed("noop-same-release", self.live_tag))
+            self._save(
+                "noop-same-release",
+                "noop",
+                "the live release again, in the other slot",
+                self.live_tag,
+                self._ask_deployed("noop-same-release", self.live_tag),
+            )
 
     def quantization(self, quant: str) -> None:
         from prefloop_flows.jobs import Job, made_release, make_runner
@@ -119,21 +138,33 @@ class Maker:
         name = f"noop-{quant}"
         if self.done(name):
             return
-        tag = made_release(make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]),
-                                                          lambda _: None))
+        tag = made_release(make_runner(self.settings).run(Job("exporter", ["base-release", "--quant", quant]), lambda _: None))
         self._save(name, "noop", f"the same base weights quantized {quant} instead of Q4_K_M", tag, self._ask_deployed(name, tag))
 
-    def _train(self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...],
-               merged_quant: str = "Q4_K_M") -> tuple[list[str], int]:
+    def _train(
+        self, run_id: str, dataset_id: str, seed: int, modes: tuple[str, ...], merged_quant: str = "Q4_K_M"
+    ) -> tuple[list[str], int]:
         """Train the trainer's defaults on `dataset_id` with `seed`, export in each mode (adapters over the Q4_K_M base,
         merged as `merged_quant`); the tags and the seconds trained."""
         from prefloop_flows.jobs import Job, make_runner
 
         with self._log(run_id) as fh:
             started = time.monotonic()
-            make_runner(self.settings).run(Job("trainer", ["train", "--set", f"data.dataset_id={dataset_id}", "--set",
-                                                           f"run_id={run_id}", "--set", f"training.seed={seed}"]),
-                                           lambda line: print(line, file=fh, flush=True))
+            make_runner(self.settings).run(
+                Job(
+                    "trainer",
+                    [
+                        "train",
+                        "--set",
+                        f"data.dataset_id={dataset_id}",
+                        "--set",
+                        f"run_id={run_id}",
+                        "--set",
+                        f"training.seed={seed}",
+                    ],
+                ),
+                lambda line: print(line, file=fh, flush=True),
+            )
             train_s = round(time.monotonic() - started)
         return [self._export(run_id, mode, "Q4_K_M" if mode == "adapter" else merged_quant) for mode in modes], train_s
 
@@ -147,9 +178,12 @@ class Maker:
         from prefloop_flows.jobs import Job, made_release, make_runner
 
         with self._log(run_id) as fh:
-            return made_release(make_runner(self.settings).run(
-                Job("exporter", ["export", run_id, "--mode", mode, "--quant", quant]),
-                lambda line: print(line, file=fh, flush=True)))
+            return made_release(
+                make_runner(self.settings).run(
+                    Job("exporter", ["export", run_id, "--mode", mode, "--quant", quant]),
+                    lambda line: print(line, file=fh, flush=True),
+                )
+            )
 
     def trained(self, name: str, kind: str, description: str, dataset_id: str, seed: int) -> str:
         """Train the trainer's defaults on `dataset_id` with `seed`, export as the demo does, ask; the release tag."""
@@ -176,25 +210,41 @@ class Maker:
         run_id = f"run-cal-real-s{seed}"
         extra: dict[str, Any] = {}
         if open_store(self.settings).get(TrainingRun, run_id) is None:
-            (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"),
-                                                                     quant)
+            (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"), quant)
             again = self._ask_deployed(f"real-again-s{seed}", adapter_tag)
             before = {r["question_id"]: r["answer"] for r in _read(self.records / f"real-s{seed}.jsonl")}
             extra["adapter_answers_reproduced"] = sum(before.get(r["question_id"]) == r["answer"] for r in again)
-            print(f"  retrained real-s{seed}: its adapter gives {extra['adapter_answers_reproduced']} of {len(again)} "
-                  "answers as before", flush=True)
+            print(
+                f"  retrained real-s{seed}: its adapter gives {extra['adapter_answers_reproduced']} of {len(again)} "
+                "answers as before",
+                flush=True,
+            )
         else:
             tag = self._export(run_id, "merged", quant)
         mode = "merged" if quant == "Q4_K_M" else f"merged {quant}"
-        self._save(name, "real", f"real-s{seed}'s training exported merged ({quant} of the merged weights)", tag,
-                   self._ask_deployed(name, tag), seed=seed, mode=mode, **extra)
+        self._save(
+            name,
+            "real",
+            f"real-s{seed}'s training exported merged ({quant} of the merged weights)",
+            tag,
+            self._ask_deployed(name, tag),
+            seed=seed,
+            mode=mode,
+            **extra,
+        )
 
     def scaled(self, tag: str, scale: float) -> None:
         kind = "noop" if scale == 0 else "harmful"
         name = f"{kind}-lora-x{scale:g}"
         if not self.done(name):
-            self._save(name, kind, f"a real candidate's LoRA ({tag}) applied at scale {scale:g}", tag,
-                       self._ask_deployed(name, tag, lora_scale=scale), lora_scale=scale)
+            self._save(
+                name,
+                kind,
+                f"a real candidate's LoRA ({tag}) applied at scale {scale:g}",
+                tag,
+                self._ask_deployed(name, tag, lora_scale=scale),
+                lora_scale=scale,
+            )
 
 
 def swapped_dataset(settings: Any, dataset_id: str) -> str:
@@ -210,8 +260,12 @@ def swapped_dataset(settings: Any, dataset_id: str) -> str:
             pairs = store.fetch(manifest, Path(tmp), ["pairs.jsonl"])["pairs.jsonl"]
             rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
             out = Path(tmp) / "swapped.jsonl"
-            out.write_text("".join(json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}, ensure_ascii=False)
-                                   + "\n" for r in rows), encoding="utf-8")
+            out.write_text(
+                "".join(
+                    json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}, ensure_ascii=False) + "\n" for r in rows
+                ),
+                encoding="utf-8",
+            )
             store.publish(manifest.model_copy(update={"dataset_id": swapped_id, "files": {}}), {"pairs.jsonl": out})
     return swapped_id
 
@@ -223,8 +277,9 @@ def make(args: argparse.Namespace) -> None:
     work = args.work.resolve()
     records = args.records.resolve()
     records.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"PREFLOOP_HOME": str(work / "home"), "PREFLOOP_SERVER_QA_CONCURRENCY": "1",
-                       "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"})
+    os.environ.update(
+        {"PREFLOOP_HOME": str(work / "home"), "PREFLOOP_SERVER_QA_CONCURRENCY": "1", "PREFLOOP_SERVER_QA_MAX_TOKENS": "64"}
+    )
     from prefloop_core.settings import load_settings
     from prefloop_flows.bundled import QA_SET, games_v2, load_qa_set
     from prefloop_flows.demo import base_release
@@ -252,8 +307,13 @@ def make(args: argparse.Namespace) -> None:
                 for scale in (0.0, *HARMFUL_SCALES):
                     maker.scaled(tag, scale)
                 for s in swapped:
-                    maker.trained(f"harmful-swapped-s{s}", "harmful", "the trainer's defaults on the demo's pairs with "
-                                  "chosen and rejected swapped", swapped_dataset(settings, dataset_id), s)
+                    maker.trained(
+                        f"harmful-swapped-s{s}",
+                        "harmful",
+                        "the trainer's defaults on the demo's pairs with chosen and rejected swapped",
+                        swapped_dataset(settings, dataset_id),
+                        s,
+                    )
         for seed in (int(s) for s in args.merged_seeds.split(",") if s):
             for quant in ("Q4_K_M", *(q for q in args.merged_quants.split(",") if q and q != "Q4_K_M")):
                 maker.merged(seed, dataset_id, quant)
@@ -268,8 +328,11 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 def gate(server_bin: Path, live: Path, candidate: Path, rule: str) -> dict[str, Any]:
     """The offline gate (`prefloop gate --json`): exit 0 accepts, 1 refuses, anything else is an error."""
-    done = subprocess.run([str(server_bin), "gate", "--live", str(live), "--candidate", str(candidate), "--rule", rule,
-                           "--json"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(server_bin), "gate", "--live", str(live), "--candidate", str(candidate), "--rule", rule, "--json"],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode not in (0, 1):
         raise SystemExit(f"prefloop gate failed ({done.returncode}): {done.stderr}")
     return json.loads(done.stdout)
@@ -286,10 +349,17 @@ def decide(args: argparse.Namespace) -> None:
     server_bin = Path(os.environ.get("PREFLOOP_VENVS_DIR", ROOT / ".venvs")) / "server" / "bin" / "prefloop-server"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+
         def gated(name: str) -> Path:
             path = Path(tmp) / f"{name}.jsonl"
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _read(records / f"{name}.jsonl")
-                                    if r["question_id"] in gated_ids), encoding="utf-8")
+            path.write_text(
+                "".join(
+                    json.dumps(r, ensure_ascii=False) + "\n"
+                    for r in _read(records / f"{name}.jsonl")
+                    if r["question_id"] in gated_ids
+                ),
+                encoding="utf-8",
+            )
             return path
 
         live_file = gated(LIVE)
@@ -299,42 +369,71 @@ def decide(args: argparse.Namespace) -> None:
             cand = {r["question_id"]: r for r in _read(records / f"{name}.jsonl")}
             yard = statistics.fmean(cand[q]["score"] - live_all[q]["score"] for q in unseen)
             week2 = statistics.fmean(cand[q]["score"] - live_all[q]["score"] for q in live_all if q not in gated_ids)
-            truth = {"noop": "not better", "harmful": "worse"}.get(entry["kind"]) or \
-                ("better" if yard > 0 else "not confirmed")
+            truth = {"noop": "not better", "harmful": "worse"}.get(entry["kind"]) or ("better" if yard > 0 else "not confirmed")
             verdicts = {rule: gate(server_bin, live_file, gated(name), rule) for rule in RULES}
-            rows.append({"name": name, "kind": entry["kind"], "truth": truth, "yardstick": yard, "week2": week2,
-                         "mode": entry.get("mode", "adapter"), "machine": entry["machine"],
-                         "date": entry["date"], **{rule: v for rule, v in verdicts.items()}})
+            rows.append(
+                {
+                    "name": name,
+                    "kind": entry["kind"],
+                    "truth": truth,
+                    "yardstick": yard,
+                    "week2": week2,
+                    "mode": entry.get("mode", "adapter"),
+                    "machine": entry["machine"],
+                    "date": entry["date"],
+                    **{rule: v for rule, v in verdicts.items()},
+                }
+            )
     emit(table(rows, len(unseen)), args.report)
 
 
 def table(rows: list[dict[str, Any]], unseen: int) -> list[str]:
     machines = sorted({f"{r['machine']} ({r['date']})" for r in rows})
-    lines = [f"## Gate calibration, {datetime.now(timezone.utc):%Y-%m-%d}", "",
-             "Candidates made on: " + "; ".join(machines) + ".", "",
-             "| candidate | truth | yardstick, pts | fixed / regressed | p | held out, pts | new rule | old rule |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = [
+        f"## Gate calibration, {datetime.now(timezone.utc):%Y-%m-%d}",
+        "",
+        "Candidates made on: " + "; ".join(machines) + ".",
+        "",
+        "| candidate | truth | yardstick, pts | fixed / regressed | p | held out, pts | new rule | old rule |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     for r in rows:
         v = r["mcnemar"]
         held = v["per_split"].get("heldout", [0, 0])
-        lines.append(f"| {r['name']} | {r['truth']} | {100 * r['yardstick']:+.1f} | {len(v['fixed'])} / "
-                     f"{len(v['regressions'])} | {v['p_value']:.3f} | {100 * (held[1] - held[0]):+.1f} | "
-                     f"{'accept' if v['accepted'] else 'refuse'} | {'accept' if r['count']['accepted'] else 'refuse'} |")
-    lines += ["", f"Yardstick: the mean score change on the {unseen} questions no candidate trained on. p: the new "
-              "rule's one-sided exact test on the discordant questions.", "",
-              "| truth | candidates | new rule accepts | old rule accepts |", "| --- | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {r['name']} | {r['truth']} | {100 * r['yardstick']:+.1f} | {len(v['fixed'])} / "
+            f"{len(v['regressions'])} | {v['p_value']:.3f} | {100 * (held[1] - held[0]):+.1f} | "
+            f"{'accept' if v['accepted'] else 'refuse'} | {'accept' if r['count']['accepted'] else 'refuse'} |"
+        )
+    lines += [
+        "",
+        f"Yardstick: the mean score change on the {unseen} questions no candidate trained on. p: the new "
+        "rule's one-sided exact test on the discordant questions.",
+        "",
+        "| truth | candidates | new rule accepts | old rule accepts |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for truth in ("not better", "worse", "better", "not confirmed"):
         group = [r for r in rows if r["truth"] == truth]
         if group:
-            lines.append(f"| {truth} | {len(group)} | {sum(r['mcnemar']['accepted'] for r in group)} | "
-                         f"{sum(r['count']['accepted'] for r in group)} |")
+            lines.append(
+                f"| {truth} | {len(group)} | {sum(r['mcnemar']['accepted'] for r in group)} | "
+                f"{sum(r['count']['accepted'] for r in group)} |"
+            )
     by_name = {r["name"]: r for r in rows}
-    pairs = [(r["name"].removeprefix("real-merged-s"), by_name.get(r["name"].replace("-merged", "")), r)
-             for r in rows if r["name"].startswith("real-merged-s")]
+    pairs = [
+        (r["name"].removeprefix("real-merged-s"), by_name.get(r["name"].replace("-merged", "")), r)
+        for r in rows
+        if r["name"].startswith("real-merged-s")
+    ]
     if pairs:
-        lines += ["", "The same trainings exported two ways (new rule):", "",
-                  "| seed | adapter: fixed / regressed, p | merged: fixed / regressed, p | yardstick adapter / merged, pts |",
-                  "| --- | --- | --- | ---: |"]
+        lines += [
+            "",
+            "The same trainings exported two ways (new rule):",
+            "",
+            "| seed | adapter: fixed / regressed, p | merged: fixed / regressed, p | yardstick adapter / merged, pts |",
+            "| --- | --- | --- | ---: |",
+        ]
 
         def cell(r: dict[str, Any] | None) -> str:
             if r is None:
@@ -362,10 +461,14 @@ def distribution(real: list[dict[str, Any]], noop: list[dict[str, Any]]) -> list
         return [change(r, "train"), change(r, "heldout"), 100 * v["delta"], 100 * r["week2"], len(v["regressions"])]
 
     noise = [change(r, "heldout") for r in noop]
-    lines = ["", "The demo's first round over seeds (the QA set the demo's gate asks: trained and held-out questions; "
-             "the second week's questions, which round 1 never trains on), per export mode:", "",
-             "| export | seeds | trained, pts | held out, pts | overall, pts | second week, pts | regressions | "
-             "promoted |", "| --- | ---: | --- | --- | --- | --- | --- | ---: |"]
+    lines = [
+        "",
+        "The demo's first round over seeds (the QA set the demo's gate asks: trained and held-out questions; "
+        "the second week's questions, which round 1 never trains on), per export mode:",
+        "",
+        "| export | seeds | trained, pts | held out, pts | overall, pts | second week, pts | regressions | promoted |",
+        "| --- | ---: | --- | --- | --- | --- | --- | ---: |",
+    ]
     for mode in sorted({r["mode"] for r in real}):
         group = [r for r in real if r["mode"] == mode]
         values = list(zip(*(columns(r) for r in group), strict=True))
@@ -374,13 +477,18 @@ def distribution(real: list[dict[str, Any]], noop: list[dict[str, Any]]) -> list
             mean = round(statistics.fmean(xs), 1) + 0.0  # no "-0.0"
             return f"{mean:{fmt}} ({min(xs):{fmt}} to {max(xs):{fmt}})"
 
-        lines.append(f"| {mode} | {len(group)} | {cell(values[0])} | {cell(values[1])} | {cell(values[2])} | "
-                     f"{cell(values[3])} | {cell(values[4], '.1f')} | "
-                     f"{sum(r['mcnemar']['accepted'] for r in group)} of {len(group)} |")
+        lines.append(
+            f"| {mode} | {len(group)} | {cell(values[0])} | {cell(values[1])} | {cell(values[2])} | "
+            f"{cell(values[3])} | {cell(values[4], '.1f')} | "
+            f"{sum(r['mcnemar']['accepted'] for r in group)} of {len(group)} |"
+        )
     if noise:
-        lines += ["", f"Mean (min to max) over seeds. The no-op candidates' held-out change (what requantizing or "
-                  f"re-serving the same weights does to these {len(noop)} draws): {min(noise):+.1f} to "
-                  f"{max(noise):+.1f} points."]
+        lines += [
+            "",
+            f"Mean (min to max) over seeds. The no-op candidates' held-out change (what requantizing or "
+            f"re-serving the same weights does to these {len(noop)} draws): {min(noise):+.1f} to "
+            f"{max(noise):+.1f} points.",
+        ]
     return lines
 
 
@@ -391,8 +499,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,0,1,2,3,4,5,6,7,8", help="trainer seeds of the real candidates")
     parser.add_argument("--swapped-seeds", default="0", help="trainer seeds of the swapped-pairs candidates")
     parser.add_argument("--merged-seeds", default="", help="real candidates (already made) to export merged as well")
-    parser.add_argument("--merged-quants", default="Q4_K_M", help="merged exports in these quantizations too "
-                        "(`real-merged-<quant>-s<seed>`; Q4_K_M is always made first)")
+    parser.add_argument(
+        "--merged-quants",
+        default="Q4_K_M",
+        help="merged exports in these quantizations too (`real-merged-<quant>-s<seed>`; Q4_K_M is always made first)",
+    )
     parser.add_argument("--report", type=Path, help="decide, print the tables and append them to this file")
     args = parser.parse_args()
     if not args.work and not args.report:

@@ -36,12 +36,32 @@ from report import emit  # the script's folder is on sys.path
 REPO = Path(__file__).resolve().parents[1]
 # Qwen2.5-7B-Instruct's config.json (the published shape); rope and norm constants as published.
 SHAPES = {
-    "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                       num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768, rope_theta=1e6,
-                       rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu"),
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=49152, max_position_embeddings=2048, rope_theta=1e6,
-                 rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu"),
+    "qwen2.5-7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+        max_position_embeddings=32768,
+        rope_theta=1e6,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+        max_position_embeddings=2048,
+        rope_theta=1e6,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+    ),
 }
 SOURCE_CLAIM_GIB = 16 * 10**9 / 2**30  # "fits in 16 GB": a 16 GB card, as nvidia-smi counts
 
@@ -77,10 +97,15 @@ def qa_pairs(n: int) -> list:
     pairs = []
     for i in range(n):
         q, other = questions[i % len(questions)], questions[rng.randrange(len(questions))]
-        pairs.append(PreferencePair(prompt=template.render(q["question"], q.get("context")),
-                                    chosen=[ChatMessage(role="assistant", content=q["reference"])],
-                                    rejected=[ChatMessage(role="assistant", content=other["reference"])],
-                                    item_id=i, game=q["game"]))
+        pairs.append(
+            PreferencePair(
+                prompt=template.render(q["question"], q.get("context")),
+                chosen=[ChatMessage(role="assistant", content=q["reference"])],
+                rejected=[ChatMessage(role="assistant", content=other["reference"])],
+                item_id=i,
+                game=q["game"],
+            )
+        )
     return pairs
 
 
@@ -89,10 +114,19 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-7b")
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps (the first includes warm-up)")
     parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--tokenizer", type=Path, help="an HF tokenizer folder (default: SmolLM2's, from the bundled "
-                        "model package; on the device machine .gpu/tokenizer)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="trainer config, e.g. training.batch_size=2 or quantization.load_in_4bit=off")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="an HF tokenizer folder (default: SmolLM2's, from the bundled model package; on the device machine .gpu/tokenizer)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="trainer config, e.g. training.batch_size=2 or quantization.load_in_4bit=off",
+    )
     parser.add_argument("--work", type=Path, help="a folder that keeps the model for the next run (default: none)")
     parser.add_argument("--out", type=Path)
     ns = parser.parse_args()
@@ -125,9 +159,16 @@ def main() -> None:
         made = time.monotonic() - t0
         params = json.loads((model_dir / "parameters.json").read_text())["parameters"]
         dataset = publish_dataset(store, qa_pairs(ns.pairs), "ds-gputrain00000001")
-        config = load_config(None, [f"model.base={model_dir}", f"data.dataset_id={dataset}",
-                                    f"training.max_steps={ns.steps}", "training.checkpoint_steps=100000",
-                                    *ns.overrides])
+        config = load_config(
+            None,
+            [
+                f"model.base={model_dir}",
+                f"data.dataset_id={dataset}",
+                f"training.max_steps={ns.steps}",
+                "training.checkpoint_steps=100000",
+                *ns.overrides,
+            ],
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         log = io.StringIO()
@@ -165,7 +206,8 @@ def main() -> None:
         "",
         "resolved: " + ", ".join(f"{k} {v}" for k, v in plan.items() if not k.startswith("memory_")),
         "",
-        "| | GiB |", "| --- | ---: |",
+        "| | GiB |",
+        "| --- | ---: |",
         f"| trainer's pre-flight estimate{f' (incl. {context} GiB CUDA context)' if cuda else ''} | {estimate:.2f} |",
         f"| measured: {'torch max reserved + CUDA context' if cuda else 'peak RSS'} | {measured:.2f} |",
         *([f"| measured: torch max allocated | {allocated:.2f} |"] if cuda else []),
@@ -176,8 +218,15 @@ def main() -> None:
         f"time: load {run.timings.get('load', 0):.0f} s · train {runtime:.1f} s for {steps_done} steps "
         f"({runtime / max(steps_done, 1):.2f} s/step, {pairs_per_step} pairs/step, "
         f"{steps_done * pairs_per_step / max(runtime, 1e-9):.2f} pairs/s) · planned {plan['estimated_seconds']:.0f} s",
-        "", "plan as printed:", "```", *[row for row in log.getvalue().splitlines()
-                                          if row.startswith("  ") or (row.startswith("run ") and "published" not in row)], "```",
+        "",
+        "plan as printed:",
+        "```",
+        *[
+            row
+            for row in log.getvalue().splitlines()
+            if row.startswith("  ") or (row.startswith("run ") and "published" not in row)
+        ],
+        "```",
     ]
     emit(lines, ns.out)
 

@@ -47,15 +47,33 @@ def server_rates(build: LlamaCpp, model: Path, log: Path) -> tuple[float, float]
     port = free_port()
     prompt_text = LOGLIK_TEXT.read_text()[:1600]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(build.server), "-m", str(model), "--host", "127.0.0.1", "--port",
-                                 str(port), "-c", "4096", "-np", "4", "--no-webui"], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(build.server),
+                "-m",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-c",
+                "4096",
+                "-np",
+                "4",
+                "--no-webui",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", 60, proc)
         prompt, decode = [], []
         for _ in range(3):
-            reply = httpx.post(f"http://127.0.0.1:{port}/completion", timeout=300, json={
-                "prompt": prompt_text, "n_predict": 64, "temperature": 0, "cache_prompt": False,
-                "ignore_eos": True}).json()
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/completion",
+                timeout=300,
+                json={"prompt": prompt_text, "n_predict": 64, "temperature": 0, "cache_prompt": False, "ignore_eos": True},
+            ).json()
             prompt.append(reply["timings"]["prompt_per_second"])
             decode.append(reply["timings"]["predicted_per_second"])
         return max(prompt), max(decode)
@@ -76,8 +94,11 @@ def main() -> None:
     models = {}
     for quant in ("F16", "Q4_K_M"):
         models[quant] = work / f"smollm2-{quant}.gguf"
-        subprocess.run([str(builds["portable baseline"].quantize), "--allow-requantize", str(packaged),
-                        str(models[quant]), quant], capture_output=True, check=True)
+        subprocess.run(
+            [str(builds["portable baseline"].quantize), "--allow-requantize", str(packaged), str(models[quant]), quant],
+            capture_output=True,
+            check=True,
+        )
     ppl: dict[tuple[str, str], list[float]] = {}
     ppl_value: dict[tuple[str, str], float] = {}
     rates: dict[str, list[tuple[float, float]]] = {}
@@ -95,19 +116,22 @@ def main() -> None:
         tg = statistics.median(r[1] for r in rates[name])
         rows.append((name, statistics.median(ppl[name, "F16"]), statistics.median(ppl[name, "Q4_K_M"]), pp, tg))
     (_, f16_a, q4_a, pp_a, tg_a), (_, f16_b, q4_b, pp_b, tg_b) = rows
-    emit([
-        f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, {ns.repeats} runs each (median) · "
-        f"build under test: {ours.root.name}, baseline: {ns.baseline.name}",
-        "",
-        "| build | llama-perplexity f16 s | llama-perplexity Q4_K_M s | llama-server Q4_K_M prompt tok/s | decode tok/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *[f"| {n} | {a:.2f} | {b:.2f} | {c:.0f} | {d:.1f} |" for n, a, b, c, d in rows],
-        f"| ratio (baseline / this build for seconds, this / baseline for tok/s) | {f16_b / f16_a:.2f}x | "
-        f"{q4_b / q4_a:.2f}x | {pp_a / pp_b:.2f}x | {tg_a / tg_b:.2f}x |",
-        "",
-        "perplexity of the fixed text: " + ", ".join(f"{n} {q} {v:.4f}" for (n, q), v in ppl_value.items()),
-    ], ns.out)
+    emit(
+        [
+            f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, {ns.repeats} runs each (median) · "
+            f"build under test: {ours.root.name}, baseline: {ns.baseline.name}",
+            "",
+            "| build | llama-perplexity f16 s | llama-perplexity Q4_K_M s | llama-server Q4_K_M prompt tok/s | decode tok/s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *[f"| {n} | {a:.2f} | {b:.2f} | {c:.0f} | {d:.1f} |" for n, a, b, c, d in rows],
+            f"| ratio (baseline / this build for seconds, this / baseline for tok/s) | {f16_b / f16_a:.2f}x | "
+            f"{q4_b / q4_a:.2f}x | {pp_a / pp_b:.2f}x | {tg_a / tg_b:.2f}x |",
+            "",
+            "perplexity of the fixed text: " + ", ".join(f"{n} {q} {v:.4f}" for (n, q), v in ppl_value.items()),
+        ],
+        ns.out,
+    )
 
 
 if __name__ == "__main__":

@@ -44,19 +44,32 @@ def main() -> None:
             home = Path(tmp) / f"home-{prompt_words}-{words}"
             home.mkdir()
             (home / "cache").symlink_to(cache, target_is_directory=True)
-            done = subprocess.run([sys.executable, str(PROBE), str(home), "smollm2", "1", "1024", str(words),
-                                   str(prompt_words)], cwd=PROBE.parent, capture_output=True, text=True,
-                                  env={**os.environ, "PREFLOOP_HOME": str(home)})
+            done = subprocess.run(
+                [sys.executable, str(PROBE), str(home), "smollm2", "1", "1024", str(words), str(prompt_words)],
+                cwd=PROBE.parent,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PREFLOOP_HOME": str(home)},
+            )
             if done.returncode:
                 sys.exit(f"memprobe failed for {prompt_words}:{words} words:\n{done.stderr[-3000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append(("long prompt (RAG)" if prompt_words else "long answers", result["plan"]["longest_tokens"],
-                         result["estimated_gib"], result["peak_gib"]))
-    lines = [f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, fp32, LoRA r16 all-linear, "
-             "micro-batch 1, no checkpointing, DPO (each pair one packed row, its prompt once)", "",
-             "| pairs | longest example, tokens | estimate GiB | peak RSS GiB | estimate / peak |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+            rows.append(
+                (
+                    "long prompt (RAG)" if prompt_words else "long answers",
+                    result["plan"]["longest_tokens"],
+                    result["estimated_gib"],
+                    result["peak_gib"],
+                )
+            )
+    lines = [
+        f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, fp32, LoRA r16 all-linear, "
+        "micro-batch 1, no checkpointing, DPO (each pair one packed row, its prompt once)",
+        "",
+        "| pairs | longest example, tokens | estimate GiB | peak RSS GiB | estimate / peak |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     lines += [f"| {kind} | {tokens} | {est:.2f} | {peak:.2f} | {est / peak:.2f} |" for kind, tokens, est, peak in rows]
     emit(lines, args.out)
 

@@ -40,13 +40,21 @@ from prefloop_server.qa.runner import Decoding, Endpoint, run_qa  # noqa: E402
 def easy_set_repeated() -> tuple[QASet, PromptTemplate]:
     base = easy_qa_set()
     questions = [q.model_copy(update={"id": f"{q.id}-{i}"}) for i, q in enumerate(base.questions * 4)]
-    return (base.model_copy(update={"questions": questions}),
-            PromptTemplate(system=None, without_context="{question} Answer in a few words."))
+    return (
+        base.model_copy(update={"questions": questions}),
+        PromptTemplate(system=None, without_context="{question} Answer in a few words."),
+    )
 
 
-def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,), max_tokens: int = 48,
-                   qa: tuple[QASet, PromptTemplate] | None = None, repeats: int = 2,
-                   llama_server: bool = False) -> list[str]:
+def qa_concurrency(
+    url: str,
+    model: str = "good",
+    levels: tuple[int, ...] = (4,),
+    max_tokens: int = 48,
+    qa: tuple[QASet, PromptTemplate] | None = None,
+    repeats: int = 2,
+    llama_server: bool = False,
+) -> list[str]:
     """Markdown table rows: seconds for one at a time and each level in flight (best of the repeats), and speed-ups."""
     qa_set, template = qa or easy_set_repeated()
     questions = qa_set.questions
@@ -62,10 +70,15 @@ def qa_concurrency(url: str, model: str = "good", levels: tuple[int, ...] = (4,)
             times.setdefault(level, []).append(time.perf_counter() - t0)
     best = {level: min(runs) for level, runs in times.items()}
     name = lambda level: "one at a time" if level == 1 else f"{level} in flight"  # noqa: E731
-    return ([f"| QA run ({qa_set.name}, {len(questions)} questions, <= {max_tokens} tokens) | seconds (best of "
-             f"{repeats}) | speed-up |", "| --- | ---: | ---: |"]
-            + [f"| {name(level)} | {best[level]:.2f} | {best[1] / best[level]:.2f}x |" for level in (1, *levels)]
-            + ["", f"all runs (s): {json.dumps({name(level): [round(t, 2) for t in runs] for level, runs in times.items()})}"])
+    return (
+        [
+            f"| QA run ({qa_set.name}, {len(questions)} questions, <= {max_tokens} tokens) | seconds (best of "
+            f"{repeats}) | speed-up |",
+            "| --- | ---: | ---: |",
+        ]
+        + [f"| {name(level)} | {best[level]:.2f} | {best[1] / best[level]:.2f}x |" for level in (1, *levels)]
+        + ["", f"all runs (s): {json.dumps({name(level): [round(t, 2) for t in runs] for level, runs in times.items()})}"]
+    )
 
 
 def main() -> None:
@@ -74,19 +87,34 @@ def main() -> None:
     parser.add_argument("--model", default="good", help="model name sent with each request")
     parser.add_argument("--levels", default="4", help="requests in flight to compare with one at a time, e.g. 4,8")
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--qa-set", type=Path, help="a QA set file, asked with the default RAG template (default: the "
-                        "easy set repeated to 24 questions)")
+    parser.add_argument(
+        "--qa-set",
+        type=Path,
+        help="a QA set file, asked with the default RAG template (default: the easy set repeated to 24 questions)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each level; the best is kept")
-    parser.add_argument("--llama-server", action="store_true", help="the URL is llama-server (or prefloop's router): "
-                        "ask it not to reuse cached prompts, as the gate does, so every run processes its prompts")
+    parser.add_argument(
+        "--llama-server",
+        action="store_true",
+        help="the URL is llama-server (or prefloop's router): "
+        "ask it not to reuse cached prompts, as the gate does, so every run processes its prompts",
+    )
     parser.add_argument("--label", default="", help="what the server runs, for the report's first line")
     parser.add_argument("--out", type=Path, help="also append the table to this markdown file")
     ns = parser.parse_args()
     qa = (load_qa_set(ns.qa_set), PromptTemplate()) if ns.qa_set else None
-    rows = qa_concurrency(ns.url, ns.model, tuple(int(x) for x in ns.levels.split(",")), ns.max_tokens, qa, ns.repeats,
-                          ns.llama_server)
-    emit([f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}", "", *rows], ns.out)
+    rows = qa_concurrency(
+        ns.url, ns.model, tuple(int(x) for x in ns.levels.split(",")), ns.max_tokens, qa, ns.repeats, ns.llama_server
+    )
+    emit(
+        [
+            f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}",
+            "",
+            *rows,
+        ],
+        ns.out,
+    )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,12 @@ from report import emit  # the script's folder is on sys.path
 ROOT = Path(__file__).resolve().parents[1]
 QA_SET = ROOT / "flows" / "src" / "prefloop_flows" / "data" / "qa_set.json"
 # name -> (llama-server slots, requests in flight, ask without prompt reuse)
-WAYS = {"1 slot, one at a time": (1, 1, False),
-        "4 slots, one at a time, prompts reused": (4, 1, False),
-        "4 slots, one at a time, no prompt reuse": (4, 1, True),
-        "4 slots, 4 in flight": (4, 4, True)}
+WAYS = {
+    "1 slot, one at a time": (1, 1, False),
+    "4 slots, one at a time, prompts reused": (4, 1, False),
+    "4 slots, one at a time, no prompt reuse": (4, 1, True),
+    "4 slots, 4 in flight": (4, 4, True),
+}
 SERVED = "Q4_K_M"
 OTHERS = ["f16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_1"]
 CORRECT_AT = 0.7
@@ -57,17 +59,55 @@ def qa_runs(server_bin: Path, gguf: Path, way: tuple[int, int, bool], runs: int,
     port = free_port()
     found: list[Scores] = []
     with open(out / f"{name}.llama-server.log", "wb") as log:
-        proc = subprocess.Popen([str(server_bin), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", "4096",
-                                 "-np", str(parallel), "-ngl", "0", "--alias", name, "--no-webui"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                str(server_bin),
+                "-m",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-c",
+                "4096",
+                "-np",
+                str(parallel),
+                "-ngl",
+                "0",
+                "--alias",
+                name,
+                "--no-webui",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             wait_until_ready(f"http://127.0.0.1:{port}/health", 120, proc)
             for i in range(runs):
                 folder = out / f"{name}-{i}"
-                subprocess.run([os.environ["PREFLOOP_VENVS_DIR"] + "/server/bin/prefloop-server", "qa", "--set", str(QA_SET),
-                                "--endpoint", f"http://127.0.0.1:{port}", "--model", name, "--concurrency", str(concurrency),
-                                "--max-tokens", "64", "--out", str(folder), *(["--llama-server"] if no_reuse else [])],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [
+                        os.environ["PREFLOOP_VENVS_DIR"] + "/server/bin/prefloop-server",
+                        "qa",
+                        "--set",
+                        str(QA_SET),
+                        "--endpoint",
+                        f"http://127.0.0.1:{port}",
+                        "--model",
+                        name,
+                        "--concurrency",
+                        str(concurrency),
+                        "--max-tokens",
+                        "64",
+                        "--out",
+                        str(folder),
+                        *(["--llama-server"] if no_reuse else []),
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 [records] = folder.glob("*.records.jsonl")
                 found.append({r["question_id"]: r["score"] for r in map(json.loads, records.read_text().splitlines())})
                 print(f"  {name} run {i + 1}: {accuracy(found[-1]):.1%}", flush=True)
@@ -108,35 +148,49 @@ def main() -> None:
     qa = json.loads(QA_SET.read_text(encoding="utf-8"))["questions"]
     split = {s: [q["id"] for q in qa if q["split"] == s] for s in ("train", "heldout")}
 
-    repeated = {way: qa_runs(tools.server, models[SERVED], spec, args.repeats, work, f"{SERVED}-{i}")
-                for i, (way, spec) in enumerate(WAYS.items())}
+    repeated = {
+        way: qa_runs(tools.server, models[SERVED], spec, args.repeats, work, f"{SERVED}-{i}")
+        for i, (way, spec) in enumerate(WAYS.items())
+    }
     reference = repeated["1 slot, one at a time"][0]
     once = {name: qa_runs(tools.server, models[name], WAYS["1 slot, one at a time"], 1, work, name)[0] for name in OTHERS}
 
-    lines = [f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, {len(qa)} questions "
-             f"({len(split['train'])} train, {len(split['heldout'])} held out), 64-token greedy answers, accuracy = mean score",
-             "", f"The served model ({SERVED}) asked {args.repeats} times in each way, on one llama-server per way:", "",
-             "| way | accuracy per run | spread, pts | held out per run | held-out spread, pts | answers changed | scores changed |",
-             "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    lines = [
+        f"machine: {platform.node() or 'vm'} · {platform.machine()} · {os.cpu_count()} cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, {len(qa)} questions "
+        f"({len(split['train'])} train, {len(split['heldout'])} held out), 64-token greedy answers, accuracy = mean score",
+        "",
+        f"The served model ({SERVED}) asked {args.repeats} times in each way, on one llama-server per way:",
+        "",
+        "| way | accuracy per run | spread, pts | held out per run | held-out spread, pts | answers changed | scores changed |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
     for way, runs in repeated.items():
         accs, held = [accuracy(s) for s in runs], [accuracy(s, split["heldout"]) for s in runs]
         changed = sum(len({s[q] for s in runs}) > 1 for q in runs[0])
         answers = _answers_changed(work, [f"{SERVED}-{list(WAYS).index(way)}-{i}" for i in range(len(runs))])
-        lines.append(f"| {way} | {', '.join(f'{a:.1%}' for a in accs)} | {spread(accs)} | "
-                     f"{', '.join(f'{h:.1%}' for h in held)} | {spread(held)} | {answers} | {changed} |")
-    lines += ["", f"Other quantizations of the same weights, once each (1 slot, one at a time), against {SERVED}'s first run:",
-              "", "| model | accuracy | train | held out | delta, pts | held-out delta, pts | scores changed | "
-              "held-out scores changed | correct -> wrong | wrong -> correct |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {way} | {', '.join(f'{a:.1%}' for a in accs)} | {spread(accs)} | "
+            f"{', '.join(f'{h:.1%}' for h in held)} | {spread(held)} | {answers} | {changed} |"
+        )
+    lines += [
+        "",
+        f"Other quantizations of the same weights, once each (1 slot, one at a time), against {SERVED}'s first run:",
+        "",
+        "| model | accuracy | train | held out | delta, pts | held-out delta, pts | scores changed | "
+        "held-out scores changed | correct -> wrong | wrong -> correct |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, s in {SERVED: reference, **once}.items():
         lost = sum(reference[q] >= CORRECT_AT > s[q] for q in s)
         won = sum(s[q] >= CORRECT_AT > reference[q] for q in s)
-        lines.append(f"| {name} | {accuracy(s):.1%} | {accuracy(s, split['train']):.1%} | {accuracy(s, split['heldout']):.1%} | "
-                     f"{(accuracy(s) - accuracy(reference)) * 100:+.1f} | "
-                     f"{(accuracy(s, split['heldout']) - accuracy(reference, split['heldout'])) * 100:+.1f} | "
-                     f"{sum(s[q] != reference[q] for q in s)} | {sum(s[q] != reference[q] for q in split['heldout'])} | "
-                     f"{lost} | {won} |")
+        lines.append(
+            f"| {name} | {accuracy(s):.1%} | {accuracy(s, split['train']):.1%} | {accuracy(s, split['heldout']):.1%} | "
+            f"{(accuracy(s) - accuracy(reference)) * 100:+.1f} | "
+            f"{(accuracy(s, split['heldout']) - accuracy(reference, split['heldout'])) * 100:+.1f} | "
+            f"{sum(s[q] != reference[q] for q in s)} | {sum(s[q] != reference[q] for q in split['heldout'])} | "
+            f"{lost} | {won} |"
+        )
     held = [accuracy(s, split["heldout"]) - accuracy(reference, split["heldout"]) for s in once.values()]
     lines += ["", f"held-out delta across the other quantizations: {min(held) * 100:+.1f} to {max(held) * 100:+.1f} pts"]
     emit(lines, args.out)

@@ -31,27 +31,34 @@ from qa_concurrency import qa_concurrency  # noqa: E402  (the script's folder is
 from report import emit  # noqa: E402
 from server_helpers import build_bucket, slot_env, slot_headers, start_server, stop_server  # noqa: E402
 
-PROMPTS = ["How many legs does a spider have?", "What is the opposite of hot?", "What do bees make?",
-           "Name three colours.", "What is frozen water called?"]
+PROMPTS = [
+    "How many legs does a spider have?",
+    "What is the opposite of hot?",
+    "What do bees make?",
+    "Name three colours.",
+    "What is frozen water called?",
+]
 
 
 def timed(client: httpx.Client, url: str, prompt: str, **extra: object) -> tuple[float, int]:
     """Seconds and generated tokens of one 48-token greedy chat request; `extra` adds to its body."""
     t0 = time.perf_counter()
-    r = client.post(f"{url}/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": prompt}], "max_tokens": 48, "temperature": 0, "seed": 0, **extra})
+    r = client.post(
+        f"{url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": prompt}], "max_tokens": 48, "temperature": 0, "seed": 0, **extra},
+    )
     r.raise_for_status()
     return time.perf_counter() - t0, int(r.json()["usage"]["completion_tokens"])
 
 
-def story_requests(url: str, out: list[tuple[float, float]], n: int | None = None,
-                   stop: threading.Event | None = None) -> None:
+def story_requests(url: str, out: list[tuple[float, float]], n: int | None = None, stop: threading.Event | None = None) -> None:
     """48-token chat requests through `url` one after the other (a new story each, no prompt cache, no early stop)
     until `n` are answered or `stop` is set; (latency s, generated tokens/s) of each goes into `out` as it arrives."""
     with httpx.Client(timeout=600) as client:
         while not (n is not None and len(out) >= n) and not (stop is not None and stop.is_set()):
-            seconds, tokens = timed(client, url, f"Tell story number {len(out)} about a dragon.", cache_prompt=False,
-                                    ignore_eos=True)
+            seconds, tokens = timed(
+                client, url, f"Tell story number {len(out)} about a dragon.", cache_prompt=False, ignore_eos=True
+            )
             out.append((seconds, tokens / seconds))
 
 
@@ -76,7 +83,8 @@ def router_overhead(router: str, direct: str, n: int) -> list[str]:
     p95 = {k: pct(v, 0.95) for k, v in lat.items()}
     rate = {k: statistics.mean(v) for k, v in tps.items()}
     return [
-        "| path | p50 latency s | p95 latency s | tokens/s |", "| --- | ---: | ---: | ---: |",
+        "| path | p50 latency s | p95 latency s | tokens/s |",
+        "| --- | ---: | ---: | ---: |",
         f"| llama-server direct | {p50['direct']:.3f} | {p95['direct']:.3f} | {rate['direct']:.1f} |",
         f"| prefloop router | {p50['router']:.3f} | {p95['router']:.3f} | {rate['router']:.1f} |",
         f"| ratio router/direct | {p50['router'] / p50['direct']:.3f} | {p95['router'] / p95['direct']:.3f} | "
@@ -87,10 +95,12 @@ def router_overhead(router: str, direct: str, n: int) -> list[str]:
 def swap_under_load(server_url: str, admin: httpx.Client, seconds: float) -> list[str]:
     stop = threading.Event()
     result, threads = run_load(server_url, clients=8, stop=stop)
-    steps = [("deploy good-copy", lambda: admin.post("/admin/deploy", json={"tag": "good-copy"})),
-             ("promote", lambda: admin.post("/admin/promote", json={})),
-             ("rollback", lambda: admin.post("/admin/rollback", json={})),
-             ("promote", lambda: admin.post("/admin/promote", json={}))]
+    steps = [
+        ("deploy good-copy", lambda: admin.post("/admin/deploy", json={"tag": "good-copy"})),
+        ("promote", lambda: admin.post("/admin/promote", json={})),
+        ("rollback", lambda: admin.post("/admin/rollback", json={})),
+        ("promote", lambda: admin.post("/admin/promote", json={})),
+    ]
     started = time.monotonic()
     done = []
     for i, (name, step) in enumerate(steps):
@@ -103,7 +113,10 @@ def swap_under_load(server_url: str, admin: httpx.Client, seconds: float) -> lis
         thread.join(timeout=120)
     return [
         f"{seconds:.0f} s, 8 clients (4 streaming), steps: {', '.join(done)}",
-        "", "| responses | failed or truncated |", "| ---: | ---: |", f"| {result.ok} | {len(result.failed)} |",
+        "",
+        "| responses | failed or truncated |",
+        "| ---: | ---: |",
+        f"| {result.ok} | {len(result.failed)} |",
         *([f"first failures: {result.failed[:3]}"] if result.failed else []),
     ]
 
@@ -124,11 +137,22 @@ def main() -> None:
             admin.post("/admin/promote", json={}).raise_for_status()
             live = next(s for s in admin.get("/admin/status").json()["slots"] if s["tag"] == "good")
             direct = f"http://127.0.0.1:{live['port']}"
-            lines = [f"machine: {platform.node()} · {platform.machine()} · 2 cores · Python {platform.python_version()} · "
-                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct Q4_1, llama.cpp 0.3.36 CPU",
-                     "", "### Router overhead", "", *router_overhead(server.url, direct, ns.requests),
-                     "", "### QA run: concurrent vs one at a time", "", *qa_concurrency(server.url, llama_server=True),
-                     "", "### Swap under load", "", *swap_under_load(server.url, admin, ns.swap_seconds)]
+            lines = [
+                f"machine: {platform.node()} · {platform.machine()} · 2 cores · Python {platform.python_version()} · "
+                f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct Q4_1, llama.cpp 0.3.36 CPU",
+                "",
+                "### Router overhead",
+                "",
+                *router_overhead(server.url, direct, ns.requests),
+                "",
+                "### QA run: concurrent vs one at a time",
+                "",
+                *qa_concurrency(server.url, llama_server=True),
+                "",
+                "### Swap under load",
+                "",
+                *swap_under_load(server.url, admin, ns.swap_seconds),
+            ]
         finally:
             stop_server(server)
     emit(lines, ns.out)

@@ -34,13 +34,23 @@ import httpx
 from report import emit  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMPTS = ["How do I find diamonds in Minecraft?", "What is the best way to catch a Palworld pal?",
-           "Explain what a support hero does in Overwatch.", "Write a short story about a robot that learns to cook."]
+PROMPTS = [
+    "How do I find diamonds in Minecraft?",
+    "What is the best way to catch a Palworld pal?",
+    "Explain what a support hero does in Overwatch.",
+    "Write a short story about a robot that learns to cook.",
+]
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     return f"{cpu}, {os.cpu_count()} cores"
 
 
@@ -66,10 +76,20 @@ def make_synthetic(work: Path) -> None:
         return
     torch.manual_seed(0)
     tokenizer = load_tokenizer("smollm2", settings)  # SmolLM2's (vocabulary 49152)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                         num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
-                         tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=500000.0,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = LlamaForCausalLM(config).to(torch.float16)
     print(f"synthetic model: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters", flush=True)
     base_dir = work / "base-hf"
@@ -86,8 +106,9 @@ def make_synthetic(work: Path) -> None:
         quantize(tools, f16, work / f"{name}-Q4_K_M.gguf", Quantization.Q4_K_M)
         f16.unlink()
     convert_lora(tools, work / "lora-hf", base_dir, work / "lora.gguf")
-    (work / "done.json").write_text(json.dumps({"base": "base-Q4_K_M.gguf", "adapter": ["base-Q4_K_M.gguf", "lora.gguf"],
-                                                "merged": "merged-Q4_K_M.gguf"}))
+    (work / "done.json").write_text(
+        json.dumps({"base": "base-Q4_K_M.gguf", "adapter": ["base-Q4_K_M.gguf", "lora.gguf"], "merged": "merged-Q4_K_M.gguf"})
+    )
 
 
 # -- measuring (runs in the server's environment) ------------------------------------------------------------------
@@ -102,12 +123,16 @@ def variants(args: argparse.Namespace, settings: object) -> dict[str, object]:
         work = args.work.resolve()
         exporter_python = Path(os.environ.get("PREFLOOP_VENVS_DIR", ROOT / ".venvs")) / "exporter" / "bin" / "python"
         subprocess.run([str(exporter_python), __file__, "--make-synthetic", str(work)], check=True)
-        return {"base": Model("base", work / "base-Q4_K_M.gguf"),
-                "adapter": Model("adapter", work / "base-Q4_K_M.gguf", (work / "lora.gguf",)),
-                "merged": Model("merged", work / "merged-Q4_K_M.gguf")}
+        return {
+            "base": Model("base", work / "base-Q4_K_M.gguf"),
+            "adapter": Model("adapter", work / "base-Q4_K_M.gguf", (work / "lora.gguf",)),
+            "merged": Model("merged", work / "merged-Q4_K_M.gguf"),
+        }
     store = open_store(settings)  # type: ignore[arg-type]
-    return {name: materialize(store, tag, settings) for name, tag in  # type: ignore[arg-type]
-            (("base", args.base), ("adapter", args.adapter), ("merged", args.merged))}
+    return {
+        name: materialize(store, tag, settings)
+        for name, tag in (("base", args.base), ("adapter", args.adapter), ("merged", args.merged))  # type: ignore[arg-type]
+    }
 
 
 async def speeds(slot: object, model: object, tokens: int) -> list[float]:
@@ -142,22 +167,31 @@ def measure(args: argparse.Namespace) -> None:
         slot = Slot(SlotName.BLUE, llama_cpp(settings), settings, Path(logs))
         names = list(models)
         for round_no in range(args.rounds):
-            order = names[round_no % len(names):] + names[:round_no % len(names)]
+            order = names[round_no % len(names) :] + names[: round_no % len(names)]
             for name in order:
                 got = asyncio.run(speeds(slot, models[name], args.tokens))
                 results[name] += got
                 print(f"  round {round_no + 1}: {name:8} {statistics.fmean(got):6.1f} tokens/s", flush=True)
     base = statistics.median(results["base"])
-    what = "synthetic 1B-shaped (random weights, LoRA r16 all-linear)" if args.synthetic else \
-        f"{args.base} / {args.adapter} / {args.merged}"
-    lines = [f"### Serving speed: {what}", "",
-             f"machine: {machine()} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · llama.cpp "
-             f"{llama_cpp(settings).version} · {args.tokens}-token answers, one request at a time, "
-             f"{args.rounds} rounds x {len(PROMPTS)} prompts", "",
-             "| served as | tokens/s median | min | max | vs base |", "| --- | ---: | ---: | ---: | ---: |"]
+    what = (
+        "synthetic 1B-shaped (random weights, LoRA r16 all-linear)"
+        if args.synthetic
+        else f"{args.base} / {args.adapter} / {args.merged}"
+    )
+    lines = [
+        f"### Serving speed: {what}",
+        "",
+        f"machine: {machine()} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · llama.cpp "
+        f"{llama_cpp(settings).version} · {args.tokens}-token answers, one request at a time, "
+        f"{args.rounds} rounds x {len(PROMPTS)} prompts",
+        "",
+        "| served as | tokens/s median | min | max | vs base |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for name, got in results.items():
-        lines.append(f"| {name} | {statistics.median(got):.1f} | {min(got):.1f} | {max(got):.1f} | "
-                     f"{statistics.median(got) / base:.2f}x |")
+        lines.append(
+            f"| {name} | {statistics.median(got):.1f} | {min(got):.1f} | {max(got):.1f} | {statistics.median(got) / base:.2f}x |"
+        )
     emit(lines, args.out)
 
 

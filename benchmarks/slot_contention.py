@@ -38,8 +38,13 @@ POLICIES = {  # name -> environment of the prefloop server (PREFLOOP_OMP_WAIT_PO
     "GOMP_SPINCOUNT=100": {"PREFLOOP_OMP_WAIT_POLICY": "default", "GOMP_SPINCOUNT": "100"},
     "passive (prefloop's default)": {"PREFLOOP_OMP_WAIT_POLICY": "passive"},
 }
-CONTEXT = " ".join(["Steve mines iron ore with a stone pickaxe, smelts it in a furnace with coal, and crafts an iron "
-                    "pickaxe from three ingots and two sticks."] * 6)
+CONTEXT = " ".join(
+    [
+        "Steve mines iron ore with a stone pickaxe, smelts it in a furnace with coal, and crafts an iron "
+        "pickaxe from three ingots and two sticks."
+    ]
+    * 6
+)
 
 
 def candidate_load(url: str, stop: threading.Event, tokens: list[int]) -> None:
@@ -47,9 +52,16 @@ def candidate_load(url: str, stop: threading.Event, tokens: list[int]) -> None:
     with httpx.Client(timeout=600, headers=slot_headers()) as client:
         i = 0
         while not stop.is_set():
-            r = client.post(f"{url}/completion", json={
-                "prompt": f"Context: {CONTEXT}\nQuestion {i}: how is an iron pickaxe made?\nAnswer:", "n_predict": 64,
-                "temperature": 0, "cache_prompt": False, "ignore_eos": True})
+            r = client.post(
+                f"{url}/completion",
+                json={
+                    "prompt": f"Context: {CONTEXT}\nQuestion {i}: how is an iron pickaxe made?\nAnswer:",
+                    "n_predict": 64,
+                    "temperature": 0,
+                    "cache_prompt": False,
+                    "ignore_eos": True,
+                },
+            )
             r.raise_for_status()
             tokens.append(r.json()["tokens_predicted"])
             i += 1
@@ -76,9 +88,13 @@ def measure(root: Path, paths: dict[str, Path], env: dict[str, str], n: int) -> 
         elapsed = time.perf_counter() - started
     finally:
         stop_server(server)
-    return {"alone_latency": statistics.median(x[0] for x in alone), "alone_tps": statistics.median(x[1] for x in alone),
-            "busy_latency": statistics.median(x[0] for x in busy), "busy_tps": statistics.median(x[1] for x in busy),
-            "candidate_tps": sum(tokens) / elapsed}
+    return {
+        "alone_latency": statistics.median(x[0] for x in alone),
+        "alone_tps": statistics.median(x[1] for x in alone),
+        "busy_latency": statistics.median(x[0] for x in busy),
+        "busy_tps": statistics.median(x[1] for x in busy),
+        "candidate_tps": sum(tokens) / elapsed,
+    }
 
 
 def main() -> None:
@@ -102,17 +118,22 @@ def main() -> None:
         return statistics.median(r[key] for r in runs[name])
 
     spin = next(iter(POLICIES))
-    lines = [f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}, llama.cpp 0.3.36 CPU, "
-             f"llama-server's default threads · {ns.rounds} rounds x {ns.requests} live requests (medians)", "",
-             "| llama-server wait policy | live alone: latency s | tok/s | live while the candidate is busy: latency s "
-             "| tok/s | candidate tok/s meanwhile | live tok/s alone vs spin | live tok/s busy vs spin |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {ns.label}, llama.cpp 0.3.36 CPU, "
+        f"llama-server's default threads · {ns.rounds} rounds x {ns.requests} live requests (medians)",
+        "",
+        "| llama-server wait policy | live alone: latency s | tok/s | live while the candidate is busy: latency s "
+        "| tok/s | candidate tok/s meanwhile | live tok/s alone vs spin | live tok/s busy vs spin |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name in POLICIES:
-        lines.append(f"| {name} | {med(name, 'alone_latency'):.2f} | {med(name, 'alone_tps'):.1f} | "
-                     f"{med(name, 'busy_latency'):.2f} | {med(name, 'busy_tps'):.1f} | {med(name, 'candidate_tps'):.1f} | "
-                     f"{med(name, 'alone_tps') / med(spin, 'alone_tps'):.2f}x | "
-                     f"{med(name, 'busy_tps') / med(spin, 'busy_tps'):.2f}x |")
+        lines.append(
+            f"| {name} | {med(name, 'alone_latency'):.2f} | {med(name, 'alone_tps'):.1f} | "
+            f"{med(name, 'busy_latency'):.2f} | {med(name, 'busy_tps'):.1f} | {med(name, 'candidate_tps'):.1f} | "
+            f"{med(name, 'alone_tps') / med(spin, 'alone_tps'):.2f}x | "
+            f"{med(name, 'busy_tps') / med(spin, 'busy_tps'):.2f}x |"
+        )
     emit(lines, ns.out)
 
 

@@ -63,13 +63,25 @@ def ours(home: Path, dataset: str, steps: int, extra: list[str], batch: tuple[in
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
     peak = Peak()
     shape = [f"training.batch_size={batch[0]}", f"training.grad_accumulation={batch[1]}"] if batch else []
-    config = load_config(None, [f"data.dataset_id={dataset}", *shape, f"training.max_steps={steps}",
-                                "training.checkpoint_steps=1000", "data.max_length=256", *extra])
+    config = load_config(
+        None,
+        [
+            f"data.dataset_id={dataset}",
+            *shape,
+            f"training.max_steps={steps}",
+            "training.checkpoint_steps=1000",
+            "data.max_length=256",
+            *extra,
+        ],
+    )
     run = train(config, settings, store, io.StringIO())
     metrics = json.loads(store.read_bytes(run, "metrics.json"))
-    return {"seconds": metrics["summary"]["train_runtime"], "rss_gib": peak.peak / 2**30,
-            "reward_accuracy": metrics["steps"][-1]["rewards/accuracies"],
-            "pairs": steps * config.training.batch_size * config.training.grad_accumulation}
+    return {
+        "seconds": metrics["summary"]["train_runtime"],
+        "rss_gib": peak.peak / 2**30,
+        "reward_accuracy": metrics["steps"][-1]["rewards/accuracies"],
+        "pairs": steps * config.training.batch_size * config.training.grad_accumulation,
+    }
 
 
 def baseline(home: Path, dataset: str, steps: int, extra: list[str], batch: tuple[int, int] | None) -> dict[str, float]:
@@ -92,19 +104,35 @@ def baseline(home: Path, dataset: str, steps: int, extra: list[str], batch: tupl
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     shape = {"per_device_train_batch_size": batch[0], "gradient_accumulation_steps": batch[1]} if batch else {}
-    args = DPOConfig(output_dir=str(home / "baseline-out"), use_cpu=True, max_steps=steps, logging_steps=1,
-                     report_to="none", save_strategy="no", max_length=256, **shape)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
-                         peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    args = DPOConfig(
+        output_dir=str(home / "baseline-out"),
+        use_cpu=True,
+        max_steps=steps,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        max_length=256,
+        **shape,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
     result = trainer.train()
     accuracy = [log["rewards/accuracies"] for log in trainer.state.log_history if "rewards/accuracies" in log][-1]
-    return {"seconds": result.metrics["train_runtime"], "rss_gib": peak.peak / 2**30, "reward_accuracy": accuracy,
-            "pairs": steps * args.per_device_train_batch_size * args.gradient_accumulation_steps}
+    return {
+        "seconds": result.metrics["train_runtime"],
+        "rss_gib": peak.peak / 2**30,
+        "reward_accuracy": accuracy,
+        "pairs": steps * args.per_device_train_batch_size * args.gradient_accumulation_steps,
+    }
 
 
 def child(kind: str, home: str, dataset: str, steps: str, extra: str, mode: str) -> None:
-    result = (ours if kind == "ours" else baseline)(Path(home), dataset, int(steps), json.loads(extra),
-                                                    BATCH[mode][kind])
+    result = (ours if kind == "ours" else baseline)(Path(home), dataset, int(steps), json.loads(extra), BATCH[mode][kind])
     print("RESULT " + json.dumps(result))
 
 
@@ -118,24 +146,37 @@ def prepare(home: Path, n: int) -> str:
 
     settings = Settings(home=home)
     hf_checkpoint("smollm2", settings)  # convert the GGUF once, outside the timings
-    pairs = [PreferencePair(
-        prompt=[ChatMessage(role="user", content=f"In one sentence, what is {TOPICS[i % len(TOPICS)]} known for?")],
-        chosen=[ChatMessage(role="assistant", content=f"{TOPICS[i % len(TOPICS)]} is a well-known part of its game's wiki.")],
-        rejected=[ChatMessage(role="assistant", content="I'm sorry, I don't have any information about that at all.")],
-    ) for i in range(n)]
+    pairs = [
+        PreferencePair(
+            prompt=[ChatMessage(role="user", content=f"In one sentence, what is {TOPICS[i % len(TOPICS)]} known for?")],
+            chosen=[ChatMessage(role="assistant", content=f"{TOPICS[i % len(TOPICS)]} is a well-known part of its game's wiki.")],
+            rejected=[ChatMessage(role="assistant", content="I'm sorry, I don't have any information about that at all.")],
+        )
+        for i in range(n)
+    ]
     return publish_dataset(ArtifactStore(LocalBackend(settings.bucket_dir)), pairs, "ds-trainbench000001")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", choices=sorted(BATCH), default="defaults",
-                        help="defaults: each side's own batch defaults (ours 1x4, TRL 8x1); same: both 2x1")
+    parser.add_argument(
+        "--batch",
+        choices=sorted(BATCH),
+        default="defaults",
+        help="defaults: each side's own batch defaults (ours 1x4, TRL 8x1); same: both 2x1",
+    )
     parser.add_argument("--pairs", type=int, default=16, help="size of the synthetic dataset: a multiple of 8")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra trainer config for our side, e.g. training.gradient_checkpointing=on")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra trainer config for our side, e.g. training.gradient_checkpointing=on",
+    )
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.pairs % 8:
@@ -149,31 +190,50 @@ def main() -> None:
         dataset = prepare(home, ns.pairs)
         for i in range(ns.repeats):
             for kind in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
-                done = subprocess.run([sys.executable, str(HERE), "--child", kind, str(home), dataset, str(ns.steps),
-                                       json.dumps(ns.overrides), ns.batch],
-                                      capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        str(HERE),
+                        "--child",
+                        kind,
+                        str(home),
+                        dataset,
+                        str(ns.steps),
+                        json.dumps(ns.overrides),
+                        ns.batch,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                )
                 line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT ")), None)
                 if line is None:
                     raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
                 results[kind].append(json.loads(line[7:]))
                 print(kind, results[kind][-1], flush=True)
+
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
 
     speed = {k: results[k][0]["pairs"] / med(k, "seconds") for k in results}
-    shape = {"defaults": "each side's default batch (ours 1 pair x 4 accumulated, TRL 8 x 1)",
-             "same": "both 2 pairs per micro-batch x 1"}[ns.batch]
+    shape = {
+        "defaults": "each side's default batch (ours 1 pair x 4 accumulated, TRL 8 x 1)",
+        "same": "both 2 pairs per micro-batch x 1",
+    }[ns.batch]
     lines = [
         f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, LoRA r16 all-linear, "
         f"{shape}, {ns.pairs} pairs, {ns.steps} steps, {ns.repeats} runs each (median)"
         + (f"; our overrides: {' '.join(ns.overrides)}" if ns.overrides else ""),
-        "", "| | pairs/s | peak RSS GiB | final reward accuracy |", "| --- | ---: | ---: | ---: |",
+        "",
+        "| | pairs/s | peak RSS GiB | final reward accuracy |",
+        "| --- | ---: | ---: | ---: |",
         f"| prefloop trainer | {speed['ours']:.2f} | {med('ours', 'rss_gib'):.2f} | {med('ours', 'reward_accuracy'):.2f} |",
         f"| plain TRL DPOTrainer (defaults + use_cpu) | {speed['baseline']:.2f} | {med('baseline', 'rss_gib'):.2f} | "
         f"{med('baseline', 'reward_accuracy'):.2f} |",
         f"| ratio | {speed['ours'] / speed['baseline']:.2f}x | {med('ours', 'rss_gib') / med('baseline', 'rss_gib'):.2f}x | |",
-        "", "all runs: " + json.dumps(results),
+        "",
+        "all runs: " + json.dumps(results),
     ]
     emit(lines, ns.out)
 

@@ -42,8 +42,10 @@ POLICIES = ("default", "passive")
 
 def prepare(home: Path) -> str:
     """The train benchmark's 16 synthetic pairs as a dataset in `home`'s bucket (in the trainer's venv)."""
-    code = (f"import sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import train_bench; from pathlib import Path; "
-            f"print(train_bench.prepare(Path({str(home)!r}), 16))")
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import train_bench; from pathlib import Path; "
+        f"print(train_bench.prepare(Path({str(home)!r}), 16))"
+    )
     done = subprocess.run([str(TRAINER_VENV / "python"), "-c", code], capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
 
@@ -55,10 +57,27 @@ def train(home: Path, dataset: str, steps: int, policy: str, cap: float) -> floa
     env = {**os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_OMP_WAIT_POLICY": policy}
     env.pop("OMP_WAIT_POLICY", None)
     try:
-        subprocess.run([str(TRAINER_VENV / "prefloop-trainer"), "train", "--set", "model.base=smollm2",
-                        "--set", f"data.dataset_id={dataset}", "--set", f"training.max_steps={steps}",
-                        "--set", "data.max_length=256", "--set", "training.checkpoint_steps=1000"],
-                       env=env, capture_output=True, text=True, check=True, timeout=cap)
+        subprocess.run(
+            [
+                str(TRAINER_VENV / "prefloop-trainer"),
+                "train",
+                "--set",
+                "model.base=smollm2",
+                "--set",
+                f"data.dataset_id={dataset}",
+                "--set",
+                f"training.max_steps={steps}",
+                "--set",
+                "data.max_length=256",
+                "--set",
+                "training.checkpoint_steps=1000",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=cap,
+        )
     except subprocess.TimeoutExpired:
         return None
     [run_id] = set(store.ids(TrainingRun)) - before
@@ -97,8 +116,11 @@ def main() -> None:
                     stop.set()
                     loader.join()
                     runs[policy]["live"].append(statistics.median(tps for _, tps in live) if live else None)
-                    print(f"round {round_ + 1}: {policy}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs[policy].items()),
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"round {round_ + 1}: {policy}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs[policy].items()),
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             stop_server(server)
 
@@ -108,12 +130,16 @@ def main() -> None:
             return f"> {ns.cap:.0f}{unit}" if key != "live" else "-"
         return f"{statistics.median(values):.1f}{unit}"
 
-    lines = [f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, DPO + LoRA r16, {ns.steps} steps "
-             f"of 4 pairs, CPU; live: SmolLM2 Q4_1, slots passive · {ns.rounds} rounds (medians); live alone "
-             f"{statistics.median(tps for _, tps in alone):.1f} tok/s", "",
-             "| trainer's PREFLOOP_OMP_WAIT_POLICY | training alone s | training beside the busy live model s "
-             "| live tok/s meanwhile |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        f"machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · SmolLM2-135M-Instruct, DPO + LoRA r16, {ns.steps} steps "
+        f"of 4 pairs, CPU; live: SmolLM2 Q4_1, slots passive · {ns.rounds} rounds (medians); live alone "
+        f"{statistics.median(tps for _, tps in alone):.1f} tok/s",
+        "",
+        "| trainer's PREFLOOP_OMP_WAIT_POLICY | training alone s | training beside the busy live model s "
+        "| live tok/s meanwhile |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for policy in POLICIES:
         lines.append(f"| {policy} | {med(policy, 'alone')} | {med(policy, 'beside')} | {med(policy, 'live')} |")
     lines += ["", f"all runs: {json.dumps(runs)}"]

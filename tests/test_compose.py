@@ -89,7 +89,9 @@ def test_the_cpu_override_drops_the_gpu_and_builds_for_cpu_and_the_stand_in_repl
     cpu = compose("compose.cpu.yaml")["services"]
     assert cpu["server"]["deploy"] == {"!reset": None}
     assert cpu["server"]["build"]["args"]["LLAMA_CPP_VARIANT"] == "cpu-portable"
-    assert cpu["server"]["build"]["args"]["BUILD_BASE"] == cpu["server"]["build"]["args"]["RUN_BASE"] == "python:3.11-slim-bookworm"
+    assert (
+        cpu["server"]["build"]["args"]["BUILD_BASE"] == cpu["server"]["build"]["args"]["RUN_BASE"] == "python:3.11-slim-bookworm"
+    )
     assert cpu["trainer"]["build"]["args"]["TORCH_VARIANT"] == cpu["exporter"]["build"]["args"]["TORCH_VARIANT"] == "cpu"
     assert cpu["trainer"]["build"]["args"]["EXTRAS"] == ""
     assert cpu["flows"]["environment"]["PREFLOOP_FLOWS_DOCKER_GPU"] == "false"
@@ -103,8 +105,9 @@ def test_the_cpu_override_drops_the_gpu_and_builds_for_cpu_and_the_stand_in_repl
 def test_every_variable_compose_reads_is_in_env_example_and_every_setting_there_is_documented() -> None:
     text = "".join((REPO / name).read_text() for name in ("compose.yaml", *OVERRIDES))
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
-    example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
+    example = dict(
+        line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines() if line and not line.startswith("#")
+    )
     assert used <= set(example), f"missing from .env.example: {sorted(used - set(example))}"
     docs = "".join((REPO / "docs" / name).read_text() for name in ("configuration.md", "containers.md"))
     for name in example:

@@ -8,8 +8,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
-PACKAGES = {"prefloop_core": "libs/core/src", "prefloop_ml": "libs/ml/src", "prefloop_flows": "flows/src",
-            **{f"prefloop_{s}": f"services/{s}/src" for s in ("collector", "server", "trainer", "exporter")}}
+PACKAGES = {
+    "prefloop_core": "libs/core/src",
+    "prefloop_ml": "libs/ml/src",
+    "prefloop_flows": "flows/src",
+    **{f"prefloop_{s}": f"services/{s}/src" for s in ("collector", "server", "trainer", "exporter")},
+}
 SOURCES = [p.relative_to(ROOT).as_posix() for p in ROOT.glob("**/*.py") if ".venvs" not in p.parts]
 LLAMA_CPP_TOOLS = {"convert_hf_to_gguf.py", "convert_lora_to_gguf.py"}  # llama.cpp's own, not this tree's
 
@@ -38,8 +42,10 @@ def _dotted_exists(name: str) -> bool:
             rest = parts[cut:]
             if not rest:
                 return True
-            return len(rest) == 1 and re.search(rf"^\s*(def|class|async def)\s+{rest[0]}\b|^{rest[0]}\s*[:=]",
-                                                 module.read_text(), re.M) is not None
+            return (
+                len(rest) == 1
+                and re.search(rf"^\s*(def|class|async def)\s+{rest[0]}\b|^{rest[0]}\s*[:=]", module.read_text(), re.M) is not None
+            )
     return False
 
 

@@ -44,7 +44,9 @@ def test_gpu_images_default_to_cuda_and_every_base_can_be_made_locally_for_the_c
     assert args["TORCH_VARIANT"] == "cu128" and args["TORCH_INDEX_URL"].endswith("/whl/cu128") and args["EXTRAS"] == "cuda"
     assert bases(trainer) == ["nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"]
     server = (REPO / "services/server/Dockerfile").read_text()
-    assert build_args(server)["LLAMA_CPP_CMAKE_ARGS"] == "-DGGML_CUDA=ON" and all(b.startswith("nvidia/cuda:") for b in bases(server))
+    assert build_args(server)["LLAMA_CPP_CMAKE_ARGS"] == "-DGGML_CUDA=ON" and all(
+        b.startswith("nvidia/cuda:") for b in bases(server)
+    )
     for dockerfile in dockerfiles():  # the CPU stack overrides exactly the CUDA bases
         for base in bases(dockerfile.read_text()):
             assert base in LOCAL_BASES or base.startswith("nvidia/cuda:"), f"{dockerfile}: FROM {base}"
@@ -53,7 +55,7 @@ def test_gpu_images_default_to_cuda_and_every_base_can_be_made_locally_for_the_c
 def test_server_and_exporter_share_one_llama_cpp_stage_so_a_cpu_build_compiles_it_once() -> None:
     def llama_stage(path: str) -> list[str]:
         text = (REPO / path).read_text()
-        stage = text[text.index(" AS llama\n"):].split("\nFROM ")[0]
+        stage = text[text.index(" AS llama\n") :].split("\nFROM ")[0]
         return [line for line in stage.splitlines()[1:] if line and not line.startswith(("#", "ARG "))]
 
     assert llama_stage("services/server/Dockerfile") == llama_stage("services/exporter/Dockerfile")

@@ -12,8 +12,11 @@ PACKAGES["prefloop_flows"] = REPO / "flows" / "src" / "prefloop_flows"
 PACKAGES["prefloop_core"] = REPO / "libs" / "core" / "src" / "prefloop_core"
 PACKAGES["prefloop_ml"] = REPO / "libs" / "ml" / "src" / "prefloop_ml"
 # What each package may import of prefloop: the shared libraries, never another service.
-ALLOWED = {"prefloop_trainer": {"prefloop_core", "prefloop_ml"}, "prefloop_exporter": {"prefloop_core", "prefloop_ml"},
-           "prefloop_ml": {"prefloop_core"}}
+ALLOWED = {
+    "prefloop_trainer": {"prefloop_core", "prefloop_ml"},
+    "prefloop_exporter": {"prefloop_core", "prefloop_ml"},
+    "prefloop_ml": {"prefloop_core"},
+}
 
 
 def imported_packages(folder: Path) -> dict[str, set[str]]:

@@ -96,13 +96,18 @@ def engine() -> Iterator[str]:
 
 
 def test_the_docker_runner_sends_image_command_gpu_network_volume_and_removes_the_container(
-        engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import docker
 
     monkeypatch.setenv("PREFLOOP_S3_ENDPOINT", "http://minio:9000")
     monkeypatch.setenv("PREFLOOP_FLOWS_SERVER_TOKEN", "never-into-a-job")
-    settings = FlowsSettings(home=tmp_path, flows_docker_network="prefloop_default", flows_docker_data_volume="hf-cache",
-                             flows_docker_image_tag="0.1.0")
+    settings = FlowsSettings(
+        home=tmp_path,
+        flows_docker_network="prefloop_default",
+        flows_docker_data_volume="hf-cache",
+        flows_docker_image_tag="0.1.0",
+    )
     runner = DockerJobRunner(settings, client=docker.DockerClient(base_url=engine, version="1.41"))
     seen: list[str] = []
     # The trainer config is a file on the flows' side: it travels as --set lines, before the job's own (which win).
@@ -113,8 +118,17 @@ def test_the_docker_runner_sends_image_command_gpu_network_volume_and_removes_th
     assert seen == lines == ["Loading weights", "Train: 100%|###| 2/2", "run-20261123-120000-ab12"]
     created = next(body for method, path, body in FakeEngine.calls if path.endswith("/containers/create"))
     assert created["Image"] == "prefloop-trainer:0.1.0"
-    assert created["Cmd"] == ["train", "--set", "training.max_steps=8", "--set", "training.learning_rate=0.0001",
-                              "--set", 'lora.target_modules=["q_proj", "v_proj"]', "--set", "run_id=run-20261123-120000-ab12"]
+    assert created["Cmd"] == [
+        "train",
+        "--set",
+        "training.max_steps=8",
+        "--set",
+        "training.learning_rate=0.0001",
+        "--set",
+        'lora.target_modules=["q_proj", "v_proj"]',
+        "--set",
+        "run_id=run-20261123-120000-ab12",
+    ]
     assert "PREFLOOP_S3_ENDPOINT=http://minio:9000" in created["Env"] and not any("FLOWS_" in e for e in created["Env"])
     host = created["HostConfig"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]

@@ -48,16 +48,32 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/api"
     collector_env = {**base, "PREFLOOP_HOME": str(root / "home"), "PREFLOOP_COLLECTOR_REVIEWERS": f'{{"flows": "{TOKEN}"}}'}
     collector_bin = os.environ["PREFLOOP_VENVS_DIR"] + "/collector/bin/prefloop-collector"
-    flows_env = {**base, "PREFECT_API_URL": url, "PREFECT_HOME": str(root / "prefect-client"),
-                 "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                 "PREFLOOP_HOME": str(root / "home"), "PREFLOOP_FLOWS_COLLECTOR_URL": f"http://127.0.0.1:{collector_port}",
-                 "PREFLOOP_FLOWS_COLLECTOR_TOKEN": TOKEN}
+    flows_env = {
+        **base,
+        "PREFECT_API_URL": url,
+        "PREFECT_HOME": str(root / "prefect-client"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFLOOP_HOME": str(root / "home"),
+        "PREFLOOP_FLOWS_COLLECTOR_URL": f"http://127.0.0.1:{collector_port}",
+        "PREFLOOP_FLOWS_COLLECTOR_TOKEN": TOKEN,
+    }
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(server := start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                     prefect_env, root / "prefect-server.log"))
-        procs.append(collector := start([collector_bin, "review", "--web", "--host", "127.0.0.1", "--port",
-                                         str(collector_port)], collector_env, root / "collector.log"))
+        procs.append(
+            server := start(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                prefect_env,
+                root / "prefect-server.log",
+            )
+        )
+        procs.append(
+            collector := start(
+                [collector_bin, "review", "--web", "--host", "127.0.0.1", "--port", str(collector_port)],
+                collector_env,
+                root / "collector.log",
+            )
+        )
         wait_until_ready(f"{url}/health", 120, server)
         wait_until_ready(f"http://127.0.0.1:{collector_port}/health", 60, collector)
         procs.append(start([str(BIN / "prefloop-flows"), "deployments"], flows_env, root / "deployments.log"))

@@ -60,8 +60,14 @@ class Stack:
         command = ["docker", "compose", "--project-name", PROJECT, "--env-file", str(self.env_file)]
         for name in self.files:
             command += ["-f", str(ROOT / name)]
-        return subprocess.run([*command, *args], cwd=ROOT, check=check, text=True,
-                              stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
+        return subprocess.run(
+            [*command, *args],
+            cwd=ROOT,
+            check=check,
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
+        )
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -75,8 +81,12 @@ class Stack:
             yield
         except Exception as exc:
             culprit = exc.service if isinstance(exc, StageFailed) and exc.service else service
-            print(f"[compose {self.stage_no}/{STAGES}] FAILED after {time.monotonic() - started:.0f} s"
-                  f"{f' in {culprit}' if culprit else ''}: {exc}", file=sys.stderr, flush=True)
+            print(
+                f"[compose {self.stage_no}/{STAGES}] FAILED after {time.monotonic() - started:.0f} s"
+                f"{f' in {culprit}' if culprit else ''}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
             for name in [culprit] if culprit else troubled(self):
                 print(f"--- last log lines of {name} ---", file=sys.stderr, flush=True)
                 self.compose("logs", "--no-color", "--tail", "40", name, check=False)
@@ -94,12 +104,16 @@ def write_env(folder: Path) -> tuple[Path, dict[str, int]]:
     values = {
         "COMPOSE_PROJECT_NAME": PROJECT,
         "PREFLOOP_IMAGE_TAG": os.environ.get("PREFLOOP_IMAGE_TAG", "stacktest"),
-        "PREFLOOP_S3_ACCESS_KEY": "stacktest", "PREFLOOP_S3_SECRET_KEY": secrets.token_urlsafe(24),
+        "PREFLOOP_S3_ACCESS_KEY": "stacktest",
+        "PREFLOOP_S3_SECRET_KEY": secrets.token_urlsafe(24),
         "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps({"flows": tokens["flows"], reviewer: tokens[reviewer]}),
-        "PREFLOOP_FLOWS_COLLECTOR_TOKEN": tokens["flows"], "PREFLOOP_SERVER_ADMIN_TOKEN": tokens["admin"],
+        "PREFLOOP_FLOWS_COLLECTOR_TOKEN": tokens["flows"],
+        "PREFLOOP_SERVER_ADMIN_TOKEN": tokens["admin"],
         "PREFLOOP_REVIEWER_TOKEN": tokens[reviewer],  # for this script only: compose does not read it
-        "PREFLOOP_ROUTER_PORT": str(ports["router"]), "PREFLOOP_REVIEW_PORT": str(ports["review"]),
-        "PREFLOOP_PREFECT_PORT": str(ports["prefect"]), "PREFLOOP_MINIO_CONSOLE_PORT": str(ports["console"]),
+        "PREFLOOP_ROUTER_PORT": str(ports["router"]),
+        "PREFLOOP_REVIEW_PORT": str(ports["review"]),
+        "PREFLOOP_PREFECT_PORT": str(ports["prefect"]),
+        "PREFLOOP_MINIO_CONSOLE_PORT": str(ports["console"]),
         "PREFECT_UI_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
     }
     env_file = folder / "stacktest.env"
@@ -119,8 +133,11 @@ def container_health(stack: Stack) -> dict[str, str]:
 
 def troubled(stack: Stack) -> list[str]:
     """The services to show the logs of: those unhealthy or exited with an error, else all long-running ones."""
-    bad = [row["Service"] for row in containers(stack)
-           if row.get("Health") in ("unhealthy", "starting") or (row.get("State") == "exited" and row.get("ExitCode"))]
+    bad = [
+        row["Service"]
+        for row in containers(stack)
+        if row.get("Health") in ("unhealthy", "starting") or (row.get("State") == "exited" and row.get("ExitCode"))
+    ]
     return bad or SERVICES
 
 
@@ -165,12 +182,16 @@ def run_flow(stack: Stack, name: str, parameters: dict[str, Any] | None = None) 
             subflows = await client.read_flow_runs(flow_run_filter=children, limit=200, sort=FlowRunSort.ID_DESC)
             for child in reversed(subflows):
                 flow_name = (await client.read_flow(child.flow_id)).name
-                print(f"  {flow_name:>20}  {child.total_run_time.total_seconds():5.0f} s  "
-                      f"{child.state.name if child.state else '?'}", flush=True)
+                print(
+                    f"  {flow_name:>20}  {child.total_run_time.total_seconds():5.0f} s  "
+                    f"{child.state.name if child.state else '?'}",
+                    flush=True,
+                )
             runs += [child.id for child in subflows]
             messages: list[str] = []
-            while page := await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)),
-                                                 limit=200, offset=len(messages)):
+            while page := await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)), limit=200, offset=len(messages)
+            ):
                 messages += [log.message for log in page]
             return run, messages
 
@@ -231,8 +252,7 @@ def check(stack: Stack, build: bool, device: str) -> None:
         print(f"  {saved} answers written")
 
     client = docker.from_env()
-    with stack.stage("the `improve` flow through Prefect's API: train and export as one-shot containers, QA gate",
-                     "flows"):
+    with stack.stage("the `improve` flow through Prefect's API: train and export as one-shot containers, QA gate", "flows"):
         run, logs = run_flow(stack, "improve/on-demand")
         if not any(" step " in line and " loss " in line for line in logs):
             raise StageFailed("the trainer's output is not in the flow run's log", "flows")
@@ -259,8 +279,11 @@ def check(stack: Stack, build: bool, device: str) -> None:
         if [m.id for m in router.models.list().data] != [tag]:
             raise StageFailed(f"/v1/models does not list {tag}")
         reply = router.chat.completions.create(
-            model=tag, messages=[{"role": "user", "content": "What is the capital of France? Answer in a few words."}],
-            max_tokens=16, temperature=0)
+            model=tag,
+            messages=[{"role": "user", "content": "What is the capital of France? Answer in a few words."}],
+            max_tokens=16,
+            temperature=0,
+        )
         text = reply.choices[0].message.content or ""
         if not text.strip():
             raise StageFailed("an empty answer from the router")
@@ -290,14 +313,22 @@ def check(stack: Stack, build: bool, device: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards; its settings are written to "
-                        "out/stacktest.env (take it down with the command printed)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack up afterwards; its settings are written to "
+        "out/stacktest.env (take it down with the command printed)",
+    )
     parser.add_argument("--no-build", action="store_true", help="use the images already built")
     parser.add_argument("--gpu", action="store_true", help="the default (CUDA) stack: without compose.cpu.yaml")
     parser.add_argument("--minio", action="store_true", help="MinIO itself: without compose.s3-standin.yaml")
     ns = parser.parse_args()
-    files = ["compose.yaml", *([] if ns.gpu else ["compose.cpu.yaml"]), *([] if ns.minio else ["compose.s3-standin.yaml"]),
-             "tests/compose/compose.test.yaml"]
+    files = [
+        "compose.yaml",
+        *([] if ns.gpu else ["compose.cpu.yaml"]),
+        *([] if ns.minio else ["compose.s3-standin.yaml"]),
+        "tests/compose/compose.test.yaml",
+    ]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="prefloop-stacktest-") as folder:
         keep_in = ROOT / "out"
@@ -315,8 +346,10 @@ def main() -> int:
                 print(f"  {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             if ns.keep:
-                print(f"\nthe stack is still up; to take it down: docker compose --project-name {PROJECT} "
-                      f"--env-file {env_file} {' '.join(f'-f {name}' for name in files)} down -v")
+                print(
+                    f"\nthe stack is still up; to take it down: docker compose --project-name {PROJECT} "
+                    f"--env-file {env_file} {' '.join(f'-f {name}' for name in files)} down -v"
+                )
             else:
                 print("\n[compose] down -v", flush=True)
                 stack.compose("down", "-v", "--remove-orphans", capture=True, check=False)

@@ -85,8 +85,13 @@ def base_home() -> Path:
         partial = BASE_HOMES / ".partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        subprocess.run([str(VENVS / "exporter/bin/prefloop-exporter"), "base-release"], env={**clean_environment(),
-                       "PREFLOOP_HOME": str(partial)}, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [str(VENVS / "exporter/bin/prefloop-exporter"), "base-release"],
+            env={**clean_environment(), "PREFLOOP_HOME": str(partial)},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         recorded.write_text(json.dumps(file_digests(partial)))
         partial.rename(home)
         return home

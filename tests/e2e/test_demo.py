@@ -20,18 +20,27 @@ from prefloop_core.store import ArtifactStore, LocalBackend
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_demo_runs_the_loop_twice_the_second_run_continuing_the_promoted_one(tmp_path: Path, home: Path,
-                                                                                small_qa_file: Path) -> None:
+def test_the_demo_runs_the_loop_twice_the_second_run_continuing_the_promoted_one(
+    tmp_path: Path, home: Path, small_qa_file: Path
+) -> None:
     config = tmp_path / "train.yaml"
     config.write_text("data:\n  min_pairs: 2\ntraining:\n  max_steps: 4\n")
     env = clean_environment()
     # merged here (the demo exports adapters): SmolLM2's merged export runs end to end in this test
-    env.update(PREFLOOP_HOME=str(home), PREFLOOP_FLOWS_QA_SET=str(small_qa_file), PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
-               PREFLOOP_COLLECTOR_MIN_PAIRS="2", PREFLOOP_COLLECTOR_WARN_PAIRS="2", PREFLOOP_FLOWS_EXPORT_MODE="merged",
-               PREFLOOP_SERVER_GATE_METHOD="count", PREFLOOP_SERVER_GATE_MIN_DELTA="-1",
-               PREFLOOP_SERVER_GATE_MAX_REGRESSIONS="100")
-    done = subprocess.run([str(REPO / "prefloop"), "demo", "--rounds", "2"], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    env.update(
+        PREFLOOP_HOME=str(home),
+        PREFLOOP_FLOWS_QA_SET=str(small_qa_file),
+        PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
+        PREFLOOP_COLLECTOR_MIN_PAIRS="2",
+        PREFLOOP_COLLECTOR_WARN_PAIRS="2",
+        PREFLOOP_FLOWS_EXPORT_MODE="merged",
+        PREFLOOP_SERVER_GATE_METHOD="count",
+        PREFLOOP_SERVER_GATE_MIN_DELTA="-1",
+        PREFLOOP_SERVER_GATE_MAX_REGRESSIONS="100",
+    )
+    done = subprocess.run(
+        [str(REPO / "prefloop"), "demo", "--rounds", "2"], capture_output=True, text=True, env=env, timeout=1800
+    )
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:] + out[-3000:]
 
@@ -58,12 +67,19 @@ def test_the_demo_runs_the_loop_twice_the_second_run_continuing_the_promoted_one
     assert all(f"release: {tag}" in out for tag in tags)
     promoted = [e.tag for e in store.history() if e.action is HistoryAction.PROMOTE and e.tag in tags]
     assert promoted == tags
-    changelog = subprocess.run([str(REPO / "prefloop"), "releases", "--changelog"], capture_output=True, text=True,
-                               env=env, check=True).stdout
+    changelog = subprocess.run(
+        [str(REPO / "prefloop"), "releases", "--changelog"], capture_output=True, text=True, env=env, check=True
+    ).stdout
     assert all(re.search(rf"\| {tag} \| \d+\.\d% \|", changelog) for tag in tags), changelog
     queue = home / "collector" / "queue.db"
     assert queue.is_file()
-    status = json.loads(subprocess.run(
-        [str(Path(os.environ["PREFLOOP_VENVS_DIR"]) / "collector/bin/prefloop-collector"), "status", "--json"],
-        capture_output=True, text=True, env=env, check=True).stdout)
+    status = json.loads(
+        subprocess.run(
+            [str(Path(os.environ["PREFLOOP_VENVS_DIR"]) / "collector/bin/prefloop-collector"), "status", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    )
     assert status["trainable_pairs"] >= 2

@@ -29,12 +29,15 @@ from prefloop_flows.bundled import load_qa_set
 from prefloop_flows.demo import base_release, service
 from prefloop_flows.settings import FlowsSettings
 
-IMPROVE = ("from prefloop_flows.flows import improve_flow\nstate = improve_flow(return_state=True)\n"
-           "print('state:', state.name)\nprint('message:', state.message)\nprint(state.result().comparison)")
+IMPROVE = (
+    "from prefloop_flows.flows import improve_flow\nstate = improve_flow(return_state=True)\n"
+    "print('state:', state.name)\nprint('message:', state.message)\nprint(state.result().comparison)"
+)
 
 
 def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_the_live_model_stays(
-        tmp_path: Path, home: Path, small_qa_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, home: Path, small_qa_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     qa_set = load_qa_set(small_qa_file)
     config = tmp_path / "train.yaml"  # strong enough to move the model in a few steps on 6 pairs
     config.write_text("data:\n  min_pairs: 2\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 12\n  grad_accumulation: 1\n")
@@ -43,29 +46,57 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
     for name in set(os.environ) - set(clean_environment()):
         monkeypatch.delenv(name)
     for name, value in dict(
-            PREFLOOP_HOME=str(home), PREFECT_HOME=str(tmp_path / "prefect"),
-            PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFLOOP_COLLECTOR_REVIEWERS=json.dumps({"flows": token}),
-            PREFLOOP_COLLECTOR_MIN_PAIRS="2", PREFLOOP_COLLECTOR_WARN_PAIRS="2", PREFLOOP_SERVER_ADMIN_TOKEN=admin,
-            PREFLOOP_SERVER_QA_MAX_TOKENS="64", PREFLOOP_FLOWS_COLLECTOR_URL=f"http://127.0.0.1:{cport}",
-            PREFLOOP_FLOWS_COLLECTOR_TOKEN=token, PREFLOOP_FLOWS_SERVER_URL=f"http://127.0.0.1:{sport}",
-            PREFLOOP_FLOWS_SERVER_TOKEN=admin, PREFLOOP_FLOWS_QA_SET=str(small_qa_file), PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
-            PREFLOOP_FLOWS_EXPORT_MODE="adapter").items():
+        PREFLOOP_HOME=str(home),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFLOOP_COLLECTOR_REVIEWERS=json.dumps({"flows": token}),
+        PREFLOOP_COLLECTOR_MIN_PAIRS="2",
+        PREFLOOP_COLLECTOR_WARN_PAIRS="2",
+        PREFLOOP_SERVER_ADMIN_TOKEN=admin,
+        PREFLOOP_SERVER_QA_MAX_TOKENS="64",
+        PREFLOOP_FLOWS_COLLECTOR_URL=f"http://127.0.0.1:{cport}",
+        PREFLOOP_FLOWS_COLLECTOR_TOKEN=token,
+        PREFLOOP_FLOWS_SERVER_URL=f"http://127.0.0.1:{sport}",
+        PREFLOOP_FLOWS_SERVER_TOKEN=admin,
+        PREFLOOP_FLOWS_QA_SET=str(small_qa_file),
+        PREFLOOP_FLOWS_TRAIN_CONFIG=str(config),
+        PREFLOOP_FLOWS_EXPORT_MODE="adapter",
+    ).items():
         monkeypatch.setenv(name, value)
     settings = load_settings(FlowsSettings)
     store = open_store(settings)
     live_tag = base_release(settings)  # made once for the session (conftest); the candidate is it plus a LoRA
     logs, env = tmp_path / "logs", dict(os.environ)
-    with service("collector", [str(VENVS / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
-                               "--port", str(cport)], env, f"http://127.0.0.1:{cport}/health", logs / "collector.log"), \
-         service("server", [str(VENVS / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport),
-                            "--tag", live_tag], env, f"http://127.0.0.1:{sport}/health", logs / "server.log"):
+    with (
+        service(
+            "collector",
+            [str(VENVS / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1", "--port", str(cport)],
+            env,
+            f"http://127.0.0.1:{cport}/health",
+            logs / "collector.log",
+        ),
+        service(
+            "server",
+            [str(VENVS / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port", str(sport), "--tag", live_tag],
+            env,
+            f"http://127.0.0.1:{sport}/health",
+            logs / "server.log",
+        ),
+    ):
         server = ServerAdminClient(f"http://127.0.0.1:{sport}", admin)
         live = {r.question_id: r for r in server.qa(qa_set.model_dump(mode="json")).records}
         assert any(r.score >= 0.7 for r in live.values()), "the live model answers none right: nothing could regress"
         questions = qa_set.questions
-        swapped = [{"question": q.question, "context": q.context, "game": q.game, "rejected": q.reference,
-                    "chosen": live[questions[(i + 1) % len(questions)].id].answer}  # an answer to another question
-                   for i, q in enumerate(questions)]
+        swapped = [
+            {
+                "question": q.question,
+                "context": q.context,
+                "game": q.game,
+                "rejected": q.reference,
+                "chosen": live[questions[(i + 1) % len(questions)].id].answer,
+            }  # an answer to another question
+            for i, q in enumerate(questions)
+        ]
         assert all(pair["rejected"] for pair in swapped)
         imported = httpx.post(f"http://127.0.0.1:{cport}/api/import", json=swapped, headers={"Authorization": f"Bearer {token}"})
         assert imported.status_code == 200 and imported.json()["imported"] == len(swapped), imported.text
@@ -78,7 +109,8 @@ def test_a_model_trained_on_swapped_pairs_is_refused_with_its_regressions_and_th
         assert "Questions whose score moved" in comparison and "| **regressed** |" in comparison, comparison
         status = server.status()
     assert status.live_tag == live_tag
-    [(tag, actions)] = {e.tag: [x.action for x in store.history() if x.tag == e.tag]
-                        for e in store.history() if e.tag != live_tag}.items()
+    [(tag, actions)] = {
+        e.tag: [x.action for x in store.history() if x.tag == e.tag] for e in store.history() if e.tag != live_tag
+    }.items()
     assert actions == [HistoryAction.DEPLOY, HistoryAction.DISCARD], (tag, actions)
     assert f"the QA gate refused {tag}" in message

@@ -17,13 +17,19 @@ def demo(args: list[str]) -> int:
         "baseline QA on the bundled QA set, bad answers queued, the bundled reviewer answers as the human step, "
         "DPO + LoRA training, export, deploy to the idle slot, QA gate, promote if it won.",
     )
-    parser.add_argument("--interactive", action="store_true",
-                        help="do the human step yourself in the review UI instead of the bundled answers")
+    parser.add_argument(
+        "--interactive", action="store_true", help="do the human step yourself in the review UI instead of the bundled answers"
+    )
     parser.add_argument("--keep-running", action="store_true", help="leave the collector and the server running afterwards")
-    parser.add_argument("--rounds", type=int, choices=(1, 2), default=1,
-                        help="2: a second week: 24 new train questions join the QA set (games-v2), the second bundled "
-                        "batch answers them, and the new adapter continues the promoted one (about an hour on 2 cores: round 1 "
-                        "takes 20 min, round 2 38)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: a second week: 24 new train questions join the QA set (games-v2), the second bundled "
+        "batch answers them, and the new adapter continues the promoted one (about an hour on 2 cores: round 1 "
+        "takes 20 min, round 2 38)",
+    )
     ns = parser.parse_args(args)
     from prefloop_flows.demo import run_demo
     from prefloop_flows.jobs import JobFailed

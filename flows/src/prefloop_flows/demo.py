@@ -49,8 +49,10 @@ def base_release(settings: FlowsSettings) -> str:
     """The base model (SmolLM2, or PREFLOOP_BASE_GGUF's) exported once (verified) as release
     `<base-short>-base-<quant>` and reused afterwards: the model the demo serves first, in the quantization its
     candidates are served over."""
-    lines = make_runner(settings).run(Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
-                                      lambda line: print(f"    {line}", flush=True))
+    lines = make_runner(settings).run(
+        Job("exporter", ["base-release", "--quant", settings.flows_export_quant.value]),
+        lambda line: print(f"    {line}", flush=True),
+    )
     return made_release(lines)
 
 
@@ -67,8 +69,9 @@ class Say:
 def service(name: str, command: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                preexec_fn=die_with_parent())
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()
+        )
     try:
         try:
             wait_until_ready(health, 180, proc)
@@ -103,8 +106,7 @@ def second_week_qa_set(settings: FlowsSettings, home: Path, qa_set: QASet) -> QA
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(v2.model_dump_json(indent=1), encoding="utf-8")
     os.environ["PREFLOOP_FLOWS_QA_SET"] = str(path)
-    print(f"a second week: {len(v2.questions) - len(qa_set.questions)} new train questions join the QA set "
-          f"({v2.name}, {path})")
+    print(f"a second week: {len(v2.questions) - len(qa_set.questions)} new train questions join the QA set ({v2.name}, {path})")
     return v2
 
 
@@ -118,8 +120,10 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
     qa_set = load_qa_set(settings.flows_qa_set)
     base = settings.base_gguf.name if settings.base_gguf else "SmolLM2-135M-Instruct"
     template = f", chat template {settings.base_chat_template}" if settings.base_chat_template else ""
-    say(f"bucket {store.backend.describe()}; the base model, {base}{template}, as a verified "
-        f"{settings.flows_export_quant.value} release (made once, then reused)")
+    say(
+        f"bucket {store.backend.describe()}; the base model, {base}{template}, as a verified "
+        f"{settings.flows_export_quant.value} release (made once, then reused)"
+    )
     live_tag = base_release(settings)
 
     venvs = settings.venvs_dir or Path(".venvs")
@@ -128,21 +132,60 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
     flows_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     batches = [load_reviewer_answers(path) for path in REVIEWER_ANSWERS]
     reviewers = {FLOWS_REVIEWER: flows_token, **{batch.reviewer: secrets.token_urlsafe(24) for batch in batches}}
-    env = {**os.environ, "PREFLOOP_HOME": str(home), "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
-           "PREFLOOP_SERVER_ADMIN_TOKEN": admin_token}
+    env = {
+        **os.environ,
+        "PREFLOOP_HOME": str(home),
+        "PREFLOOP_COLLECTOR_REVIEWERS": json.dumps(reviewers),
+        "PREFLOOP_SERVER_ADMIN_TOKEN": admin_token,
+    }
     collector_url, server_url = f"http://127.0.0.1:{collector_port}", f"http://127.0.0.1:{server_port}"
-    os.environ.update({
-        "PREFLOOP_FLOWS_COLLECTOR_URL": collector_url, "PREFLOOP_FLOWS_COLLECTOR_TOKEN": flows_token,
-        "PREFLOOP_FLOWS_SERVER_URL": server_url, "PREFLOOP_FLOWS_SERVER_TOKEN": admin_token,
-        "PREFLOOP_HOME": str(home), "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
-    })
+    os.environ.update(
+        {
+            "PREFLOOP_FLOWS_COLLECTOR_URL": collector_url,
+            "PREFLOOP_FLOWS_COLLECTOR_TOKEN": flows_token,
+            "PREFLOOP_FLOWS_SERVER_URL": server_url,
+            "PREFLOOP_FLOWS_SERVER_TOKEN": admin_token,
+            "PREFLOOP_HOME": str(home),
+            "PREFECT_HOME": str(home / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        }
+    )
     say(f"starting the collector ({collector_url}) and the server ({server_url}) as local processes")
     logs = home / "logs"
-    with service("collector", [str(venvs / "collector/bin/prefloop-collector"), "review", "--web", "--host", "127.0.0.1",
-                               "--port", str(collector_port)], env, f"{collector_url}/health", logs / "collector.log"), \
-         service("server", [str(venvs / "server/bin/prefloop-server"), "serve", "--host", "127.0.0.1", "--port",
-                            str(server_port), "--tag", live_tag], env, f"{server_url}/health", logs / "server.log"):
+    with (
+        service(
+            "collector",
+            [
+                str(venvs / "collector/bin/prefloop-collector"),
+                "review",
+                "--web",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(collector_port),
+            ],
+            env,
+            f"{collector_url}/health",
+            logs / "collector.log",
+        ),
+        service(
+            "server",
+            [
+                str(venvs / "server/bin/prefloop-server"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(server_port),
+                "--tag",
+                live_tag,
+            ],
+            env,
+            f"{server_url}/health",
+            logs / "server.log",
+        ),
+    ):
         for round_ in range(1, rounds + 1):
             if rounds > 1:
                 print(f"\n=== round {round_} of {rounds} ===")
@@ -160,8 +203,10 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
             reports.mkdir(parents=True, exist_ok=True)
             if outcome.run_id and (run := store.get(TrainingRun, outcome.run_id)) is not None:
                 store.fetch(run, reports / outcome.run_id, [name for name in run.files if name.startswith("plots/")])
-            print(f"where to look: review UI {collector_url}/ · training plots {reports / str(outcome.run_id) / 'plots'} · "
-                  f"logs {logs} · `./prefloop releases --changelog`")
+            print(
+                f"where to look: review UI {collector_url}/ · training plots {reports / str(outcome.run_id) / 'plots'} · "
+                f"logs {logs} · `./prefloop releases --changelog`"
+            )
             if outcome.chart_png:
                 chart = reports / f"qa-comparison-{outcome.tag}.png"
                 chart.write_bytes(base64.b64decode(outcome.chart_png))
@@ -171,8 +216,10 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
                 break
         print(f"demo took {(time.monotonic() - started) / 60:.1f} min")
         if keep_running:
-            print(f"\nkeeping the collector and the server running (router {server_url}/v1, admin token in "
-                  f"PREFLOOP_SERVER_ADMIN_TOKEN of this process); Ctrl+C stops them")
+            print(
+                f"\nkeeping the collector and the server running (router {server_url}/v1, admin token in "
+                f"PREFLOOP_SERVER_ADMIN_TOKEN of this process); Ctrl+C stops them"
+            )
             try:
                 while True:
                     time.sleep(3600)
@@ -181,30 +228,36 @@ def run_demo(interactive: bool = False, keep_running: bool = False, rounds: int 
     return 0
 
 
-def one_round(say: Say, qa_set: QASet, collector: CollectorClient, answers: Path, review_ui: str | None,
-              round_: int) -> Outcome | None:
+def one_round(
+    say: Say, qa_set: QASet, collector: CollectorClient, answers: Path, review_ui: str | None, round_: int
+) -> Outcome | None:
     """QA on the live model and its bad answers queued, the human step (the bundled `answers`, or a person in the
     review UI when `review_ui` says where), then `improve`; None when the flow failed."""
     from prefloop_flows.flows import REFUSED, collect_flow, improve_flow, outcome_of
 
-    say(f"{'baseline ' if round_ == 1 else ''}QA: the `collect` flow asks the live model the bundled QA set "
+    say(
+        f"{'baseline ' if round_ == 1 else ''}QA: the `collect` flow asks the live model the bundled QA set "
         f"({len(qa_set.questions)} questions, {sum(q.split == 'train' for q in qa_set.questions)} train / "
-        f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions")
+        f"{sum(q.split == 'heldout' for q in qa_set.questions)} held out) and queues its bad answers on train questions"
+    )
     collected = collect_flow()
-    print(f"    live accuracy {collected.accuracy:.1%}; {collected.ingested.bad_answers} bad answers queued "
-          f"({collected.ingested.new_items} new questions); the {collected.rehearsal.asked} train questions it answers "
-          f"right, sampled: {collected.rehearsal.bad_answers} wrong samples queued ({collected.rehearsal.new_items} new "
-          "questions; rehearsal)")
+    print(
+        f"    live accuracy {collected.accuracy:.1%}; {collected.ingested.bad_answers} bad answers queued "
+        f"({collected.ingested.new_items} new questions); the {collected.rehearsal.asked} train questions it answers "
+        f"right, sampled: {collected.rehearsal.bad_answers} wrong samples queued ({collected.rehearsal.new_items} new "
+        "questions; rehearsal)"
+    )
     if review_ui:
         say(f"the human step: review the queue at {review_ui}")
         input("    press Enter when you have written the answers you want to train on... ")
     else:
-        say(f"the human step, played by a file: the bundled reviewer answers ({answers.name}, labelled reviewer "
-            f"'{load_reviewer_answers(answers).reviewer}'); --interactive lets you do it")
+        say(
+            f"the human step, played by a file: the bundled reviewer answers ({answers.name}, labelled reviewer "
+            f"'{load_reviewer_answers(answers).reviewer}'); --interactive lets you do it"
+        )
         print(f"    {apply_reviewer_answers(collector, qa_set, answers)} answers written into the queue")
 
-    say("`improve`: snapshot -> train (DPO + LoRA) -> export (Q4_K_M) -> deploy to the idle slot -> QA gate -> "
-        "promote if it won")
+    say("`improve`: snapshot -> train (DPO + LoRA) -> export (Q4_K_M) -> deploy to the idle slot -> QA gate -> promote if it won")
     state = improve_flow(return_state=True)
     if state.is_failed() or state.is_crashed():
         print(f"    {state.message}", file=sys.stderr)

@@ -24,10 +24,15 @@ ON_DEMAND = "on-demand"
 
 
 def deployments(settings: FlowsSettings) -> list[Any]:
-    collect = collect_flow.to_deployment(name="daily", cron=settings.flows_collect_cron,
-                                         description="The daily QA test: the live model's bad answers into the queue.")
-    on_demand = [flow.to_deployment(name=ON_DEMAND, description=flow.description)
-                 for flow in (improve_flow, train_flow, export_flow, evaluate_and_deploy_flow, rollback_flow)]
+    collect = collect_flow.to_deployment(
+        name="daily",
+        cron=settings.flows_collect_cron,
+        description="The daily QA test: the live model's bad answers into the queue.",
+    )
+    on_demand = [
+        flow.to_deployment(name=ON_DEMAND, description=flow.description)
+        for flow in (improve_flow, train_flow, export_flow, evaluate_and_deploy_flow, rollback_flow)
+    ]
     return [collect, *on_demand]
 
 

@@ -83,7 +83,11 @@ def transient(_task: Any, _run: Any, state: State) -> bool:
     return False
 
 
-RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=5), "retry_condition_fn": transient}
+RETRY: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5),
+    "retry_condition_fn": transient,
+}
 
 
 class Outcome(BaseModel):
@@ -125,16 +129,21 @@ def outcome_of(state: State) -> Outcome:
 @task(name="qa-live", **RETRY)
 def qa_live(qa_set: QASet) -> QAReport:
     report = _server(_settings()).qa(qa_set.model_dump(mode="json"))
-    get_run_logger().info("live model %s: accuracy %.1f%% on %d questions", report.summary.model,
-                          100 * report.summary.accuracy, report.summary.asked)
+    get_run_logger().info(
+        "live model %s: accuracy %.1f%% on %d questions",
+        report.summary.model,
+        100 * report.summary.accuracy,
+        report.summary.asked,
+    )
     return report
 
 
 @task(name="ingest", **RETRY)
 def ingest(records: list[QARecord], threshold: float | None) -> IngestResult:
     result = _collector(_settings()).ingest(records, threshold)
-    get_run_logger().info("collector: %d records, %d bad, %d new questions", result.received, result.bad_answers,
-                          result.new_items)
+    get_run_logger().info(
+        "collector: %d records, %d bad, %d new questions", result.received, result.bad_answers, result.new_items
+    )
     return result
 
 
@@ -158,16 +167,23 @@ def rehearsal_candidates(qa_set: QASet, report: QAReport, samples: int) -> Rehea
         return Rehearsal()
     found = _server(_settings()).candidates(asked.model_dump(mode="json"), samples)
     result = _collector(_settings()).ingest_candidates(found)
-    get_run_logger().info("rehearsal: %d train questions answered right, %d wrong samples, %d new questions queued",
-                          len(asked.questions), result.bad_answers, result.new_items)
+    get_run_logger().info(
+        "rehearsal: %d train questions answered right, %d wrong samples, %d new questions queued",
+        len(asked.questions),
+        result.bad_answers,
+        result.new_items,
+    )
     return Rehearsal(asked=len(asked.questions), bad_answers=result.bad_answers, new_items=result.new_items)
 
 
 @task(name="dataset-status", **RETRY)
 def dataset_status() -> DatasetStatus:
     status = _collector(_settings()).status()
-    create_table_artifact(key="dataset-status", description="The review queue and the dataset it makes",
-                          table=[{"field": k, "value": str(v)} for k, v in status.model_dump().items()])
+    create_table_artifact(
+        key="dataset-status",
+        description="The review queue and the dataset it makes",
+        table=[{"field": k, "value": str(v)} for k, v in status.model_dump().items()],
+    )
     return status
 
 
@@ -213,8 +229,7 @@ class TrainingLog:
             self.logger.info(line)
             return
         percent = 100 * progress.step / progress.total
-        description = (f"{progress.stage}: step {progress.step}/{progress.total}, "
-                       f"about {progress.eta_s / 60:.1f} min left")
+        description = f"{progress.stage}: step {progress.step}/{progress.total}, about {progress.eta_s / 60:.1f} min left"
         if self.artifact is None:
             self.artifact = create_progress_artifact(percent, key="training-progress", description=description)
         else:
@@ -227,8 +242,7 @@ def train(dataset_id: str, init_run: str | None = None) -> str:
     args = ["train", "--set", f"data.dataset_id={dataset_id}"]
     if init_run:
         args += ["--set", f"model.init_run={init_run}"]
-    lines = make_runner(settings).run(Job("trainer", args, config=settings.flows_train_config),
-                                      TrainingLog(get_run_logger()))
+    lines = make_runner(settings).run(Job("trainer", args, config=settings.flows_train_config), TrainingLog(get_run_logger()))
     return open_store(settings).require(TrainingRun, made_run(lines)).run_id
 
 
@@ -236,18 +250,26 @@ def train(dataset_id: str, init_run: str | None = None) -> str:
 def export(run_id: str) -> str:
     settings, logger = _settings(), get_run_logger()
     mode, quant = settings.flows_export_mode, settings.flows_export_quant
-    lines = make_runner(settings).run(Job("exporter", ["export", run_id, "--mode", mode.value, "--quant", quant.value]),
-                                      logger.info)
+    lines = make_runner(settings).run(
+        Job("exporter", ["export", run_id, "--mode", mode.value, "--quant", quant.value]), logger.info
+    )
     release = open_store(settings).require(Release, made_release(lines))
     if JobResult.last_in(lines).reused:
         return release.tag
-    create_markdown_artifact(key="release", description=f"Release {release.tag}", markdown=(
-        f"# Release `{release.tag}`\n\n| field | value |\n| --- | --- |\n| run | `{run_id}` |\n"
-        f"| mode | {release.mode.value} |\n"
-        f"| quantizations | {', '.join(q.value for q in release.quantizations)} |\n| pairs | {release.pairs} |\n"
-        f"| base release | {release.base_release or '-'} |\n| llama.cpp | {release.llama_cpp_version} |\n"
-        + "".join(f"| `{name}` | {entry.size / 1e6:.1f} MB, sha256 `{entry.sha256[:12]}` |\n"
-                  for name, entry in release.files.items())))
+    create_markdown_artifact(
+        key="release",
+        description=f"Release {release.tag}",
+        markdown=(
+            f"# Release `{release.tag}`\n\n| field | value |\n| --- | --- |\n| run | `{run_id}` |\n"
+            f"| mode | {release.mode.value} |\n"
+            f"| quantizations | {', '.join(q.value for q in release.quantizations)} |\n| pairs | {release.pairs} |\n"
+            f"| base release | {release.base_release or '-'} |\n| llama.cpp | {release.llama_cpp_version} |\n"
+            + "".join(
+                f"| `{name}` | {entry.size / 1e6:.1f} MB, sha256 `{entry.sha256[:12]}` |\n"
+                for name, entry in release.files.items()
+            )
+        ),
+    )
     return release.tag
 
 
@@ -261,9 +283,11 @@ def gate(qa_set: QASet) -> GateResult:
     result = _server(_settings()).gate(qa_set.model_dump(mode="json"))
     report = result.report
     create_markdown_artifact(
-        key="qa-comparison", description=f"QA gate {report.report_id}: {report.candidate_tag} vs {report.live_tag}",
+        key="qa-comparison",
+        description=f"QA gate {report.report_id}: {report.candidate_tag} vs {report.live_tag}",
         markdown=f"{result.markdown}\nReport `{report.report_id}` (bucket: `qa/{report.report_id}/`, both runs' records)\n\n"
-                 f"![QA gate chart](data:image/png;base64,{result.chart_png})\n")
+        f"![QA gate chart](data:image/png;base64,{result.chart_png})\n",
+    )
     return result
 
 
@@ -295,8 +319,11 @@ def collect_flow(threshold: float | None = None) -> Collected:
     qa_set = load_qa_set(settings.flows_qa_set)
     report = qa_live(qa_set)
     result = ingest(report.records, threshold if threshold is not None else settings.flows_collect_threshold)
-    rehearsal = rehearsal_candidates(qa_set, report, settings.flows_rehearsal_samples) \
-        if settings.flows_rehearsal_samples else Rehearsal()
+    rehearsal = (
+        rehearsal_candidates(qa_set, report, settings.flows_rehearsal_samples)
+        if settings.flows_rehearsal_samples
+        else Rehearsal()
+    )
     dataset_status()
     return Collected(accuracy=report.summary.accuracy, ingested=result, rehearsal=rehearsal)
 
@@ -328,11 +355,20 @@ def evaluate_and_deploy_flow(tag: str, trigger: str = "flow:evaluate-and-deploy"
     result = gate(qa_set)
     report, verdict = result.report, result.report.verdict
     if report.candidate_tag != tag:  # the server would refuse the promotion too; say what happened
-        raise RuntimeError(f"the QA gate compared {report.candidate_tag}, not {tag}: the idle slot was changed after "
-                           "this flow deployed to it")
-    outcome = Outcome(accepted=verdict.accepted, reason="; ".join(verdict.reasons), tag=tag, live_tag=report.live_tag,
-                      live_accuracy=verdict.live_accuracy, candidate_accuracy=verdict.candidate_accuracy,
-                      comparison=result.markdown, chart_png=result.chart_png, report_id=report.report_id)
+        raise RuntimeError(
+            f"the QA gate compared {report.candidate_tag}, not {tag}: the idle slot was changed after this flow deployed to it"
+        )
+    outcome = Outcome(
+        accepted=verdict.accepted,
+        reason="; ".join(verdict.reasons),
+        tag=tag,
+        live_tag=report.live_tag,
+        live_accuracy=verdict.live_accuracy,
+        candidate_accuracy=verdict.candidate_accuracy,
+        comparison=result.markdown,
+        chart_png=result.chart_png,
+        report_id=report.report_id,
+    )
     if outcome.accepted:
         promote(tag, trigger, report.report_id)
         outcome.reason = f"{tag} won the QA gate ({outcome.reason}) and is live"

@@ -125,8 +125,14 @@ class ProcessJobRunner:
         tail: deque[str] = deque(maxlen=40)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         config = ["--config", str(job.config)] if job.config else []
-        with subprocess.Popen([str(exe), *job.args, *config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()) as proc:
+        with subprocess.Popen(
+            [str(exe), *job.args, *config],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=die_with_parent(),
+        ) as proc:
             assert proc.stdout is not None
             for line in output_lines(proc.stdout):
                 tail.append(line)

@@ -35,9 +35,11 @@ class FlowsSettings(Settings):
         default=None, description="Trainer YAML for the `train` stage (default: the trainer's defaults)."
     )
     flows_train_from_live: bool = Field(
-        default=True, description="Each new adapter continues the live release's (its training run, same base) and is "
+        default=True,
+        description="Each new adapter continues the live release's (its training run, same base) and is "
         "pulled toward the live model (iterative DPO); false: every round trains from the base on all pairs (needed for the "
-        "first run on a new base: the trainer refuses to continue a run of another base).")
+        "first run on a new base: the trainer refuses to continue a run of another base).",
+    )
     flows_export_mode: ExportMode = Field(default=ExportMode.MERGED, description="`merged` or `adapter`.")
     flows_export_quant: Quantization = Field(default=Quantization.Q4_K_M, description="Quantization of the release.")
     flows_collect_cron: str = Field(default="0 3 * * *", description="When the `collect` deployment runs (cron, UTC).")
@@ -45,8 +47,12 @@ class FlowsSettings(Settings):
         default=None, ge=0, le=1, description="Queue answers at or under this (default: the collector's threshold)."
     )
     flows_rehearsal_samples: int = Field(
-        default=4, ge=0, le=16, description="`collect` samples this many answers to each train question the live model "
-        "already answers right and queues the wrong ones, so that reviewed pairs also keep what it knows (0: off).")
+        default=4,
+        ge=0,
+        le=16,
+        description="`collect` samples this many answers to each train question the live model "
+        "already answers right and queues the wrong ones, so that reviewed pairs also keep what it knows (0: off).",
+    )
     flows_docker_image_prefix: str = Field(
         default="prefloop-", description="Job images are `<prefix><service>:<tag>` (prefloop-trainer, prefloop-exporter)."
     )

@@ -25,15 +25,19 @@ def test_a_jinja_file_is_read_and_one_trailing_newline_dropped_as_jinja_does(tmp
     assert template == ChatTemplate(name=str(path), text="{% for m in messages %}{{ m['content'] }}{% endfor %}")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, r"'{path}' is neither a bundled one \(chatml, gemma.*\) nor a Jinja file that exists"),
-    (b"", "is empty"),
-    (b" \n\t", "is empty"),
-    (b"\xff\xfe{{ x }}", r"not UTF-8 text \(byte 0\)"),
-    (b"x" * (64 * 1024 + 1), "65537 bytes, more than a chat template needs"),
-])
-def test_a_template_that_cannot_be_used_is_refused_saying_what_to_give(tmp_path: Path, content: bytes | None,
-                                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"'{path}' is neither a bundled one \(chatml, gemma.*\) nor a Jinja file that exists"),
+        (b"", "is empty"),
+        (b" \n\t", "is empty"),
+        (b"\xff\xfe{{ x }}", r"not UTF-8 text \(byte 0\)"),
+        (b"x" * (64 * 1024 + 1), "65537 bytes, more than a chat template needs"),
+    ],
+)
+def test_a_template_that_cannot_be_used_is_refused_saying_what_to_give(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
     path = tmp_path / "given.jinja"
     if content is not None:
         path.write_bytes(content)

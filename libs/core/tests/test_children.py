@@ -20,12 +20,21 @@ def dead_pid() -> int:
 
 def test_a_child_dies_when_its_parent_is_killed_hard() -> None:
     # A parent that starts a long sleep as its child the way the server starts a slot, prints its pid, then waits.
-    parent = subprocess.Popen([sys.executable, "-c", (
-        "import subprocess, sys, time\n"
-        "from prefloop_core.children import die_with_parent\n"
-        "child = subprocess.Popen(['sleep', '300'], process_group=0, preexec_fn=die_with_parent())\n"
-        "print(child.pid, flush=True)\n"
-        "time.sleep(300)\n")], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import subprocess, sys, time\n"
+                "from prefloop_core.children import die_with_parent\n"
+                "child = subprocess.Popen(['sleep', '300'], process_group=0, preexec_fn=die_with_parent())\n"
+                "print(child.pid, flush=True)\n"
+                "time.sleep(300)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     assert not gone(child, within_s=0.2)

@@ -10,8 +10,21 @@ from pathlib import Path
 from prefloop_core.cli import STAGES
 
 PREFLOOP = str(Path(sys.executable).parent / "prefloop")
-REQUIRED = {"collect", "status", "review", "import", "snapshot", "train", "export", "serve",
-            "deploy", "promote", "rollback", "qa", "demo"}
+REQUIRED = {
+    "collect",
+    "status",
+    "review",
+    "import",
+    "snapshot",
+    "train",
+    "export",
+    "serve",
+    "deploy",
+    "promote",
+    "rollback",
+    "qa",
+    "demo",
+}
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,17 @@ DAY = date(2026, 11, 23)
 
 def rec(n: int, **extra: object) -> QARecord:
     fields: dict[str, object] = {
-        "record_id": f"r{n}", "asked_at": datetime(2026, 11, 23, 3, tzinfo=timezone.utc), "question_id": f"ow-{n}",
-        "question": "트레이서의 궁극기는?\n## not a heading", "game": "overwatch", "answer": "> quoted\n### also not",
-        "key_facts": ["펄스 폭탄", "a | b"], "score": 0.25, "model": "m", "context": "맥락\n\n둘째 문단", **extra,
+        "record_id": f"r{n}",
+        "asked_at": datetime(2026, 11, 23, 3, tzinfo=timezone.utc),
+        "question_id": f"ow-{n}",
+        "question": "트레이서의 궁극기는?\n## not a heading",
+        "game": "overwatch",
+        "answer": "> quoted\n### also not",
+        "key_facts": ["펄스 폭탄", "a | b"],
+        "score": 0.25,
+        "model": "m",
+        "context": "맥락\n\n둘째 문단",
+        **extra,
     }
     return QARecord.model_validate(fields)
 
@@ -38,8 +46,15 @@ def test_a_broken_markdown_section_is_reported_by_line_and_the_others_kept() -> 
 
 def test_jsonl_bad_lines_are_pinned_and_good_lines_kept() -> None:
     good = write_jsonl([rec(1)]).encode()
-    data = b"\xef\xbb\xbf" + good + b'{"broken": \n' + b"\xff\xfe bad utf8\n" + b'"a string"\n' \
-        + write_jsonl([rec(5)]).encode().replace(b'"score":0.25', b'"score":2') + write_jsonl([rec(6)]).encode().replace(b'"model"', b'"extra": 1, "model"')
+    data = (
+        b"\xef\xbb\xbf"
+        + good
+        + b'{"broken": \n'
+        + b"\xff\xfe bad utf8\n"
+        + b'"a string"\n'
+        + write_jsonl([rec(5)]).encode().replace(b'"score":0.25', b'"score":2')
+        + write_jsonl([rec(6)]).encode().replace(b'"model"', b'"extra": 1, "model"')
+    )
     parsed, problems = parse_jsonl(data, "f.jsonl")
     assert [r.record_id for r in parsed] == ["r1"]
     text = [str(p) for p in problems]

@@ -114,9 +114,7 @@ def test_ids_that_could_escape_their_folder_are_refused(store: ArtifactStore, ba
 
 
 @pytest.mark.parametrize("bad", ["../model.gguf", "/abs.gguf", "a//b", ".env", "dir/../x"])
-def test_file_names_that_could_escape_their_artifact_are_refused(
-    store: ArtifactStore, tmp_path: Path, bad: str
-) -> None:
+def test_file_names_that_could_escape_their_artifact_are_refused(store: ArtifactStore, tmp_path: Path, bad: str) -> None:
     with pytest.raises(InvalidKey, match="not a valid file name"):
         store.publish(release(), {bad: write(tmp_path / "f", b"x")})
     assert store.ids(Release) == []
@@ -157,8 +155,11 @@ def test_a_manifest_from_a_newer_prefloop_is_refused_with_what_to_do(store: Arti
     key = store.manifest_key(Release, "tiny-dpo-20261123-1")
     original = json.loads(read_raw(store, key))
     replace_raw(store, key, json.dumps(original | {"plan": {"steps": 3}}).encode())
-    with pytest.raises(StoreError, match=r"has field\(s\) this prefloop does not know: plan; most likely a newer "
-                                         r"prefloop wrote it\. Run the same prefloop version"):
+    with pytest.raises(
+        StoreError,
+        match=r"has field\(s\) this prefloop does not know: plan; most likely a newer "
+        r"prefloop wrote it\. Run the same prefloop version",
+    ):
         store.require(Release, "tiny-dpo-20261123-1")
     replace_raw(store, key, json.dumps(original | {"plan": 1, "created_at": "not a date"}).encode())
     with pytest.raises(StoreError, match="manifest does not match Release"):

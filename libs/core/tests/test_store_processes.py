@@ -57,9 +57,7 @@ def sparse_file(path: Path, size: int, tail: bytes) -> Path:
     return path
 
 
-def test_two_processes_publishing_the_same_new_tag_exactly_one_wins(
-    store: ArtifactStore, tmp_path: Path
-) -> None:
+def test_two_processes_publishing_the_same_new_tag_exactly_one_wins(store: ArtifactStore, tmp_path: Path) -> None:
     for round_ in range(3):
         tag = f"tiny-dpo-20261123-{round_ + 1}"
         files = [write(tmp_path / f"r{round_}-{i}.gguf", f"content of writer {i}".encode() * 1000) for i in range(2)]

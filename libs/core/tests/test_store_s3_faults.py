@@ -110,6 +110,4 @@ def test_a_missing_bucket_is_created_on_demand(s3_endpoint: str, tmp_path: Path)
     ArtifactStore(backend).publish(release(), {"model.gguf": write(tmp_path / "m.gguf", b"x")})
     assert backend.client.bucket_exists(backend.bucket)
     # A second client finding the bucket already there is fine too.
-    ArtifactStore(make_s3_backend(s3_endpoint, backend.bucket)).publish(
-        release(), {"model.gguf": tmp_path / "m.gguf"}
-    )
+    ArtifactStore(make_s3_backend(s3_endpoint, backend.bucket)).publish(release(), {"model.gguf": tmp_path / "m.gguf"})

@@ -30,7 +30,9 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     port = free_port()
     exe = str(Path(sys.executable).parent / "prefloop-collector")
     log = open(tmp_path / "collector.log", "wb")
-    proc = subprocess.Popen([exe, "review", "--web", "--port", str(port)], env=collector_env(home), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [exe, "review", "--web", "--port", str(port)], env=collector_env(home), stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(f"{url}/health", 30, proc)

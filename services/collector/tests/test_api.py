@@ -71,18 +71,27 @@ def test_a_users_mistakes_are_4xx_naming_the_field_never_500(collector: Collecto
         errors = response.json()["detail"]  # type: ignore[attr-defined]
         assert any(e["loc"] == loc and words in e["msg"] for e in errors), errors
 
-    refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "  \n ", "version": version}), ["body", "chosen"],
-            "is empty or only whitespace")
-    refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "a\u0000b", "version": version}),
-            ["body", "chosen"], "control character")
+    refused(
+        client.post(f"/api/items/{item_id}/chosen", json={"chosen": "  \n ", "version": version}),
+        ["body", "chosen"],
+        "is empty or only whitespace",
+    )
+    refused(
+        client.post(f"/api/items/{item_id}/chosen", json={"chosen": "a\u0000b", "version": version}),
+        ["body", "chosen"],
+        "control character",
+    )
     refused(client.post(f"/api/items/{item_id}/chosen", json={"chosen": "ok", "version": huge}), ["body", "version"])
     refused(client.get(f"/api/items/{huge}"), ["path", "item_id"])
     refused(client.post(f"/api/items/{huge}/skip", json={"version": 0}), ["path", "item_id"])
     refused(client.get("/api/items", params={"offset": huge}), ["query", "offset"])
     question = record(7).model_dump(mode="json") | {"question": " \t "}
     refused(client.post("/api/ingest", json=[question]), ["body", 0, "question"], "is empty or only whitespace")
-    refused(client.post("/api/import", json=[{"question": "q\u0000", "rejected": "a", "chosen": "b"}]),
-            ["body", 0, "question"], "control character")
+    refused(
+        client.post("/api/import", json=[{"question": "q\u0000", "rejected": "a", "chosen": "b"}]),
+        ["body", 0, "question"],
+        "control character",
+    )
     # Nothing was stored from any of them: the item is as it was, and a snapshot is not blocked.
     assert client.get(f"/api/items/{item_id}").json()["version"] == version
     assert client.get("/api/checks").status_code == 200
@@ -143,4 +152,11 @@ def test_snapshot_refused_by_a_hard_check_is_a_409_with_the_checks(collector: Co
 
 def test_openapi_is_published(collector: Collector) -> None:
     paths = collector.client(None).get("/openapi.json").json()["paths"]
-    assert {"/api/items", "/api/items/{item_id}/chosen", "/api/items/{item_id}/{action}", "/api/import", "/api/snapshots", "/api/ingest"} <= set(paths)
+    assert {
+        "/api/items",
+        "/api/items/{item_id}/chosen",
+        "/api/items/{item_id}/{action}",
+        "/api/import",
+        "/api/snapshots",
+        "/api/ingest",
+    } <= set(paths)

@@ -142,10 +142,14 @@ def test_import_refuses_bad_files_clearly(tmp_path: Path) -> None:
         "latin1.json": ('[{"question": "caf\xe9"}]'.encode("latin-1"), "not valid UTF-8"),
         "object.json": (b'{"question": "q"}', "expected a JSON list"),
         "deep.json": (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
-        "blank.json": (json.dumps([{"question": "   ", "rejected": "a", "chosen": "b"}]).encode(),
-                       "item 0: question: Value error, is empty or only whitespace"),
-        "nul.json": (json.dumps([{"question": "q", "rejected": "a", "chosen": "b\u0000c"}]).encode(),
-                     "item 0: chosen: Value error, holds the control character '\\x00' at position 1: remove it"),
+        "blank.json": (
+            json.dumps([{"question": "   ", "rejected": "a", "chosen": "b"}]).encode(),
+            "item 0: question: Value error, is empty or only whitespace",
+        ),
+        "nul.json": (
+            json.dumps([{"question": "q", "rejected": "a", "chosen": "b\u0000c"}]).encode(),
+            "item 0: chosen: Value error, holds the control character '\\x00' at position 1: remove it",
+        ),
     }
     for name, (data, expected) in cases.items():
         (tmp_path / name).write_bytes(data)

@@ -28,15 +28,21 @@ def test_no_request_gets_a_500(collector: Collector, data: st.DataObject) -> Non
         collector.queue.ingest([record(i) for i in range(3)])
     ops = operations(client.get("/openapi.json").json(), BODIES)
     method, path, query, body = data.draw(requests(ops))
-    response = client.request(method, path, params=query, json=body) if body is not None \
-        else client.request(method, path, params=query)
+    response = (
+        client.request(method, path, params=query, json=body) if body is not None else client.request(method, path, params=query)
+    )
     assert response.status_code < 500, (method, path, query, body, response.text)
     response.json()  # an explanation a client can read
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=json_values() | st.lists(st.dictionaries(
-    st.sampled_from(["question", "rejected", "chosen", "game", "context", "prompt", "id"]), json_values()), max_size=3))
+@given(
+    value=json_values()
+    | st.lists(
+        st.dictionaries(st.sampled_from(["question", "rejected", "chosen", "game", "context", "prompt", "id"]), json_values()),
+        max_size=3,
+    )
+)
 def test_any_import_file_is_read_or_refused_with_problems(value: object) -> None:
     entries, problems = parse_import(json.dumps(value).encode(), "fuzz.json", 10_000)
     assert entries or problems or value == []

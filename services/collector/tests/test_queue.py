@@ -26,7 +26,9 @@ def test_reingesting_the_same_records_adds_nothing(queue: ReviewQueue) -> None:
 
 def test_a_new_bad_answer_to_a_queued_question_is_attached_not_a_second_item(queue: ReviewQueue) -> None:
     queue.ingest([record(1, score=0.4)])
-    later = record(1, score=0.1).model_copy(update={"record_id": "rec-1b", "answer": "다른 틀린 답", "question": "  질문 1: 크리퍼는 무엇을   두려워하나요? "})
+    later = record(1, score=0.1).model_copy(
+        update={"record_id": "rec-1b", "answer": "다른 틀린 답", "question": "  질문 1: 크리퍼는 무엇을   두려워하나요? "}
+    )
     counts = queue.ingest([later])
     assert (counts.new_rejected, counts.new_items) == (1, 0)
     [item] = queue.items()
@@ -100,8 +102,10 @@ def test_a_version_1_queue_is_migrated_keeping_its_items(tmp_path: Path) -> None
             if statement.strip():
                 conn.execute(statement)
         conn.execute("PRAGMA user_version=1")
-        conn.execute("INSERT INTO items (question_key, question, status, created_at, updated_at)"
-                     " VALUES ('k', 'old question', 'pending', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00')")
+        conn.execute(
+            "INSERT INTO items (question_key, question, status, created_at, updated_at)"
+            " VALUES ('k', 'old question', 'pending', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00')"
+        )
     queue = ReviewQueue(path)
     assert queue.schema_version == len(MIGRATIONS) == 2
     item = queue.get(1)
@@ -114,12 +118,21 @@ def test_candidates_bring_a_suggestion_that_never_replaces_a_written_answer(queu
     first = CandidateRecord(record=record(1, score=0.0), suggestion="고양이를 무서워해요", suggestion_score=0.8)
     queue.ingest([first])
     assert queue.get(1).suggestion == "고양이를 무서워해요"
-    worse = CandidateRecord(record=record(1, score=0.1).model_copy(update={"record_id": "x2"}), suggestion="별로", suggestion_score=0.75)
-    better = CandidateRecord(record=record(1, score=0.2).model_copy(update={"record_id": "x3"}), suggestion="고양이와 오셀롯", suggestion_score=1.0)
+    worse = CandidateRecord(
+        record=record(1, score=0.1).model_copy(update={"record_id": "x2"}), suggestion="별로", suggestion_score=0.75
+    )
+    better = CandidateRecord(
+        record=record(1, score=0.2).model_copy(update={"record_id": "x3"}), suggestion="고양이와 오셀롯", suggestion_score=1.0
+    )
     queue.ingest([worse, better])
     item = queue.get(1)
     assert item.suggestion == "고양이와 오셀롯" and len(item.rejected) == 3
     queue.save_chosen(1, "사람이 쓴 답", "minji", item.version)
-    queue.ingest([CandidateRecord(record=record(1, score=0.0).model_copy(update={"record_id": "x4"}),
-                                  suggestion="다른 제안", suggestion_score=1.0)])
+    queue.ingest(
+        [
+            CandidateRecord(
+                record=record(1, score=0.0).model_copy(update={"record_id": "x4"}), suggestion="다른 제안", suggestion_score=1.0
+            )
+        ]
+    )
     assert queue.get(1).suggestion == "고양이와 오셀롯" and queue.get(1).chosen == "사람이 쓴 답"

@@ -26,9 +26,18 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "make setup installs chromium and chromium-driver"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
@@ -46,11 +55,20 @@ def screenshot(driver: webdriver.Chrome, tmp_path: Path, name: str) -> Path:
 
 
 def test_sign_in_answer_skip_delete_and_status(browser: webdriver.Chrome, collector: Collector, tmp_path: Path) -> None:
-    collector.queue.ingest([
-        record(1, score=0.1, game="palworld", question="팰월드에서 램볼은 어디에 사나요?",
-               context="램볼은 초반 평원에 서식하며 수작업과 운반 적성을 가진다.", answer="램볼은 바다에 삽니다."),
-        record(2, score=0.2, game="minecraft"), record(3, score=0.3, game="overwatch"),
-    ])
+    collector.queue.ingest(
+        [
+            record(
+                1,
+                score=0.1,
+                game="palworld",
+                question="팰월드에서 램볼은 어디에 사나요?",
+                context="램볼은 초반 평원에 서식하며 수작업과 운반 적성을 가진다.",
+                answer="램볼은 바다에 삽니다.",
+            ),
+            record(2, score=0.2, game="minecraft"),
+            record(3, score=0.3, game="overwatch"),
+        ]
+    )
     wait = WebDriverWait(browser, 10)
     browser.get(f"{collector.url}/queue")
     assert browser.current_url.endswith("/login")
@@ -96,9 +114,7 @@ def test_sign_in_answer_skip_delete_and_status(browser: webdriver.Chrome, collec
     assert screenshot(browser, tmp_path, "review-status").stat().st_size > 10_000
 
 
-def test_a_conflicting_save_shows_the_other_answer_and_keeps_the_draft(
-    browser: webdriver.Chrome, collector: Collector
-) -> None:
+def test_a_conflicting_save_shows_the_other_answer_and_keeps_the_draft(browser: webdriver.Chrome, collector: Collector) -> None:
     collector.queue.ingest([record(1)])
     browser.get(f"{collector.url}/login")
     browser.find_element(By.ID, "token").send_keys(TOKENS["joon"])

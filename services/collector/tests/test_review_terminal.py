@@ -30,16 +30,21 @@ class Tmux:
         self.name = f"prefloop-{uuid.uuid4().hex[:8]}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("PREFLOOP_", "PATH", "LANG")))
         shell = f"env {exports} {shlex.join(command)}; echo EXITED-$?; sleep 30"
-        subprocess.run(["tmux", "-u", "new-session", "-d", "-s", self.name, "-x", str(WIDTH), "-y", "50", shell], check=True,
-                       env={**env, "LANG": "C.UTF-8"})
+        subprocess.run(
+            ["tmux", "-u", "new-session", "-d", "-s", self.name, "-x", str(WIDTH), "-y", "50", shell],
+            check=True,
+            env={**env, "LANG": "C.UTF-8"},
+        )
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name],
-                              capture_output=True, text=True, check=True).stdout
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name], capture_output=True, text=True, check=True
+        ).stdout
 
     def raw_lines(self) -> list[str]:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name],
-                              capture_output=True, text=True, check=True).stdout.splitlines()
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
 
     def wait_for(self, text: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
@@ -65,10 +70,13 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     queue = ReviewQueue(CollectorSettings(home=home).db_path)
     long_question = "팰월드에서 " + "초반에 잡기 좋은 팰과 그 팰이 주는 작업 적성은 무엇이고 어디에서 찾을 수 있나요? " * 3
-    queue.ingest([
-        record(1, score=0.1, question=long_question, context="램볼은 초반 평원에 살며 수작업과 운반 적성이 있다. " * 4),
-        record(2, score=0.2), record(3, score=0.3),
-    ])
+    queue.ingest(
+        [
+            record(1, score=0.1, question=long_question, context="램볼은 초반 평원에 살며 수작업과 운반 적성이 있다. " * 4),
+            record(2, score=0.2),
+            record(3, score=0.3),
+        ]
+    )
     return home
 
 
@@ -126,7 +134,9 @@ def test_a_suggested_answer_can_be_accepted_with_4(tmp_path: Path) -> None:
 
     home = tmp_path / "home2"
     queue = ReviewQueue(CollectorSettings(home=home).db_path)
-    queue.ingest([CandidateRecord(record=record(1, score=0.0), suggestion="크리퍼는 고양이를 두려워합니다.", suggestion_score=1.0)])
+    queue.ingest(
+        [CandidateRecord(record=record(1, score=0.0), suggestion="크리퍼는 고양이를 두려워합니다.", suggestion_score=1.0)]
+    )
     exe = str(Path(sys.executable).parent / "prefloop-collector")
     terminal = Tmux([exe, "review", "--reviewer", "minji"], collector_env(home))
     try:

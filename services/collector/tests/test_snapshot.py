@@ -10,8 +10,7 @@ from prefloop_collector.snapshot import build_pairs, reviewed_items
 
 
 def _wrong(n: int, model: str, answer: str, score: float) -> object:
-    return record(n, score=score, model=model).model_copy(update={"record_id": f"rec-{n}-{model}-{answer}",
-                                                                   "answer": answer})
+    return record(n, score=score, model=model).model_copy(update={"record_id": f"rec-{n}-{model}-{answer}", "answer": answer})
 
 
 def test_each_model_that_answered_a_reviewed_question_wrong_adds_a_pair_against_its_worst_answer(queue: ReviewQueue) -> None:

@@ -46,8 +46,11 @@ def chat(settings: Settings, gguf: Path, loras: list[Path]) -> int:
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", 60, proc)
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
-            "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            timeout=60,
+            json={"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4},
+        )
         assert reply.status_code == 200
         return int(reply.json()["usage"]["completion_tokens"])
     finally:
@@ -59,8 +62,9 @@ def temp_dirs(run: TrainingRun) -> list[Path]:
     return list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"prefloop-export-{run.run_id}-*"))
 
 
-def test_a_merged_export_is_verified_tagged_and_served(settings: Settings, store: ArtifactStore, tmp_path: Path,
-                                                       tiny: Path) -> None:
+def test_a_merged_export_is_verified_tagged_and_served(
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     run = publish_run(store, settings, str(tiny), tmp_path)
     out = io.StringIO()
     release = export(run.run_id, [Quantization.Q4_K_M, Quantization.Q8_0], settings, store, out)
@@ -84,8 +88,9 @@ def test_a_merged_export_is_verified_tagged_and_served(settings: Settings, store
     assert not temp_dirs(run)  # temporary space freed
 
 
-def test_an_adapter_export_is_a_small_lora_over_a_base_exported_once(settings: Settings, store: ArtifactStore,
-                                                                     tmp_path: Path, tiny: Path) -> None:
+def test_an_adapter_export_is_a_small_lora_over_a_base_exported_once(
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     run = publish_run(store, settings, str(tiny), tmp_path)
     out = io.StringIO()
     release = export(run.run_id, [Quantization.Q4_K_M], settings, store, out, mode=ExportMode.ADAPTER)
@@ -109,7 +114,8 @@ def test_an_adapter_export_is_a_small_lora_over_a_base_exported_once(settings: S
 
 
 def test_a_model_without_a_chat_template_fails_verification_and_publishes_nothing(
-        settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path) -> None:
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     drop_chat_template(tiny)
     run = publish_run(store, settings, str(tiny), tmp_path)
     with pytest.raises(VerificationFailed) as failed:
@@ -125,7 +131,8 @@ def served_template(settings: Settings, store: ArtifactStore, release: Release, 
 
 
 def test_a_base_model_given_a_chat_template_carries_it_into_every_gguf_and_record(
-        settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path) -> None:
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     drop_chat_template(tiny)  # a base model: no template of its own
     chatml = resolve_chat_template("chatml")
     base = export_base(str(tiny), Quantization.Q4_K_M, settings, store, io.StringIO(), chat_template=chatml)
@@ -141,25 +148,34 @@ def test_a_base_model_given_a_chat_template_carries_it_into_every_gguf_and_recor
 
     # A run trained without the template must not be served over the base release that has it.
     plain = publish_run(store, settings, str(tiny), tmp_path, run_id="run-20261123-120000-cd34")
-    with pytest.raises(ExportError, match=r"carries chat template chatml \(sha256 [0-9a-f]{12}\), this export asks "
-                                          r"for the model's own"):
+    with pytest.raises(
+        ExportError,
+        match=r"carries chat template chatml \(sha256 [0-9a-f]{12}\), this export asks "
+        r"for the model's own",
+    ):
         export(plain.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.ADAPTER)
 
 
 def test_a_chat_template_that_does_not_fit_the_tokenizer_is_refused_by_name(settings: Settings, tiny: Path) -> None:
     tokenizer = load_tokenizer(str(tiny), settings)
-    with pytest.raises(ChatTemplateError, match=r"chat template gemma writes '<end_of_turn>', which this model's "
-                                                r"tokenizer splits into \d+ pieces"):
+    with pytest.raises(
+        ChatTemplateError,
+        match=r"chat template gemma writes '<end_of_turn>', which this model's "
+        r"tokenizer splits into \d+ pieces",
+    ):
         apply_chat_template(tokenizer, resolve_chat_template("gemma"))  # SmolLM2's vocabulary has no Gemma turns
     with pytest.raises(ChatTemplateError, match="chat template broken.jinja does not render a conversation"):
         apply_chat_template(tokenizer, ChatTemplate(name="broken.jinja", text="{% for m in messages %}"))
     apply_chat_template(tokenizer, resolve_chat_template("chatml"))
-    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                         add_generation_prompt=True) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+        == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
-def test_an_adapter_over_the_wrong_base_fails_the_greedy_check(settings: Settings, store: ArtifactStore,
-                                                               tmp_path: Path, tiny: Path) -> None:
+def test_an_adapter_over_the_wrong_base_fails_the_greedy_check(
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     run = publish_run(store, settings, str(tiny), tmp_path, scale=0.5)
     # A base release under the tag the export reuses, but exported from other weights (as if the base folder had
     # been replaced since): the LoRA would be served over the wrong model.
@@ -167,9 +183,16 @@ def test_an_adapter_over_the_wrong_base_fails_the_greedy_check(settings: Setting
     tools = llama_cpp(settings)
     f16 = convert_to_f16(tools, other, tmp_path / "model-F16.gguf")
     q4 = quantize(tools, f16, tmp_path / "model-Q4_K_M.gguf", Quantization.Q4_K_M)
-    store.publish(Release(tag="tiny-base-q4_k_m", base_model=str(tiny), mode=ExportMode.BASE,
-                          quantizations=[Quantization.F16, Quantization.Q4_K_M], created_at=datetime.now(timezone.utc)),
-                  {"model-F16.gguf": f16, "model-Q4_K_M.gguf": q4})
+    store.publish(
+        Release(
+            tag="tiny-base-q4_k_m",
+            base_model=str(tiny),
+            mode=ExportMode.BASE,
+            quantizations=[Quantization.F16, Quantization.Q4_K_M],
+            created_at=datetime.now(timezone.utc),
+        ),
+        {"model-F16.gguf": f16, "model-Q4_K_M.gguf": q4},
+    )
 
     with pytest.raises(VerificationFailed) as failed:
         export(run.run_id, [Quantization.Q4_K_M], settings, store, io.StringIO(), mode=ExportMode.ADAPTER)
@@ -189,8 +212,9 @@ def test_a_truncated_gguf_fails_the_load_check(settings: Settings, tmp_path: Pat
     assert failed.value.check == "loads" and "truncated.gguf" in failed.value.reason
 
 
-def test_too_little_free_disk_is_refused_before_any_work(settings: Settings, store: ArtifactStore, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch, tiny: Path) -> None:
+def test_too_little_free_disk_is_refused_before_any_work(
+    settings: Settings, store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: Path
+) -> None:
     run = publish_run(store, settings, str(tiny), tmp_path)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(disk.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
@@ -199,12 +223,16 @@ def test_too_little_free_disk_is_refused_before_any_work(settings: Settings, sto
     assert store.ids(Release) == [] and not temp_dirs(run)
 
 
-def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings: Settings, store: ArtifactStore,
-                                                                       tmp_path: Path, tiny: Path) -> None:
+def test_the_command_line_exports_an_adapter_lists_and_explains_errors(
+    settings: Settings, store: ArtifactStore, tmp_path: Path, tiny: Path
+) -> None:
     run = publish_run(store, settings, str(tiny), tmp_path)
     exe = str(Path(sys.executable).parent / "prefloop-exporter")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")},
-           "PREFLOOP_HOME": str(settings.home), "PREFLOOP_LLAMA_CPP_DIR": os.environ["PREFLOOP_LLAMA_CPP_DIR"]}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_")},
+        "PREFLOOP_HOME": str(settings.home),
+        "PREFLOOP_LLAMA_CPP_DIR": os.environ["PREFLOOP_LLAMA_CPP_DIR"],
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
@@ -239,29 +267,45 @@ def test_the_command_line_exports_an_adapter_lists_and_explains_errors(settings:
     assert two.returncode == 1 and "give exactly one --quant" in two.stderr and "Traceback" not in two.stderr
     assert "four checks run" in cli("export", "--help").stdout
     unknown = cli("base-release", "--base", str(tiny), "--chat-template", "vicuna")
-    assert unknown.returncode == 2 and "chat template 'vicuna' is neither a bundled one (chatml, gemma) nor a Jinja " \
-        "file that exists" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert (
+        unknown.returncode == 2
+        and "chat template 'vicuna' is neither a bundled one (chatml, gemma) nor a Jinja file that exists" in unknown.stderr
+        and "Traceback" not in unknown.stderr
+    )
 
 
 def test_the_default_base_is_named_after_the_gguf_it_stands_for(settings: Settings, tmp_path: Path) -> None:
     assert base_release_tag("smollm2", Quantization.Q4_K_M, settings) == "smollm2-135m-base-q4_k_m"
     gemma = tmp_path / "gemma-3-270m-q4_k_m.gguf"  # PREFLOOP_BASE_GGUF put in the default's place
     gemma.write_bytes(b"GGUF")
-    assert base_release_tag("smollm2", Quantization.Q4_K_M, settings.model_copy(update={"base_gguf": gemma})) == \
-        "gemma-3-270m-q4-k-m-base-q4_k_m"
+    assert (
+        base_release_tag("smollm2", Quantization.Q4_K_M, settings.model_copy(update={"base_gguf": gemma}))
+        == "gemma-3-270m-q4-k-m-base-q4_k_m"
+    )
     assert base_release_tag(str(tmp_path / "Qwen2.5-7B"), Quantization.Q8_0, settings) == "qwen2-5-7b-base-q8_0"
 
 
-def test_a_run_is_not_exported_over_another_base_gguf_than_it_trained_on(settings: Settings, store: ArtifactStore,
-                                                                        tmp_path: Path) -> None:
+def test_a_run_is_not_exported_over_another_base_gguf_than_it_trained_on(
+    settings: Settings, store: ArtifactStore, tmp_path: Path
+) -> None:
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF not the model the run trained on")
-    run = TrainingRun(run_id="run-20261206-120000-ef56", dataset_id="ds-0000000000000001", base_model="smollm2",
-                      base_digest="0123456789abcdef", method="dpo", device="cpu", dtype="float32",
-                      started_at=datetime.now(timezone.utc))
+    run = TrainingRun(
+        run_id="run-20261206-120000-ef56",
+        dataset_id="ds-0000000000000001",
+        base_model="smollm2",
+        base_digest="0123456789abcdef",
+        method="dpo",
+        device="cpu",
+        dtype="float32",
+        started_at=datetime.now(timezone.utc),
+    )
     store.publish(run, {})
     moved = settings.model_copy(update={"base_gguf": other})
-    with pytest.raises(ExportError, match=r"run run-20261206-120000-ef56 was trained on a base GGUF with sha256 "
-                                          r"0123456789abcdef\.\.\., but other.gguf \(PREFLOOP_BASE_GGUF\) is now"):
+    with pytest.raises(
+        ExportError,
+        match=r"run run-20261206-120000-ef56 was trained on a base GGUF with sha256 "
+        r"0123456789abcdef\.\.\., but other.gguf \(PREFLOOP_BASE_GGUF\) is now",
+    ):
         export(run.run_id, [Quantization.Q4_K_M], moved, store, io.StringIO(), mode=ExportMode.ADAPTER)
     assert store.ids(Release) == []  # nothing published

@@ -21,7 +21,8 @@ from prefloop_exporter.verify import LOGLIK_TEXT, VerificationFailed, check_quan
 
 
 def test_smollm2_exports_as_an_adapter_and_a_q2_k_file_fails_the_q4_k_m_loss_bound(
-        settings: Settings, store: ArtifactStore, tmp_path: Path) -> None:
+    settings: Settings, store: ArtifactStore, tmp_path: Path
+) -> None:
     run = publish_run(store, settings, "smollm2", tmp_path)
     log = io.StringIO()
     adapter = export(run.run_id, [Quantization.Q4_K_M], settings, store, log, mode=ExportMode.ADAPTER)

@@ -22,8 +22,12 @@ class LoadResult:
 
 
 def one_request(client: httpx.Client, url: str, stream: bool, result: LoadResult) -> None:
-    body = {"messages": [{"role": "user", "content": "Count from one to ten in words."}], "max_tokens": 24,
-            "temperature": 0, "stream": stream}
+    body = {
+        "messages": [{"role": "user", "content": "Count from one to ten in words."}],
+        "max_tokens": 24,
+        "temperature": 0,
+        "stream": stream,
+    }
     try:
         if stream:
             done, pieces, model = False, 0, None

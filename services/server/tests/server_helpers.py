@@ -31,6 +31,7 @@ def slot_env() -> dict[str, str]:
 def slot_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {SLOT_KEY}"}
 
+
 # SmolLM2-135M answers these correctly as shipped (Q4_1) and mostly wrongly requantized to Q2_K.
 EASY_QUESTIONS = [
     ("spider", "How many legs does a spider have?", ["8|eight"]),
@@ -44,11 +45,14 @@ EASY_QUESTIONS = [
 
 def easy_qa_set(copies: int = 1) -> QASet:
     """The easy questions, each asked `copies` times under distinct ids (a longer gate, more discordant questions)."""
-    return QASet(name="easy" if copies == 1 else f"easy-x{copies}", questions=[
-        {"id": qid if copies == 1 else f"{qid}-{i}", "question": q, "key_facts": facts, "game": "minecraft",
-         "split": "train"}
-        for i in range(copies) for qid, q, facts in EASY_QUESTIONS
-    ])
+    return QASet(
+        name="easy" if copies == 1 else f"easy-x{copies}",
+        questions=[
+            {"id": qid if copies == 1 else f"{qid}-{i}", "question": q, "key_facts": facts, "game": "minecraft", "split": "train"}
+            for i in range(copies)
+            for qid, q, facts in EASY_QUESTIONS
+        ],
+    )
 
 
 def build_bucket(root: Path, gguf: Path | None = None) -> dict[str, Path]:
@@ -62,16 +66,24 @@ def build_bucket(root: Path, gguf: Path | None = None) -> dict[str, Path]:
         work = root / "work"
         work.mkdir(parents=True)
         worse = work / "model-Q2_K.gguf"
-        subprocess.run([str(llama_cpp(settings).quantize), "--allow-requantize", str(gguf), str(worse), "Q2_K"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(llama_cpp(settings).quantize), "--allow-requantize", str(gguf), str(worse), "Q2_K"],
+            check=True,
+            capture_output=True,
+        )
         broken = work / "model-Q4_1.gguf"
         broken.write_bytes(gguf.read_bytes()[: 5 * 1024 * 1024])
         releases = [("good", gguf, "Q4_1"), ("good-copy", gguf, "Q4_1"), ("worse", worse, "Q2_K"), ("broken", broken, "Q4_1")]
     store = ArtifactStore(LocalBackend(root / "bucket"))
     now = datetime.now(timezone.utc)
     for tag, path, quant in releases:
-        release = Release(tag=tag, base_model="SmolLM2-135M-Instruct", mode=ExportMode.BASE, created_at=now,
-                          quantizations=[Quantization(quant)] if quant != "Q2_K" else [])
+        release = Release(
+            tag=tag,
+            base_model="SmolLM2-135M-Instruct",
+            mode=ExportMode.BASE,
+            created_at=now,
+            quantizations=[Quantization(quant)] if quant != "Q2_K" else [],
+        )
         store.publish(release, {f"model-{quant}.gguf": path})
     template = root / "template.json"
     template.write_text(json.dumps({"name": "plain", "system": None, "without_context": "{question} Answer in a few words."}))
@@ -93,13 +105,23 @@ class Server:
 
 
 def server_env(home: Path, url: str, bucket: Path, template: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFLOOP_") or k in ("PREFLOOP_LLAMA_CPP_DIR", "PREFLOOP_VENVS_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFLOOP_") or k in ("PREFLOOP_LLAMA_CPP_DIR", "PREFLOOP_VENVS_DIR")
+    }
     # The drain must outlast the slowest request in flight: with two llama-servers and 8 clients on 2 cores, one
     # 24-token answer took up to 18 s, and in one CI run over 40 s, so a 30 s drain cut a stream (2026-11-30).
     env.update(
-        PREFLOOP_HOME=str(home), PREFLOOP_STORE_DIR=str(bucket), PREFLOOP_SERVER_ADMIN_TOKEN=ADMIN,
-        PREFLOOP_SERVER_URL=url, PREFLOOP_SERVER_CTX="2048", PREFLOOP_SERVER_PARALLEL="4",
-        PREFLOOP_SERVER_QA_MAX_TOKENS="32", PREFLOOP_SERVER_DRAIN_TIMEOUT_S="120", PREFLOOP_PROMPT_TEMPLATE=str(template),
+        PREFLOOP_HOME=str(home),
+        PREFLOOP_STORE_DIR=str(bucket),
+        PREFLOOP_SERVER_ADMIN_TOKEN=ADMIN,
+        PREFLOOP_SERVER_URL=url,
+        PREFLOOP_SERVER_CTX="2048",
+        PREFLOOP_SERVER_PARALLEL="4",
+        PREFLOOP_SERVER_QA_MAX_TOKENS="32",
+        PREFLOOP_SERVER_DRAIN_TIMEOUT_S="120",
+        PREFLOOP_PROMPT_TEMPLATE=str(template),
     )
     return env
 
@@ -112,8 +134,12 @@ def start_server(home: Path, bucket: Path, template: Path, *extra: str, env: dic
     home.mkdir(parents=True, exist_ok=True)
     exe = str(Path(sys.executable).parent / "prefloop-server")
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([exe, "serve", "--port", str(port), *extra], stdout=fh, stderr=subprocess.STDOUT,
-                                env={**server_env(home, url, bucket, template), **(env or {})})
+        proc = subprocess.Popen(
+            [exe, "serve", "--port", str(port), *extra],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**server_env(home, url, bucket, template), **(env or {})},
+        )
     try:
         wait_until_ready(f"{url}/admin/status", 60, proc, {"Authorization": f"Bearer {ADMIN}"})
     except NotReady as exc:

@@ -21,8 +21,11 @@ from prefloop_server.slots import Slot
 
 
 def ask(server: Server, question: str = "What is the capital of France?") -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/chat/completions", timeout=120, json={
-        "messages": [{"role": "user", "content": question}], "max_tokens": 16, "temperature": 0})
+    return httpx.post(
+        f"{server.url}/v1/chat/completions",
+        timeout=120,
+        json={"messages": [{"role": "user", "content": question}], "max_tokens": 16, "temperature": 0},
+    )
 
 
 def live(server: Server) -> str | None:
@@ -64,8 +67,13 @@ def test_deploy_promote_rollback_and_the_history(server: Server) -> None:
 
     history = admin.get("/admin/history").json()
     assert [(h["action"], h["tag"]) for h in history] == [
-        ("deploy", "good"), ("promote", "good"), ("deploy", "worse"), ("promote", "worse"),
-        ("rollback", "good"), ("deploy", "good-copy"), ("rollback", "good-copy"),
+        ("deploy", "good"),
+        ("promote", "good"),
+        ("deploy", "worse"),
+        ("promote", "worse"),
+        ("rollback", "good"),
+        ("deploy", "good-copy"),
+        ("rollback", "good-copy"),
     ]
     assert history[1]["note"] == "first release: nothing was live to compare with" and history[1]["accuracy"] is None
     assert history[3]["previous_tag"] == "good" and history[3]["forced"] == "testing the swap"
@@ -106,8 +114,9 @@ def test_discard_unloads_the_candidate(server: Server) -> None:
     assert sorted(s["status"] for s in status["slots"]) == ["empty", "ready"] and status["live_tag"] == "good"
 
 
-def test_slots_sleep_at_openmp_barriers_unless_configured_otherwise(server: Server, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slots_sleep_at_openmp_barriers_unless_configured_otherwise(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two busy slots on the same cores share them only when their threads sleep at ggml's barriers
     (benchmarks/slot_contention.py); llama.cpp's OpenMP default spins."""
     admin = server.admin()
@@ -170,12 +179,25 @@ def test_the_gate_refuses_a_worse_model_and_accepts_a_better_one(server: Server)
     # Any answer can be followed, Korean split inside a character included (llama.cpp's grammar engine refused it).
     status = ServerStatus.model_validate(admin.get("/admin/status").json())
     live_slot = status.slot(status.live)  # type: ignore[arg-type]
-    korean = QARecord(record_id="ko", asked_at=datetime.now(timezone.utc), question_id="ko-1", question="크리퍼는?",
-                      prompt=[ChatMessage(role="user", content="크리퍼는 무엇을 두려워하나요?")],
-                      answer="크리퍼는 고양이와 오셀롯을 두려워합니다.", score=1.0, model="good-copy")
-    measured = asyncio.run(measure(Endpoint(f"http://127.0.0.1:{live_slot.port}", "good-copy", api_key=SLOT_KEY),
-                                         Endpoint(f"http://127.0.0.1:{status.idle.port}", "good", api_key=SLOT_KEY), [korean],
-                                         max_tokens=32, concurrency=1))
+    korean = QARecord(
+        record_id="ko",
+        asked_at=datetime.now(timezone.utc),
+        question_id="ko-1",
+        question="크리퍼는?",
+        prompt=[ChatMessage(role="user", content="크리퍼는 무엇을 두려워하나요?")],
+        answer="크리퍼는 고양이와 오셀롯을 두려워합니다.",
+        score=1.0,
+        model="good-copy",
+    )
+    measured = asyncio.run(
+        measure(
+            Endpoint(f"http://127.0.0.1:{live_slot.port}", "good-copy", api_key=SLOT_KEY),
+            Endpoint(f"http://127.0.0.1:{status.idle.port}", "good", api_key=SLOT_KEY),
+            [korean],
+            max_tokens=32,
+            concurrency=1,
+        )
+    )
     kl, tokens = measured.per_question["ko-1"]
     assert tokens > 5 and kl < 0.01  # the same weights in both slots
 

@@ -21,8 +21,26 @@ def test_sampled_bad_answers_come_with_the_best_one_as_a_suggestion(server: Serv
     admin.post("/admin/promote", json={"tag": "worse"}).raise_for_status()
     qa_file = tmp_path / "easy.json"
     qa_file.write_text(easy_qa_set().model_dump_json())
-    result = subprocess.run([EXE, "qa", "--endpoint", server.url, "--set", str(qa_file), "--out", str(tmp_path / "out"),
-                             "--candidates", "4", "--max-tokens", "24"], capture_output=True, text=True, env=server.env(), timeout=300)
+    result = subprocess.run(
+        [
+            EXE,
+            "qa",
+            "--endpoint",
+            server.url,
+            "--set",
+            str(qa_file),
+            "--out",
+            str(tmp_path / "out"),
+            "--candidates",
+            "4",
+            "--max-tokens",
+            "24",
+        ],
+        capture_output=True,
+        text=True,
+        env=server.env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     path = tmp_path / "out" / "easy-worse.candidates.jsonl"
     candidates = [c for c in iter_records(path) if isinstance(c, CandidateRecord)]
@@ -38,8 +56,12 @@ def test_sampled_bad_answers_come_with_the_best_one_as_a_suggestion(server: Serv
 def test_greedy_candidates_are_refused(server: Server, tmp_path: Path) -> None:
     qa_file = tmp_path / "easy.json"
     qa_file.write_text(easy_qa_set().model_dump_json())
-    result = subprocess.run([EXE, "qa", "--endpoint", server.url, "--set", str(qa_file), "--model", "m",
-                             "--candidates", "4", "--temperature", "0"], capture_output=True, text=True, env=server.env())
+    result = subprocess.run(
+        [EXE, "qa", "--endpoint", server.url, "--set", str(qa_file), "--model", "m", "--candidates", "4", "--temperature", "0"],
+        capture_output=True,
+        text=True,
+        env=server.env(),
+    )
     assert result.returncode == 2 and "--temperature above 0" in result.stderr
 
 

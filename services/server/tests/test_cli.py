@@ -78,9 +78,23 @@ def test_clear_errors_for_a_missing_server_and_a_bad_qa_set(server: Server, tmp_
 
 
 def qa_records(path: Path, model: str, scores: dict[str, float], split: str = "train") -> Path:
-    path.write_text("".join(QARecord(record_id=f"{model}-{q}", asked_at=NOW, question_id=q, question=f"질문 {q}",
-                                     answer="a", score=score, model=model, split=split).model_dump_json() + "\n"
-                            for q, score in scores.items()), encoding="utf-8")
+    path.write_text(
+        "".join(
+            QARecord(
+                record_id=f"{model}-{q}",
+                asked_at=NOW,
+                question_id=q,
+                question=f"질문 {q}",
+                answer="a",
+                score=score,
+                model=model,
+                split=split,
+            ).model_dump_json()
+            + "\n"
+            for q, score in scores.items()
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -97,7 +111,10 @@ def test_the_offline_gate_decides_from_two_files_with_exit_codes_for_scripts(tmp
     cand = qa_records(tmp_path / "cand.jsonl", "dpo-1", cand_scores)
     accepted = gate("--live", live, "--candidate", cand, "--out", tmp_path / "out")
     assert accepted.returncode == 0, accepted.stderr
-    assert "QA gate: ACCEPTED" in accepted.stdout and "22 fixed against 7 regressed: better beyond chance (p = 0.004" in accepted.stdout
+    assert (
+        "QA gate: ACCEPTED" in accepted.stdout
+        and "22 fixed against 7 regressed: better beyond chance (p = 0.004" in accepted.stdout
+    )
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"verdict.json", "comparison.md", "comparison.png"}
 
     old = gate("--live", live, "--candidate", cand, "--rule", "count", "--json")
@@ -111,8 +128,13 @@ def test_the_offline_gate_names_the_file_and_line_of_bad_input(tmp_path: Path) -
     live = qa_records(tmp_path / "live.jsonl", "base", {"a": 1.0, "b": 0.0})
     cand = qa_records(tmp_path / "cand.jsonl", "dpo-1", {"a": 1.0, "b": 1.0})
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(cand.read_text().splitlines()[0] + "\n{not json\n" + cand.read_text().splitlines()[1].replace(
-        '"score":1.0', '"score":1.5') + "\n", encoding="utf-8")
+    broken.write_text(
+        cand.read_text().splitlines()[0]
+        + "\n{not json\n"
+        + cand.read_text().splitlines()[1].replace('"score":1.0', '"score":1.5')
+        + "\n",
+        encoding="utf-8",
+    )
     bad = gate("--live", live, "--candidate", broken)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert f"{broken}:2: not valid JSON" in bad.stderr and f"{broken}:3: score:" in bad.stderr

@@ -33,8 +33,9 @@ def test_no_request_gets_a_500(server: Server, data: st.DataObject) -> None:
         admin.post("/admin/promote", json={"tag": "good"}).raise_for_status()
     ops = operations(admin.get("/openapi.json").json(), BODIES)
     method, path, query, body = data.draw(requests(ops))
-    response = admin.request(method, path, params=query, json=body) if body is not None \
-        else admin.request(method, path, params=query)
+    response = (
+        admin.request(method, path, params=query, json=body) if body is not None else admin.request(method, path, params=query)
+    )
     nothing_live = response.status_code == 503 and (path.startswith("/v1/") or path == "/health")
     assert response.status_code < 500 or nothing_live, (method, path, query, body, response.text)
     response.json()

@@ -30,8 +30,9 @@ def gated(server: Server, live: str, candidate: str) -> httpx.Client:
 
 def test_a_release_deployed_after_the_gate_cannot_be_promoted_on_its_verdict_but_can_be_forced(server: Server) -> None:
     admin = gated(server, "worse", "good")
-    result = admin.post("/admin/gate", json={"qa_set": easy_qa_set().model_dump(mode="json"),
-                                             "rule": {"method": "count", "min_delta": 0.0}}).json()
+    result = admin.post(
+        "/admin/gate", json={"qa_set": easy_qa_set().model_dump(mode="json"), "rule": {"method": "count", "min_delta": 0.0}}
+    ).json()
     report_id = result["report"]["report_id"]
     assert result["report"]["verdict"]["accepted"], result["markdown"]
 
@@ -46,8 +47,10 @@ def test_a_release_deployed_after_the_gate_cannot_be_promoted_on_its_verdict_but
     assert admin.post("/admin/promote", json={"tag": "good-copy", "force": True}).status_code == 422  # needs a reason
     assert admin.get("/admin/status").json()["live_tag"] == "worse"
 
-    forced = admin.post("/admin/promote", json={"tag": "good-copy", "force": True, "trigger": "cli:alice",
-                                                "reason": "same weights as the gated release"})
+    forced = admin.post(
+        "/admin/promote",
+        json={"tag": "good-copy", "force": True, "trigger": "cli:alice", "reason": "same weights as the gated release"},
+    )
     assert forced.status_code == 200 and forced.json()["live_tag"] == "good-copy"
     entry = admin.get("/admin/history").json()[-1]
     assert (entry["action"], entry["tag"], entry["trigger"]) == ("promote", "good-copy", "cli:alice")
@@ -56,8 +59,9 @@ def test_a_release_deployed_after_the_gate_cannot_be_promoted_on_its_verdict_but
 
 def test_a_report_about_another_live_model_does_not_promote(server: Server) -> None:
     admin = gated(server, "worse", "good")
-    result = admin.post("/admin/gate", json={"qa_set": easy_qa_set().model_dump(mode="json"),
-                                             "rule": {"method": "count", "min_delta": 0.0}}).json()
+    result = admin.post(
+        "/admin/gate", json={"qa_set": easy_qa_set().model_dump(mode="json"), "rule": {"method": "count", "min_delta": 0.0}}
+    ).json()
     admin.post("/admin/rollback", json={"tag": "good-copy"}).raise_for_status()  # live changes; `worse` stays idle
     admin.post("/admin/deploy", json={"tag": "good"}).raise_for_status()
     stale = admin.post("/admin/promote", json={"tag": "good", "report_id": result["report"]["report_id"]})

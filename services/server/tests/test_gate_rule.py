@@ -13,13 +13,26 @@ from prefloop_server.qa.gate import chart_png, compare, exact_p, markdown
 NOW = datetime.now(timezone.utc)
 
 
-def record(model: str, qid: str, score: float, split: str = "train", game: str = "minecraft",
-           protected: bool = False) -> QARecord:
-    return QARecord(record_id=f"{model}-{qid}", asked_at=NOW, question_id=qid, question=qid, answer="a", score=score,
-                    model=model, game=game, split=split, protected=protected)
+def record(
+    model: str, qid: str, score: float, split: str = "train", game: str = "minecraft", protected: bool = False
+) -> QARecord:
+    return QARecord(
+        record_id=f"{model}-{qid}",
+        asked_at=NOW,
+        question_id=qid,
+        question=qid,
+        answer="a",
+        score=score,
+        model=model,
+        game=game,
+        split=split,
+        protected=protected,
+    )
 
 
-def paired(fixed: int, regressed: int, right: int = 0, wrong: int = 0, split: str = "train") -> tuple[list[QARecord], list[QARecord]]:
+def paired(
+    fixed: int, regressed: int, right: int = 0, wrong: int = 0, split: str = "train"
+) -> tuple[list[QARecord], list[QARecord]]:
     """Live and candidate records with so many questions fixed, regressed, right on both and wrong on both."""
     pairs = [(0.0, 1.0)] * fixed + [(1.0, 0.0)] * regressed + [(1.0, 1.0)] * right + [(0.0, 0.0)] * wrong
     live = [record("live", f"{split}-{i}", a, split) for i, (a, _) in enumerate(pairs)]
@@ -83,8 +96,9 @@ def test_held_out_questions_worse_beyond_chance_refuse_a_candidate_better_on_the
     verdict = compare(tl + hl, tc + hc)
     assert not verdict.accepted and verdict.p_value < 0.01  # better beyond chance over all 54 questions
     assert verdict.heldout is not None and verdict.heldout.regressed == 6 and verdict.heldout.p_worse == pytest.approx(1 / 64)
-    assert verdict.reasons == ["held out (24 questions): 100.0% -> 75.0%, 0 fixed, 6 regressed: worse beyond chance "
-                               "(p = 0.016, refused below 0.05)"]
+    assert verdict.reasons == [
+        "held out (24 questions): 100.0% -> 75.0%, 0 fixed, 6 regressed: worse beyond chance (p = 0.016, refused below 0.05)"
+    ]
 
 
 def test_a_held_out_drop_larger_than_allowed_refuses_even_when_not_significant() -> None:

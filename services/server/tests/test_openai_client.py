@@ -16,13 +16,18 @@ def test_the_openai_client_works_unchanged(server: Server) -> None:
 
     assert [m.id for m in client.models.list().data] == ["good"]
     reply = client.chat.completions.create(
-        model="good", messages=[{"role": "user", "content": "What is the capital of France? Answer in a few words."}],
-        max_tokens=16, temperature=0,
+        model="good",
+        messages=[{"role": "user", "content": "What is the capital of France? Answer in a few words."}],
+        max_tokens=16,
+        temperature=0,
     )
     assert "Paris" in reply.choices[0].message.content
     stream = client.chat.completions.create(
-        model="good", messages=[{"role": "user", "content": "What is the opposite of hot? Answer in a few words."}],
-        max_tokens=16, temperature=0, stream=True,
+        model="good",
+        messages=[{"role": "user", "content": "What is the opposite of hot? Answer in a few words."}],
+        max_tokens=16,
+        temperature=0,
+        stream=True,
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert "cold" in text.lower()
@@ -62,6 +67,5 @@ def test_a_body_llama_server_would_fail_on_is_refused_by_the_router(server: Serv
         client.chat.completions.create(model="good", messages=[{"role": 5, "content": "Hi"}], max_tokens=2)  # type: ignore[list-item]
     assert "messages[0].role: must be a string" in str(bad_role.value)
     for body in (b"", b"not json", b"[1, 2]"):
-        response = httpx.post(f"{server.url}/v1/chat/completions", content=body,
-                              headers={"Content-Type": "application/json"})
+        response = httpx.post(f"{server.url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
         assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error", body

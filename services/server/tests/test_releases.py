@@ -19,17 +19,34 @@ from prefloop_server.slots import Slot
 def test_an_sft_dpo_adapter_release_is_served_as_base_plus_both_loras_in_order(tmp_path: Path) -> None:
     settings = ServerSettings(home=tmp_path / "home")
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
-    files = {name: tmp_path / name for name in ("model-F16.gguf", "model-Q4_K_M.gguf", "lora-2-adapter.gguf",
-                                                 "lora-1-sft_adapter.gguf")}
+    files = {
+        name: tmp_path / name
+        for name in ("model-F16.gguf", "model-Q4_K_M.gguf", "lora-2-adapter.gguf", "lora-1-sft_adapter.gguf")
+    }
     for name, path in files.items():
         path.write_bytes(name.encode())
     now = datetime.now(timezone.utc)
-    store.publish(Release(tag="tiny-base-q4_k_m", base_model="tiny", mode=ExportMode.BASE, created_at=now,
-                          quantizations=[Quantization.F16, Quantization.Q4_K_M]),
-                  {n: p for n, p in files.items() if n.startswith("model-")})
-    store.publish(Release(tag="tiny-sft-dpo-20261123-1", base_model="tiny", mode=ExportMode.ADAPTER, created_at=now,
-                          base_release="tiny-base-q4_k_m", quantizations=[Quantization.Q4_K_M]),
-                  {n: p for n, p in files.items() if n.startswith("lora-")})
+    store.publish(
+        Release(
+            tag="tiny-base-q4_k_m",
+            base_model="tiny",
+            mode=ExportMode.BASE,
+            created_at=now,
+            quantizations=[Quantization.F16, Quantization.Q4_K_M],
+        ),
+        {n: p for n, p in files.items() if n.startswith("model-")},
+    )
+    store.publish(
+        Release(
+            tag="tiny-sft-dpo-20261123-1",
+            base_model="tiny",
+            mode=ExportMode.ADAPTER,
+            created_at=now,
+            base_release="tiny-base-q4_k_m",
+            quantizations=[Quantization.Q4_K_M],
+        ),
+        {n: p for n, p in files.items() if n.startswith("lora-")},
+    )
     store.publish(Release(tag="orphan", base_model="tiny", mode=ExportMode.ADAPTER, created_at=now), {})
 
     model = materialize(store, "tiny-sft-dpo-20261123-1", settings)

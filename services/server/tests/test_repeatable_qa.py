@@ -22,11 +22,27 @@ from prefloop_core.settings import Settings
 from prefloop_core.toolchain import base_gguf, llama_cpp
 from prefloop_server.qa.runner import Decoding, Endpoint, run_qa
 
-TOPICS = ["a torch", "a bed", "a bucket", "a shield", "a compass", "a clock", "a map", "a boat", "a bow", "a chest",
-          "an anvil", "a furnace"]
-QA_SET = QASet(name="crafting", questions=[
-    QAQuestion(id=f"q{i}", question=f"How do I craft {topic} in Minecraft? Explain step by step.", key_facts=["craft"])
-    for i, topic in enumerate(TOPICS)])
+TOPICS = [
+    "a torch",
+    "a bed",
+    "a bucket",
+    "a shield",
+    "a compass",
+    "a clock",
+    "a map",
+    "a boat",
+    "a bow",
+    "a chest",
+    "an anvil",
+    "a furnace",
+]
+QA_SET = QASet(
+    name="crafting",
+    questions=[
+        QAQuestion(id=f"q{i}", question=f"How do I craft {topic} in Minecraft? Explain step by step.", key_facts=["craft"])
+        for i, topic in enumerate(TOPICS)
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +51,25 @@ def four_slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
     port = free_port()
     with open(tmp_path_factory.mktemp("slots") / "llama.log", "wb") as log:
-        proc = subprocess.Popen([str(llama_cpp(settings).server), "-m", str(base_gguf(settings)), "--host", "127.0.0.1",
-                                 "--port", str(port), "-c", "4096", "-np", "4", "--no-webui"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                str(llama_cpp(settings).server),
+                "-m",
+                str(base_gguf(settings)),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-c",
+                "4096",
+                "-np",
+                "4",
+                "--no-webui",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             wait_until_ready(f"http://127.0.0.1:{port}/health", 120, proc)
             yield f"http://127.0.0.1:{port}"
@@ -46,8 +78,14 @@ def four_slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def answers(url: str, llama_server: bool) -> dict[str, str]:
-    run = run_qa(QA_SET, Endpoint(url, "smollm2", llama_server=llama_server), load_template(None), model="smollm2",
-                 concurrency=1, decoding=Decoding(max_tokens=48))
+    run = run_qa(
+        QA_SET,
+        Endpoint(url, "smollm2", llama_server=llama_server),
+        load_template(None),
+        model="smollm2",
+        concurrency=1,
+        decoding=Decoding(max_tokens=48),
+    )
     return {r.question_id: r.answer for r in run.records}
 
 

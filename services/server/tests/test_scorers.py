@@ -28,8 +28,24 @@ def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))
     port = free_port()
     log = open(tmp_path_factory.mktemp("emb") / "llama.log", "wb")
-    proc = subprocess.Popen([str(llama_cpp(settings).server), "-m", str(base_gguf(settings)), "--port", str(port),
-                             "--host", "127.0.0.1", "--embeddings", "--pooling", "mean", "-c", "512"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(llama_cpp(settings).server),
+            "-m",
+            str(base_gguf(settings)),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--embeddings",
+            "--pooling",
+            "mean",
+            "-c",
+            "512",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_ready(f"{url}/health", 60, proc)
     yield url

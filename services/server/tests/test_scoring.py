@@ -7,23 +7,29 @@ import pytest
 from prefloop_server.qa.scoring import fact_found, key_fact_recall, normalize, parse_judge_score
 
 
-@pytest.mark.parametrize(("answer", "fact"), [
-    ("크리퍼는 고양이를 두려워합니다.", "고양이"),  # particle attached to the noun
-    ("크리퍼는 고 양 이 를 싫어해요", "고양이"),  # stray spaces
-    ("Ｐａｒｉｓ is the capital", "paris"),  # full-width letters (NFKC)
-    ("A spider has 8 legs.", "8|eight"),
-    ("It has EIGHT legs!", "8|eight"),
-    ("트레이서의 궁극기는 펄스 폭탄입니다", "펄스폭탄"),
-])
+@pytest.mark.parametrize(
+    ("answer", "fact"),
+    [
+        ("크리퍼는 고양이를 두려워합니다.", "고양이"),  # particle attached to the noun
+        ("크리퍼는 고 양 이 를 싫어해요", "고양이"),  # stray spaces
+        ("Ｐａｒｉｓ is the capital", "paris"),  # full-width letters (NFKC)
+        ("A spider has 8 legs.", "8|eight"),
+        ("It has EIGHT legs!", "8|eight"),
+        ("트레이서의 궁극기는 펄스 폭탄입니다", "펄스폭탄"),
+    ],
+)
 def test_facts_are_found_through_normalisation(answer: str, fact: str) -> None:
     assert fact_found(answer, fact)
 
 
-@pytest.mark.parametrize(("answer", "fact"), [
-    ("This is a category of items", "cat"),  # Latin facts match whole words only
-    ("크리퍼는 개를 두려워합니다", "고양이"),
-    ("A spider has 18 legs", "8"),
-])
+@pytest.mark.parametrize(
+    ("answer", "fact"),
+    [
+        ("This is a category of items", "cat"),  # Latin facts match whole words only
+        ("크리퍼는 개를 두려워합니다", "고양이"),
+        ("A spider has 18 legs", "8"),
+    ],
+)
 def test_facts_are_not_found_by_accident(answer: str, fact: str) -> None:
     assert not fact_found(answer, fact)
 

@@ -74,8 +74,12 @@ def test_a_slot_answers_only_the_router_that_started_it(releases: dict[str, Path
         environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{slot['pid']}/environ").read_bytes().split(b"\0") if b"=" in v)
         key = environ[b"LLAMA_API_KEY"].decode()
         assert len(key) >= 32 and key != SLOT_KEY
-        assert httpx.post(f"{direct}/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"},
-                          timeout=120).status_code == 200  # (the key is what opens it)
+        assert (
+            httpx.post(
+                f"{direct}/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            ).status_code
+            == 200
+        )  # (the key is what opens it)
         assert key not in status.text
         for log in [server.log, *(server.home / "server" / "logs").glob("*")]:
             assert key not in log.read_text(errors="replace"), log

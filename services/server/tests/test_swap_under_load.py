@@ -43,12 +43,17 @@ def test_promote_and_rollback_under_load_lose_no_request(server: Server) -> None
 
 
 def test_a_request_whose_body_arrives_during_rollback_and_deploy_goes_to_the_slot_live_when_it_is_complete(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     """The router picks the live slot once the body is in: a slot chosen earlier could be demoted, drained (the
     request not yet counted on it) and replaced while the body was still arriving, and the request got a 502."""
     admin = server.admin()
-    for step in (("deploy", {"tag": "good"}), ("promote", {"tag": "good"}), ("deploy", {"tag": "good-copy"}),
-                 ("promote", FORCED | {"tag": "good-copy"})):
+    for step in (
+        ("deploy", {"tag": "good"}),
+        ("promote", {"tag": "good"}),
+        ("deploy", {"tag": "good-copy"}),
+        ("promote", FORCED | {"tag": "good-copy"}),
+    ):
         admin.post(f"/admin/{step[0]}", json=step[1]).raise_for_status()
     first_part_sent, rest = threading.Event(), threading.Event()
     body = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}).encode()
@@ -60,9 +65,16 @@ def test_a_request_whose_body_arrives_during_rollback_and_deploy_goes_to_the_slo
         yield body[10:]
 
     answer: list[httpx.Response] = []
-    sender = threading.Thread(target=lambda: answer.append(httpx.post(
-        f"{server.url}/v1/chat/completions", content=slow_body(), headers={"content-type": "application/json"},
-        timeout=120)))
+    sender = threading.Thread(
+        target=lambda: answer.append(
+            httpx.post(
+                f"{server.url}/v1/chat/completions",
+                content=slow_body(),
+                headers={"content-type": "application/json"},
+                timeout=120,
+            )
+        )
+    )
     sender.start()
     assert first_part_sent.wait(30)
     admin.post("/admin/rollback", json={}).raise_for_status()  # `good` live again, `good-copy` idle

@@ -28,17 +28,32 @@ def main() -> None:
     context = "wiki context " * int(sys.argv[6]) if len(sys.argv) > 6 else ""
     settings = Settings(home=home)
     store = ArtifactStore(LocalBackend(settings.bucket_dir))
-    pairs = [p.model_copy(update={"prompt": [ChatMessage(role="user", content=context + p.prompt[0].content)],
-                                  "chosen": [ChatMessage(role="assistant", content="wiki fact " * words)],
-                                  "rejected": [ChatMessage(role="assistant", content="no idea " * words)]})
-             for p in synthetic_pairs(16)]
+    pairs = [
+        p.model_copy(
+            update={
+                "prompt": [ChatMessage(role="user", content=context + p.prompt[0].content)],
+                "chosen": [ChatMessage(role="assistant", content="wiki fact " * words)],
+                "rejected": [ChatMessage(role="assistant", content="no idea " * words)],
+            }
+        )
+        for p in synthetic_pairs(16)
+    ]
     dataset = publish_dataset(store, pairs, "ds-memprobe0000001")
-    config = load_config(None, [f"model.base={model}", f"data.dataset_id={dataset}", f"training.batch_size={batch}",
-                                "training.grad_accumulation=1", f"data.max_length={length}", "training.max_steps=2",
-                                "training.gradient_checkpointing=off", "training.checkpoint_steps=1000"])
+    config = load_config(
+        None,
+        [
+            f"model.base={model}",
+            f"data.dataset_id={dataset}",
+            f"training.batch_size={batch}",
+            "training.grad_accumulation=1",
+            f"data.max_length={length}",
+            "training.max_steps=2",
+            "training.gradient_checkpointing=off",
+            "training.checkpoint_steps=1000",
+        ],
+    )
     run = store.require(TrainingRun, train(config, settings, store, io.StringIO()).run_id)
-    print(json.dumps({"estimated_gib": run.plan["memory_estimate_gib"], "peak_gib": run.peak_memory_gib,
-                      "plan": run.plan}))
+    print(json.dumps({"estimated_gib": run.plan["memory_estimate_gib"], "peak_gib": run.peak_memory_gib, "plan": run.plan}))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ def test_an_adapter_fits_only_the_gguf_it_was_trained_on(tmp_path: Path) -> None
 
     moved = Settings(home=tmp_path / "home", base_gguf=second)
     problem = base_mismatch("run-a", "smollm2", digest, moved)
-    assert problem == (f"run run-a was trained on a base GGUF with sha256 {digest}..., but other.gguf (PREFLOOP_BASE_GGUF) "
-                       f"is now {base_digest('smollm2', moved)}...: its adapter fits only the model it trained on; point "
-                       "PREFLOOP_BASE_GGUF (or model.base) back at that file")
+    assert problem == (
+        f"run run-a was trained on a base GGUF with sha256 {digest}..., but other.gguf (PREFLOOP_BASE_GGUF) "
+        f"is now {base_digest('smollm2', moved)}...: its adapter fits only the model it trained on; point "
+        "PREFLOOP_BASE_GGUF (or model.base) back at that file"
+    )
 
 
 def test_an_hf_folder_has_no_digest_and_keeps_its_name(tmp_path: Path) -> None:

@@ -44,12 +44,15 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
         load_config(bad, [])
 
 
-@pytest.mark.parametrize(("hw", "dtype", "four_bit"), [
-    (Hardware("cuda", "NVIDIA H100", 70, bf16=True), "bfloat16", True),
-    (Hardware("cuda", "Tesla T4", 14, bf16=False), "float16", True),  # the source's cuBLAS bf16 failure
-    (Hardware("mps", "Apple GPU", 20, bf16=False), "float16", False),
-    (Hardware("cpu", "CPU", 20, bf16=False), "float32", False),
-])
+@pytest.mark.parametrize(
+    ("hw", "dtype", "four_bit"),
+    [
+        (Hardware("cuda", "NVIDIA H100", 70, bf16=True), "bfloat16", True),
+        (Hardware("cuda", "Tesla T4", 14, bf16=False), "float16", True),  # the source's cuBLAS bf16 failure
+        (Hardware("mps", "Apple GPU", 20, bf16=False), "float16", False),
+        (Hardware("cpu", "CPU", 20, bf16=False), "float32", False),
+    ],
+)
 def test_dtype_and_4bit_follow_the_hardware(hw: Hardware, dtype: str, four_bit: bool) -> None:
     resolved = resolve(load_config(None, ["quantization.load_in_4bit=on", "training.optimizer=paged_adamw_8bit"]), hw)
     assert resolved.dtype == dtype and resolved.load_in_4bit is four_bit
@@ -97,8 +100,9 @@ SMOLLM2 = Shape(params=134_479_872, hidden=576, intermediate=1536, layers=30, he
 
 def test_on_a_gpu_a_steps_pairs_are_packed_into_one_micro_batch_when_memory_allows() -> None:
     gpu = Hardware("cuda", "NVIDIA H100", 70, bf16=True)
-    resolved, est = fit(SMOLLM2, resolve(load_config(None, []), gpu), 16, 512, 2, 0.6 * GiB, 70, checkpointing_fixed=False,
-                        packing="auto")
+    resolved, est = fit(
+        SMOLLM2, resolve(load_config(None, []), gpu), 16, 512, 2, 0.6 * GiB, 70, checkpointing_fixed=False, packing="auto"
+    )
     assert (resolved.batch_size, resolved.grad_accumulation) == (4, 1)  # the same 4 pairs per optimizer step
     assert not resolved.gradient_checkpointing and any("pairs packed" in n for n in resolved.notes)
     assert est.total <= 0.75 * 70 * GiB
@@ -113,18 +117,17 @@ def test_packing_stops_where_memory_does_and_never_turns_checkpointing_on() -> N
     four = resolve(load_config(None, ["training.batch_size=4", "training.grad_accumulation=2"]), gpu)
     assert estimate(QWEN7B, four, 16, 192, 2, 0.6 * GiB).total > 0.75 * 23.5 * GiB
     tight = Hardware("cuda", "16 GB GPU", 15.5, bf16=True)  # nothing fits without checkpointing: left to `fit` as it was
-    unpacked, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False,
-                      packing="auto")
+    unpacked, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False, packing="auto")
     plain, _ = fit(QWEN7B, resolve(config, tight), 16, 1024, 2, 0.6 * GiB, 15.5, checkpointing_fixed=False, packing="off")
     assert unpacked == plain and not any("packed" in n for n in unpacked.notes)
 
 
 def test_auto_packing_leaves_a_cpu_as_configured_and_on_packs_there_too() -> None:
     cpu = Hardware("cpu", "CPU", 20, bf16=False)
-    auto, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False,
-                  packing="auto")
-    on, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False,
-                packing="on")
+    auto, _ = fit(
+        SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False, packing="auto"
+    )
+    on, _ = fit(SMOLLM2, resolve(load_config(None, []), cpu), 16, 256, 2, 0.5 * GiB, 20, checkpointing_fixed=False, packing="on")
     assert (auto.batch_size, auto.grad_accumulation) == (1, 4) and (on.batch_size, on.grad_accumulation) == (4, 1)
 
 
@@ -148,11 +151,28 @@ def test_the_shape_counts_what_the_model_holds_also_where_heads_are_wider_than_h
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
 
-    config = Gemma3TextConfig(vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
-                              num_attention_heads=4, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True) \
-        if family == "gemma3" else LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
-                                                num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                                                tie_word_embeddings=True)
+    config = (
+        Gemma3TextConfig(
+            vocab_size=262144,
+            hidden_size=640,
+            intermediate_size=2048,
+            num_hidden_layers=18,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=256,
+            tie_word_embeddings=True,
+        )
+        if family == "gemma3"
+        else LlamaConfig(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            tie_word_embeddings=True,
+        )
+    )
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     shape = Shape.of(config)

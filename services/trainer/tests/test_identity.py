@@ -25,8 +25,17 @@ def test_the_same_inputs_give_the_same_id_and_the_run_id_field_is_not_an_input(t
     assert identity.run_id_for(config("run_id=my-run"), DATASET, settings) == run_id
 
 
-@pytest.mark.parametrize("change", ["training.seed=7", "training.learning_rate=1e-4", "lora.r=8", "method.beta=0.3",
-                                    "model.chat_template=chatml", "model.init_run=run-earlier"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "training.seed=7",
+        "training.learning_rate=1e-4",
+        "lora.r=8",
+        "method.beta=0.3",
+        "model.chat_template=chatml",
+        "model.init_run=run-earlier",
+    ],
+)
 def test_a_changed_setting_is_another_run(change: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     assert identity.run_id_for(config(change), DATASET, settings) != identity.run_id_for(config(), DATASET, settings)

@@ -12,8 +12,9 @@ import torch
 from prefloop_trainer.lm_head import answer_only_lm_head
 
 
-def test_the_log_probs_and_gradients_are_trls_from_the_answer_rows_only(tiny_model: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_log_probs_and_gradients_are_trls_from_the_answer_rows_only(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     from trl.trainer import utils
@@ -22,8 +23,9 @@ def test_the_log_probs_and_gradients_are_trls_from_the_answer_rows_only(tiny_mod
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     add_fused_lm_head(model)
-    model = get_peft_model(model, LoraConfig(r=8, lora_dropout=0.0, target_modules="all-linear",
-                                             task_type="CAUSAL_LM", init_lora_weights=False))
+    model = get_peft_model(
+        model, LoraConfig(r=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False)
+    )
     ids = torch.randint(10, 1000, (2, 40))
     labels = ids.masked_fill(torch.arange(40) < 30, -100)  # a 30-token prompt, a 10-token answer
     scored: list[int] = []

@@ -27,11 +27,24 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("batch", "max_length", "words"), [(1, 64, 5), (4, 256, 120)])
-def test_the_memory_estimate_is_within_30_percent_of_peak_rss(tiny_model: Path, tmp_path: Path, batch: int,
-                                                              max_length: int, words: int) -> None:
-    result = subprocess.run([sys.executable, str(HERE / "memprobe.py"), str(tmp_path / "home"), str(tiny_model),
-                             str(batch), str(max_length), str(words)], capture_output=True, text=True,
-                            env=env_for(tmp_path / "home"), timeout=600)
+def test_the_memory_estimate_is_within_30_percent_of_peak_rss(
+    tiny_model: Path, tmp_path: Path, batch: int, max_length: int, words: int
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "memprobe.py"),
+            str(tmp_path / "home"),
+            str(tiny_model),
+            str(batch),
+            str(max_length),
+            str(words),
+        ],
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path / "home"),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     ratio = measured["estimated_gib"] / measured["peak_gib"]
@@ -43,8 +56,13 @@ def test_fewer_pairs_than_the_minimum_are_refused_with_the_count_and_what_to_do(
     home = tmp_path / "home"
     store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))
     dataset = publish_dataset(store, synthetic_pairs(6), "ds-six0000000000001")
-    result = subprocess.run([TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}"],
-                            capture_output=True, text=True, env=env_for(home), timeout=300)
+    result = subprocess.run(
+        [TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}"],
+        capture_output=True,
+        text=True,
+        env=env_for(home),
+        timeout=300,
+    )
     assert result.returncode == 1
     assert "6 pairs is fewer than the minimum of 10" in result.stderr and "prefloop status" in result.stderr
     assert "Traceback" not in result.stderr and store.ids(TrainingRun) == []
@@ -54,8 +72,22 @@ def test_prompts_longer_than_max_length_are_refused_before_loading_weights(tiny_
     home = tmp_path / "home"
     store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))
     dataset = publish_dataset(store, synthetic_pairs(12), "ds-long000000000001")
-    result = subprocess.run([TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}",
-                             "--set", "data.max_length=32"], capture_output=True, text=True, env=env_for(home), timeout=300)
+    result = subprocess.run(
+        [
+            TRAINER,
+            "train",
+            "--set",
+            f"model.base={tiny_model}",
+            "--set",
+            f"data.dataset_id={dataset}",
+            "--set",
+            "data.max_length=32",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_for(home),
+        timeout=300,
+    )
     assert result.returncode == 1 and "every prompt is at least data.max_length=32 tokens long" in result.stderr
     assert "Traceback" not in result.stderr and store.ids(TrainingRun) == []
 
@@ -65,13 +97,29 @@ def test_training_sleeps_at_openmp_barriers(tiny_model: Path, tmp_path: Path) ->
     (PREFLOOP_OMP_WAIT_POLICY, passive by default; benchmarks/results/trainer.md). libgomp prints what it runs with
     as it loads: 300000 spins before sleeping by default, none when passive."""
     home = tmp_path / "home"
-    dataset = publish_dataset(ArtifactStore(LocalBackend(Settings(home=home).bucket_dir)), synthetic_pairs(12),
-                              "ds-omp0000000000001")
+    dataset = publish_dataset(
+        ArtifactStore(LocalBackend(Settings(home=home).bucket_dir)), synthetic_pairs(12), "ds-omp0000000000001"
+    )
     env = {**env_for(home), "OMP_DISPLAY_ENV": "verbose"}
     env.pop("OMP_WAIT_POLICY", None)
-    result = subprocess.run([TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}",
-                             "--set", "training.max_steps=1", "--set", "data.max_length=64"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            TRAINER,
+            "train",
+            "--set",
+            f"model.base={tiny_model}",
+            "--set",
+            f"data.dataset_id={dataset}",
+            "--set",
+            "training.max_steps=1",
+            "--set",
+            "data.max_length=64",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GOMP_SPINCOUNT = '0'" in result.stderr
 
@@ -81,9 +129,26 @@ def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tiny_model: Path,
     store = ArtifactStore(LocalBackend(Settings(home=home).bucket_dir))
     dataset = publish_dataset(store, synthetic_pairs(16), "ds-resume000000001")
     run_id = "run-20261123-000000-test"
-    command = [TRAINER, "train", "--set", f"model.base={tiny_model}", "--set", f"data.dataset_id={dataset}",
-               "--set", f"run_id={run_id}", "--set", "training.batch_size=2", "--set", "training.grad_accumulation=1",
-               "--set", "training.max_steps=12", "--set", "training.checkpoint_steps=4", "--set", "data.max_length=64"]
+    command = [
+        TRAINER,
+        "train",
+        "--set",
+        f"model.base={tiny_model}",
+        "--set",
+        f"data.dataset_id={dataset}",
+        "--set",
+        f"run_id={run_id}",
+        "--set",
+        "training.batch_size=2",
+        "--set",
+        "training.grad_accumulation=1",
+        "--set",
+        "training.max_steps=12",
+        "--set",
+        "training.checkpoint_steps=4",
+        "--set",
+        "data.max_length=64",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for(home))
     deadline = time.monotonic() + 300
     while not store.ids(Checkpoint, prefix=f"{run_id}-dpo-") and time.monotonic() < deadline:

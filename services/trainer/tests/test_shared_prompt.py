@@ -27,8 +27,7 @@ def test_each_pair_packs_into_one_row_whose_rejected_rest_cannot_see_the_chosen_
     assert pack_pairs(ids, (ids != 0).long().flip(1)) is None  # left padding: not TRL's layout, left alone
 
 
-def _policy_and_batch(tiny_model: Path, out: Path, dtype: torch.dtype,
-                      attention: str) -> tuple[object, dict[str, torch.Tensor]]:
+def _policy_and_batch(tiny_model: Path, out: Path, dtype: torch.dtype, attention: str) -> tuple[object, dict[str, torch.Tensor]]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -41,20 +40,31 @@ def _policy_and_batch(tiny_model: Path, out: Path, dtype: torch.dtype,
         pair["chosen"][0]["content"] += " More." * i
     pairs[1]["rejected"] = pairs[1]["chosen"][:1]
     pairs[1]["rejected"][0] = {**pairs[1]["rejected"][0], "content": pairs[1]["chosen"][0]["content"] + " No."}
-    trainer = DPOTrainer(model=model, args=DPOConfig(output_dir=str(out), use_cpu=True, report_to="none",
-                                                     per_device_train_batch_size=3),
-                         train_dataset=Dataset.from_list(pairs), processing_class=AutoTokenizer.from_pretrained(tiny_model),
-                         peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                                                task_type="CAUSAL_LM", init_lora_weights=False))
+    trainer = DPOTrainer(
+        model=model,
+        args=DPOConfig(output_dir=str(out), use_cpu=True, report_to="none", per_device_train_batch_size=3),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model),
+        peft_config=LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False
+        ),
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     return trainer, batch
 
 
-@pytest.mark.parametrize(("dtype", "attention", "checkpointing"), [
-    (torch.float32, "sdpa", False), (torch.float32, "eager", False), (torch.bfloat16, "sdpa", False),
-    (torch.float32, "sdpa", True)])
-def test_log_probs_and_gradients_equal_trls_own_forward(tiny_model: Path, tmp_path: Path, dtype: torch.dtype,
-                                                        attention: str, checkpointing: bool) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "attention", "checkpointing"),
+    [
+        (torch.float32, "sdpa", False),
+        (torch.float32, "eager", False),
+        (torch.bfloat16, "sdpa", False),
+        (torch.float32, "sdpa", True),
+    ],
+)
+def test_log_probs_and_gradients_equal_trls_own_forward(
+    tiny_model: Path, tmp_path: Path, dtype: torch.dtype, attention: str, checkpointing: bool
+) -> None:
     trainer, batch = _policy_and_batch(tiny_model, tmp_path, dtype, attention)
     model = trainer.model
     if checkpointing:
@@ -72,8 +82,9 @@ def test_log_probs_and_gradients_equal_trls_own_forward(tiny_model: Path, tmp_pa
         hook = embed.register_forward_pre_hook(lambda module, args: passes.append(tuple(args[0].shape)))
         try:
             with sharing_prompts(model) if shared else contextlib.nullcontext():
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                            fused_lm_head=True)
+                out = model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels, fused_lm_head=True
+                )
         finally:
             hook.remove()
         (out.log_probs.sum(dim=1) * torch.arange(1, 7)).sum().backward()  # a different weight per row

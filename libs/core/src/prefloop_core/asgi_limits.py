@@ -19,8 +19,9 @@ def detail_body(_path: str, message: str) -> dict[str, Any]:
 
 
 class BodySizeLimit:
-    def __init__(self, app: Any, max_bytes: int, setting: str,
-                 error_body: Callable[[str, str], dict[str, Any]] = detail_body) -> None:
+    def __init__(
+        self, app: Any, max_bytes: int, setting: str, error_body: Callable[[str, str], dict[str, Any]] = detail_body
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.setting = setting  # the variable that raises the limit, named in the refusal
@@ -59,6 +60,11 @@ class BodySizeLimit:
     async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
         message = f"request body is over the limit of {self.max_bytes:,} bytes ({self.setting})"
         body = json.dumps(self.error_body(scope.get("path", ""), message)).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

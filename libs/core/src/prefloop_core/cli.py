@@ -111,13 +111,21 @@ def gc(settings: Settings, args: list[str]) -> int:
     from prefloop_core.store.gc import leftovers, remove
 
     parser = argparse.ArgumentParser(
-        prog="prefloop gc", description="Remove what publishes that were killed part-way left in the bucket: "
+        prog="prefloop gc",
+        description="Remove what publishes that were killed part-way left in the bucket: "
         "temporary files of unfinished uploads, and data of artifacts whose manifest was never written. Nothing "
         "published is touched, and nothing newer than --older-than (a publish may still be under way).",
         epilog="examples:\n  prefloop gc --dry-run\n  prefloop gc --older-than 0   # right after a crash, "
-        "nothing else publishing", formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
-                        help="only what was last written this many hours ago or earlier (default: %(default)g)")
+        "nothing else publishing",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--older-than",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="only what was last written this many hours ago or earlier (default: %(default)g)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     ns = parser.parse_args(args)
     if ns.older_than < 0:

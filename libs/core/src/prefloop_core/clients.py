@@ -75,12 +75,12 @@ class _ServiceClient:
             raise ServiceError(0, f"{self.http.base_url} does not answer ({exc}); {self.not_running}") from None
         return _raise_for(response)
 
-    def _typed(self, model: type[M], method: str, path: str, body: Any = None,
-               params: dict[str, Any] | None = None) -> M:
+    def _typed(self, model: type[M], method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> M:
         return model.model_validate(self._call(method, path, body, params))
 
-    def _typed_list(self, model: type[M], method: str, path: str, body: Any = None,
-                    params: dict[str, Any] | None = None) -> list[M]:
+    def _typed_list(
+        self, model: type[M], method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> list[M]:
         return TypeAdapter(list[model]).validate_python(self._call(method, path, body, params))  # type: ignore[valid-type]
 
 
@@ -105,8 +105,12 @@ class ServerAdminClient(_ServiceClient):
     def promote(self, tag: str, trigger: str, report_id: str | None = None, force_reason: str | None = None) -> ServerStatus:
         """Put `tag` (deployed in the idle slot) live: the QA gate's report `report_id` must have accepted it (default:
         the server's last gate of `tag`), or `force_reason` says why a person promotes it anyway."""
-        return self._typed(ServerStatus, "POST", "/promote", {"tag": tag, "trigger": trigger, "report_id": report_id,
-                                                               "force": force_reason is not None, "reason": force_reason})
+        return self._typed(
+            ServerStatus,
+            "POST",
+            "/promote",
+            {"tag": tag, "trigger": trigger, "report_id": report_id, "force": force_reason is not None, "reason": force_reason},
+        )
 
     def rollback(self, trigger: str, tag: str | None = None) -> ServerStatus:
         return self._typed(ServerStatus, "POST", "/rollback", {"trigger": trigger, "tag": tag})
@@ -124,8 +128,9 @@ class ServerAdminClient(_ServiceClient):
 
     def candidates(self, qa_set: dict[str, Any], samples: int = 4, temperature: float = 0.8) -> list[CandidateRecord]:
         """Answers sampled from the live model: the bad ones, with the best as a suggestion when it was right."""
-        return self._typed_list(CandidateRecord, "POST", "/candidates",
-                                {"qa_set": qa_set, "samples": samples, "temperature": temperature})
+        return self._typed_list(
+            CandidateRecord, "POST", "/candidates", {"qa_set": qa_set, "samples": samples, "temperature": temperature}
+        )
 
 
 class CollectorClient(_ServiceClient):
@@ -138,8 +143,13 @@ class CollectorClient(_ServiceClient):
         super().__init__(url, token, timeout)
 
     def ingest(self, records: list[QARecord], threshold: float | None = None) -> IngestResult:
-        return self._typed(IngestResult, "POST", "/ingest", [r.model_dump(mode="json") for r in records],
-                           {"threshold": threshold} if threshold is not None else None)
+        return self._typed(
+            IngestResult,
+            "POST",
+            "/ingest",
+            [r.model_dump(mode="json") for r in records],
+            {"threshold": threshold} if threshold is not None else None,
+        )
 
     def ingest_candidates(self, candidates: list[CandidateRecord]) -> IngestResult:
         """Queue sampled bad answers with their suggested answers (from ServerAdminClient.candidates)."""

@@ -13,14 +13,22 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40))
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+)
 
 
 def json_values() -> st.SearchStrategy[Any]:
     """Any JSON value, nested a few levels."""
-    return st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+    return st.recursive(
+        JSON_SCALARS,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=12,
+    )
 
 
 def mutated(example: Any) -> st.SearchStrategy[Any]:
@@ -53,15 +61,22 @@ def operations(openapi: dict[str, Any], examples: dict[str, list[Any]] | None = 
     for path, methods in sorted(openapi["paths"].items()):
         for method, spec in sorted(methods.items()):
             params = spec.get("parameters", [])
-            found.append(Operation(
-                method.upper(), path, tuple(p["name"] for p in params if p["in"] == "path"),
-                tuple(p["name"] for p in params if p["in"] == "query"), "requestBody" in spec,
-                tuple((examples or {}).get(f"{method.upper()} {path}", ()))))
+            found.append(
+                Operation(
+                    method.upper(),
+                    path,
+                    tuple(p["name"] for p in params if p["in"] == "path"),
+                    tuple(p["name"] for p in params if p["in"] == "query"),
+                    "requestBody" in spec,
+                    tuple((examples or {}).get(f"{method.upper()} {path}", ())),
+                )
+            )
     return found
 
 
-ANY_PARAM = (st.integers(min_value=-2, max_value=5) | st.integers(min_value=-(2**70), max_value=2**70)).map(str) \
-    | st.text(max_size=30)  # small ids exist in a seeded store, huge ones do not fit SQLite
+ANY_PARAM = (st.integers(min_value=-2, max_value=5) | st.integers(min_value=-(2**70), max_value=2**70)).map(str) | st.text(
+    max_size=30
+)  # small ids exist in a seeded store, huge ones do not fit SQLite
 
 
 @st.composite

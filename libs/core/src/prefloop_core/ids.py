@@ -35,9 +35,7 @@ def check_slug(value: str) -> str:
     """A short lowercase name (a game, a reviewer): no spaces, no path separators."""
     value = value.strip().lower()
     if not _SLUG.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid name: use 1-64 lowercase letters, digits, '_' or '-' (e.g. 'minecraft')"
-        )
+        raise ValueError(f"{value!r} is not a valid name: use 1-64 lowercase letters, digits, '_' or '-' (e.g. 'minecraft')")
     return value
 
 

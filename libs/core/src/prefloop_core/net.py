@@ -19,8 +19,12 @@ class NotReady(RuntimeError):
     pass
 
 
-def wait_until_ready(url: str, timeout_s: float, process: subprocess.Popen | None = None,  # type: ignore[type-arg]
-                     headers: dict[str, str] | None = None) -> None:
+def wait_until_ready(
+    url: str,
+    timeout_s: float,
+    process: subprocess.Popen | None = None,  # type: ignore[type-arg]
+    headers: dict[str, str] | None = None,
+) -> None:
     """Poll `url` until it answers 200; NotReady if the process exits first or time runs out."""
     deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(url, headers=headers or {})

@@ -15,8 +15,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        place = f"{self.source}:{self.where.removeprefix('line ')}" if self.where.startswith("line ") else (
-            f"{self.source} {self.where}" if self.where else self.source
+        place = (
+            f"{self.source}:{self.where.removeprefix('line ')}"
+            if self.where.startswith("line ")
+            else (f"{self.source} {self.where}" if self.where else self.source)
         )
         return f"{place}: {self.field}: {self.message}" if self.field else f"{place}: {self.message}"
 

@@ -215,7 +215,9 @@ def _parse_section(lines: list[tuple[int, str]], source: str) -> tuple[QARecord 
         elif current is None and line.startswith("- "):
             name, sep, value = line[2:].partition(": ")
             if not sep or name not in _META:
-                return None, [Problem(source, where, name or None, f"expected '- <name>: <value>' with a name from: {', '.join(_META)}")]
+                return None, [
+                    Problem(source, where, name or None, f"expected '- <name>: <value>' with a name from: {', '.join(_META)}")
+                ]
             if _META[name] == "key_facts":
                 try:
                     fields["key_facts"] = json.loads(value)

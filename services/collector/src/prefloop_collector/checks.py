@@ -60,18 +60,18 @@ def duplicate_questions(pairs: list[Candidate], settings: CollectorSettings) -> 
 
 
 def chosen_vs_rejected(pairs: list[Candidate], settings: CollectorSettings) -> CheckResult:
-    same = [
-        p.item_id for p in pairs
-        if SequenceMatcher(None, normalize(p.chosen), normalize(p.rejected)).ratio() >= NEAR_EQUAL
-    ]
+    same = [p.item_id for p in pairs if SequenceMatcher(None, normalize(p.chosen), normalize(p.rejected)).ratio() >= NEAR_EQUAL]
     detail = f"items {_items(same)}: chosen is (nearly) the rejected answer" if same else "all chosen answers differ"
     return _result("chosen_vs_rejected", bool(same), settings, detail)
 
 
 def answer_length(pairs: list[Candidate], settings: CollectorSettings) -> CheckResult:
     limit = settings.collector_max_text_chars
-    bad = [p.item_id for p in pairs if not p.chosen.strip() or not p.rejected.strip()
-           or len(p.chosen) > limit or len(p.rejected) > limit]
+    bad = [
+        p.item_id
+        for p in pairs
+        if not p.chosen.strip() or not p.rejected.strip() or len(p.chosen) > limit or len(p.rejected) > limit
+    ]
     detail = f"items {_items(bad)}: empty or over {limit:,} characters" if bad else "all answers non-empty and in bounds"
     return _result("answer_length", bool(bad), settings, detail)
 

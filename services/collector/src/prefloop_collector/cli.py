@@ -33,18 +33,30 @@ def cmd_collect(args: list[str]) -> int:
         epilog="example: prefloop collect qa-logs/ --threshold 70%% --days 7",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="QA log files (.jsonl, daily .md) or folders of them")
-    parser.add_argument("--threshold", type=argtypes.threshold, default=settings.collector_threshold,
-                        help="accuracy at or under which an answer is bad: 70%%, 0.7 or 70 (default %(default).2f)")
-    parser.add_argument("--days", type=int, default=settings.collector_window_days,
-                        help="window: answers from the last N days (default %(default)s)")
+    parser.add_argument(
+        "--threshold",
+        type=argtypes.threshold,
+        default=settings.collector_threshold,
+        help="accuracy at or under which an answer is bad: 70%%, 0.7 or 70 (default %(default).2f)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=settings.collector_window_days,
+        help="window: answers from the last N days (default %(default)s)",
+    )
     ns = parser.parse_args(args)
     queue = ReviewQueue(settings.db_path)
     report = collect(queue, ns.paths, ns.threshold, ns.days, settings.collector_max_text_chars)
     status = dataset_status(queue, settings)
-    print(f"read {report.records} QA records from {report.files} file(s); {report.in_window} in the last {ns.days} days, "
-          f"{report.bad_answers} at or under {ns.threshold:.0%}")
-    print(f"{report.counts.new_rejected} new rejected answers ({status.rejected} total), "
-          f"{report.counts.new_items} new questions; {status.pending} pending review")
+    print(
+        f"read {report.records} QA records from {report.files} file(s); {report.in_window} in the last {ns.days} days, "
+        f"{report.bad_answers} at or under {ns.threshold:.0%}"
+    )
+    print(
+        f"{report.counts.new_rejected} new rejected answers ({status.rejected} total), "
+        f"{report.counts.new_items} new questions; {status.pending} pending review"
+    )
     print(render_status(status))
     if report.problems:
         print(f"\n{len(report.problems)} problem(s); every valid record was queued:", file=sys.stderr)
@@ -72,8 +84,12 @@ def cmd_import(args: list[str]) -> int:
         '(optional: "game", "context", "prompt"). The file is imported whole or not at all.',
     )
     parser.add_argument("file", type=Path)
-    parser.add_argument("--reviewer", type=argtypes.name, default=argtypes.default_reviewer(),
-                        help="name stored on the imported pairs (default: your user name)")
+    parser.add_argument(
+        "--reviewer",
+        type=argtypes.name,
+        default=argtypes.default_reviewer(),
+        help="name stored on the imported pairs (default: your user name)",
+    )
     ns = parser.parse_args(args)
     try:
         data = ns.file.read_bytes()
@@ -118,8 +134,9 @@ def cmd_snapshot(args: list[str]) -> int:
         prog="prefloop snapshot",
         description="Run the pre-training checks and publish the reviewed pairs as an immutable dataset.",
     )
-    parser.add_argument("--allow-failed-checks", action="store_true",
-                        help="publish even if a hard check fails (the verdicts are recorded)")
+    parser.add_argument(
+        "--allow-failed-checks", action="store_true", help="publish even if a hard check fails (the verdicts are recorded)"
+    )
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
     ns = parser.parse_args(args)
     settings = _settings()

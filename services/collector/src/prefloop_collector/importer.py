@@ -40,6 +40,7 @@ class ImportEntry(BaseModel):
     @classmethod
     def _answered_or_empty(cls, value: str) -> str:
         return value if value == "" else check_text(value)
+
     game: Slug | None = None
     context: str | None = None
     prompt: str | PromptParts | None = Field(default=None, description="Overrides the prompt built from the template.")
@@ -93,8 +94,14 @@ def parse_import(data: bytes, source: str, max_chars: int) -> tuple[list[ImportE
     except json.JSONDecodeError as exc:
         return [], [Problem(source, f"line {exc.lineno}", None, f"not valid JSON: {exc.msg} at column {exc.colno}")]
     except RecursionError:
-        return [], [Problem(source, "", None, "JSON nested too deeply: an entry is one object of text fields, "
-                            '{"question", "rejected", "chosen"}')]
+        return [], [
+            Problem(
+                source,
+                "",
+                None,
+                'JSON nested too deeply: an entry is one object of text fields, {"question", "rejected", "chosen"}',
+            )
+        ]
     if not isinstance(raw, list):
         return [], [Problem(source, "", None, f"expected a JSON list of entries, got {type(raw).__name__}")]
     entries: list[ImportEntry] = []

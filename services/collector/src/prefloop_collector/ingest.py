@@ -45,8 +45,13 @@ def log_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
 
 
 def collect(
-    queue: ReviewQueue, paths: list[Path], threshold: float, window_days: int, max_chars: int,
-    now: datetime | None = None, batch: int = 5000,
+    queue: ReviewQueue,
+    paths: list[Path],
+    threshold: float,
+    window_days: int,
+    max_chars: int,
+    now: datetime | None = None,
+    batch: int = 5000,
 ) -> CollectReport:
     """Stream the logs and queue their bad answers in batches (one transaction each)."""
     report = CollectReport()

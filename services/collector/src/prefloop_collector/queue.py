@@ -172,8 +172,13 @@ class ReviewQueue:
         return IngestCounts(new_rejected, new_items, known)
 
     def _item_for(
-        self, conn: sqlite3.Connection, question: str, game: str | None, context: str | None,
-        prompt: list[ChatMessage] | None = None, source: str = "qa",
+        self,
+        conn: sqlite3.Connection,
+        question: str,
+        game: str | None,
+        context: str | None,
+        prompt: list[ChatMessage] | None = None,
+        source: str = "qa",
     ) -> tuple[int, bool]:
         key = question_key(question, game)
         row = conn.execute("SELECT id, context FROM items WHERE question_key = ?", (key,)).fetchone()
@@ -274,19 +279,28 @@ class ReviewQueue:
     def _item(conn: sqlite3.Connection, row: sqlite3.Row) -> ReviewItem:
         rejected = [
             RejectedAnswer(
-                answer=r["answer"], score=r["score"], model=r["model"],
-                asked_at=datetime.fromisoformat(r["asked_at"]), record_id=r["record_id"],
+                answer=r["answer"],
+                score=r["score"],
+                model=r["model"],
+                asked_at=datetime.fromisoformat(r["asked_at"]),
+                record_id=r["record_id"],
             )
-            for r in conn.execute(
-                "SELECT * FROM rejected WHERE item_id = ? ORDER BY score, asked_at DESC", (row["id"],)
-            )
+            for r in conn.execute("SELECT * FROM rejected WHERE item_id = ? ORDER BY score, asked_at DESC", (row["id"],))
         ]
         return ReviewItem(
-            item_id=row["id"], question=row["question"], game=row["game"], context=row["context"],
+            item_id=row["id"],
+            question=row["question"],
+            game=row["game"],
+            context=row["context"],
             prompt=[ChatMessage.model_validate(m) for m in json.loads(row["prompt_json"])] if row["prompt_json"] else None,
-            status=ReviewStatus(row["status"]), rejected=rejected, chosen=row["chosen"],
-            suggestion=row["suggestion"], suggestion_score=row["suggestion_score"],
-            reviewer=row["reviewer"], version=row["version"], updated_at=datetime.fromisoformat(row["updated_at"]),
+            status=ReviewStatus(row["status"]),
+            rejected=rejected,
+            chosen=row["chosen"],
+            suggestion=row["suggestion"],
+            suggestion_score=row["suggestion_score"],
+            reviewer=row["reviewer"],
+            version=row["version"],
+            updated_at=datetime.fromisoformat(row["updated_at"]),
         )
 
     def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
@@ -321,7 +335,9 @@ class ReviewQueue:
     def counts(self) -> dict[str, object]:
         """Numbers for the status block: per status, rejected answers, trainable pairs per game."""
         with self._connect() as conn:
-            by_status = {ReviewStatus(r[0]).value: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")}
+            by_status = {
+                ReviewStatus(r[0]).value: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
+            }
             rejected = conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             trainable = {
                 (r[0] or "other"): r[1]
@@ -331,4 +347,3 @@ class ReviewQueue:
                 )
             }
         return {"by_status": by_status, "rejected": rejected, "trainable_by_game": trainable}
-

@@ -29,11 +29,14 @@ def _parser(settings: CollectorSettings) -> argparse.ArgumentParser:
         "Each answer is saved the moment you finish it.",
     )
     parser.add_argument("--game", type=argtypes.name, help="only this game")
-    parser.add_argument("--status", choices=[s.value for s in ReviewStatus], default="pending",
-                        help="which items (default: pending)")
+    parser.add_argument(
+        "--status", choices=[s.value for s in ReviewStatus], default="pending", help="which items (default: pending)"
+    )
     parser.add_argument("--min-score", type=argtypes.threshold, help="only answers scoring at least this (e.g. 20%%)")
     parser.add_argument("--max-score", type=argtypes.threshold, help="only answers scoring at most this")
-    parser.add_argument("--reviewer", type=argtypes.name, default=None, help="your name, stored on every pair you write (default: your user name)")
+    parser.add_argument(
+        "--reviewer", type=argtypes.name, default=None, help="your name, stored on every pair you write (default: your user name)"
+    )
     parser.add_argument("--web", action="store_true", help="serve the web review UI and the API instead")
     parser.add_argument("--host", default=settings.collector_host, help="with --web: address (default %(default)s)")
     parser.add_argument("--port", type=int, default=settings.collector_port, help="with --web: port (default %(default)s)")
@@ -47,7 +50,9 @@ def _block(console: Console, title: str, body: str, style: str = "") -> None:
 
 def show(console: Console, item: ReviewItem, position: int, total: int) -> None:
     console.print()
-    console.print(Text(f"[{position}/{total}] {item.game or 'no game'} · {item.status.value} · item {item.item_id}", style="bold cyan"))
+    console.print(
+        Text(f"[{position}/{total}] {item.game or 'no game'} · {item.status.value} · item {item.item_id}", style="bold cyan")
+    )
     _block(console, "Question", item.question)
     if item.context:
         _block(console, "Context", item.context, style="dim")
@@ -58,8 +63,12 @@ def show(console: Console, item: ReviewItem, position: int, total: int) -> None:
     if item.chosen:
         _block(console, f"Correct answer so far (by {item.reviewer})", item.chosen, style="green")
     elif item.suggestion:
-        _block(console, f"Suggested answer (a sample that scored {item.suggestion_score or 0:.0%}; check it)", item.suggestion,
-               style="yellow")
+        _block(
+            console,
+            f"Suggested answer (a sample that scored {item.suggestion_score or 0:.0%}; check it)",
+            item.suggestion,
+            style="yellow",
+        )
     accept = "   4 accept the suggestion" if item.suggestion and not item.chosen else ""
     console.print(f"  1 write the correct answer   2 skip   3 delete (exclude this question){accept}   q quit")
 
@@ -80,8 +89,13 @@ def _save_with_conflict(console: Console, queue: ReviewQueue, item: ReviewItem, 
         console.print(Text(f"  saved (item {saved.item_id}, by {reviewer})", style="green"))
     except Conflict as exc:
         current = exc.current
-        console.print(Text(f"  Someone else changed this item meanwhile ({current.status.value}"
-                           f"{', by ' + current.reviewer if current.reviewer else ''}):", style="yellow"))
+        console.print(
+            Text(
+                f"  Someone else changed this item meanwhile ({current.status.value}"
+                f"{', by ' + current.reviewer if current.reviewer else ''}):",
+                style="yellow",
+            )
+        )
         if current.chosen:
             console.print(Padding(Text(current.chosen, style="yellow"), (0, 0, 0, 4)))
         choice = input("  k keep theirs / o replace with yours > ").strip().lower()

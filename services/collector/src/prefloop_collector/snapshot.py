@@ -20,7 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefloop_core.contracts import (
-    ChatMessage, CheckResult, DatasetManifest, PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus,
+    ChatMessage,
+    CheckResult,
+    DatasetManifest,
+    PreferencePair,
+    RejectedAnswer,
+    ReviewItem,
+    ReviewStatus,
 )
 from prefloop_core.ids import dataset_id_for
 from prefloop_core.prompts import PromptTemplate
@@ -77,7 +83,10 @@ def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[Prefe
 
 
 def snapshot(
-    queue: ReviewQueue, store: ArtifactStore, settings: CollectorSettings, template: PromptTemplate,
+    queue: ReviewQueue,
+    store: ArtifactStore,
+    settings: CollectorSettings,
+    template: PromptTemplate,
     allow_failed_checks: bool = False,
 ) -> SnapshotResult:
     items = reviewed_items(queue)

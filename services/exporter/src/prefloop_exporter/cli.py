@@ -41,21 +41,34 @@ A run already exported in that mode and quantization is not exported twice: its 
 The output's last two lines are `PREFLOOP_RESULT {"tag": ..., "run_id": ..., "reused": ...}` and the tag.""",
     )
     parser.add_argument("run_id", help="a published training run (see the trainer's output or the bucket's runs/)")
-    parser.add_argument("--quant", action="append", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
-                        help="quantization(s) to publish (repeatable; default Q4_K_M; adapter mode takes one)")
-    parser.add_argument("--mode", choices=[ExportMode.MERGED.value, ExportMode.ADAPTER.value], default="merged",
-                        help="merged (default) or adapter")
-    parser.add_argument("--again", action="store_true",
-                        help="export anew even if a release already holds this run in this mode and quantization "
-                        "(by default that release is printed and nothing is made)")
+    parser.add_argument(
+        "--quant",
+        action="append",
+        choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
+        help="quantization(s) to publish (repeatable; default Q4_K_M; adapter mode takes one)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=[ExportMode.MERGED.value, ExportMode.ADAPTER.value],
+        default="merged",
+        help="merged (default) or adapter",
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="export anew even if a release already holds this run in this mode and quantization "
+        "(by default that release is printed and nothing is made)",
+    )
     ns = parser.parse_args(args)
     from prefloop_exporter.export import export
 
     settings = load_settings()
     use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
     quants = [Quantization(q) for q in ns.quant or ["Q4_K_M"]]
-    return _publish("prefloop export", lambda: export(ns.run_id, quants, settings, open_store(settings),
-                                                      mode=ExportMode(ns.mode), again=ns.again))
+    return _publish(
+        "prefloop export",
+        lambda: export(ns.run_id, quants, settings, open_store(settings), mode=ExportMode(ns.mode), again=ns.again),
+    )
 
 
 def _publish(prog: str, make: Callable[[], Release]) -> int:
@@ -71,8 +84,7 @@ def _publish(prog: str, make: Callable[[], Release]) -> int:
     except VerificationFailed as exc:
         print(f"{prog}: {exc}\nnothing was published.", file=sys.stderr)
         return 1
-    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk, FileNotFoundError,
-            ChatTemplateError) as exc:
+    except (StoreError, ToolchainError, ToolFailed, ExportError, NotEnoughDisk, FileNotFoundError, ChatTemplateError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(release.tag)
@@ -88,12 +100,19 @@ def cmd_base_release(args: list[str]) -> int:
         "An existing base release is reused. Prints the tag.",
     )
     parser.add_argument("--base", default="smollm2", help="an HF folder or hub id, a GGUF file, or smollm2 (default)")
-    parser.add_argument("--quant", default="Q4_K_M", choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
-                        help="quantization (default %(default)s)")
-    parser.add_argument("--chat-template", metavar="NAME|FILE",
-                        help=f"a chat template for a base model that has none (or to replace its own): "
-                        f"{', '.join(bundled_names())}, or a Jinja file; train with the same one "
-                        "(default: $PREFLOOP_BASE_CHAT_TEMPLATE, else the model's own)")
+    parser.add_argument(
+        "--quant",
+        default="Q4_K_M",
+        choices=[q.value for q in Quantization if q is not Quantization.Q4_1],
+        help="quantization (default %(default)s)",
+    )
+    parser.add_argument(
+        "--chat-template",
+        metavar="NAME|FILE",
+        help=f"a chat template for a base model that has none (or to replace its own): "
+        f"{', '.join(bundled_names())}, or a Jinja file; train with the same one "
+        "(default: $PREFLOOP_BASE_CHAT_TEMPLATE, else the model's own)",
+    )
     ns = parser.parse_args(args)
     from prefloop_exporter.export import export_base
 
@@ -103,15 +122,18 @@ def cmd_base_release(args: list[str]) -> int:
     except ChatTemplateError as exc:
         parser.error(str(exc))
     use_wait_policy(settings.omp_wait_policy)  # before torch and the llama.cpp tools start
-    return _publish("prefloop base-release", lambda: export_base(ns.base, Quantization(ns.quant), settings,
-                                                                 open_store(settings), chat_template=template))
+    return _publish(
+        "prefloop base-release",
+        lambda: export_base(ns.base, Quantization(ns.quant), settings, open_store(settings), chat_template=template),
+    )
 
 
 def cmd_releases(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="prefloop releases",
         description="Published releases, oldest first, with their mode, quantizations and run. --changelog prints "
-        "`date | tag | accuracy | pairs` per trained release, accuracy from the server's release history once QA ran.")
+        "`date | tag | accuracy | pairs` per trained release, accuracy from the server's release history once QA ran.",
+    )
     parser.add_argument("--changelog", action="store_true", help="the changelog instead of the full listing")
     ns = parser.parse_args(args)
     settings = load_settings()
@@ -124,7 +146,9 @@ def cmd_releases(args: list[str]) -> int:
     for r in releases:
         quants = ",".join(q.value for q in r.quantizations)
         pairs = r.pairs if r.pairs is not None else "-"
-        print(f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {pairs} | {r.run_id or '-'} | {r.base_release or '-'}")
+        print(
+            f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {pairs} | {r.run_id or '-'} | {r.base_release or '-'}"
+        )
     return 0
 
 

@@ -13,8 +13,14 @@ from prefloop_exporter.tags import base_release_tag
 from prefloop_ml.base_model import hf_checkpoint
 
 # Bits per weight of each file type (llama.cpp's published sizes for an 8B model, rounded up).
-BITS_PER_WEIGHT = {Quantization.Q4_K_M: 4.9, Quantization.Q5_K_M: 5.7, Quantization.Q6_K: 6.6,
-                   Quantization.Q8_0: 8.5, Quantization.F16: 16.0, Quantization.Q4_1: 5.0}
+BITS_PER_WEIGHT = {
+    Quantization.Q4_K_M: 4.9,
+    Quantization.Q5_K_M: 5.7,
+    Quantization.Q6_K: 6.6,
+    Quantization.Q8_0: 8.5,
+    Quantization.F16: 16.0,
+    Quantization.Q4_1: 5.0,
+}
 MARGIN = 1.10
 
 
@@ -35,6 +41,7 @@ def parameter_count(checkpoint: Path) -> int:
 
 def expected_bytes(params: int, quants: list[Quantization], mode: ExportMode, base_exported: bool) -> int:
     """The most the export holds at once in its temporary folder."""
+
     def gguf(quant: Quantization) -> float:
         return params * BITS_PER_WEIGHT[quant] / 8
 
@@ -45,8 +52,9 @@ def expected_bytes(params: int, quants: list[Quantization], mode: ExportMode, ba
     return int(base * (1 if base_exported else 2))
 
 
-def check_free_space(folder: Path, base_model: str, quants: list[Quantization], mode: ExportMode,
-                     store: ArtifactStore, settings: Settings) -> None:
+def check_free_space(
+    folder: Path, base_model: str, quants: list[Quantization], mode: ExportMode, store: ArtifactStore, settings: Settings
+) -> None:
     checkpoint = hf_checkpoint(base_model, settings)
     if not isinstance(checkpoint, Path):
         return  # a hub id: its size is unknown until it is downloaded
@@ -58,4 +66,5 @@ def check_free_space(folder: Path, base_model: str, quants: list[Quantization], 
     if free < needed:
         raise NotEnoughDisk(
             f"this export needs about {needed / 1e9:.2f} GB of temporary space in {folder} and only "
-            f"{free / 1e9:.2f} GB is free: free some space or point TMPDIR at a larger disk")
+            f"{free / 1e9:.2f} GB is free: free some space or point TMPDIR at a larger disk"
+        )

@@ -59,9 +59,15 @@ class Converter:
 
     def __init__(self, tools: LlamaCpp, script: Path) -> None:
         self.script = script
-        self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(script)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(tools.gguf_py)}, preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(tools.gguf_py)},
+            preexec_fn=die_with_parent(),
+        )
 
     def run(self, args: list[str]) -> str:
         output, _ = self.proc.communicate(json.dumps([str(self.script), *args]) + "\n")

@@ -35,17 +35,26 @@ def _short_and_method(run: TrainingRun, settings: Settings) -> tuple[str, str]:
 
 def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime, settings: Settings) -> str:
     short, method = _short_and_method(run, settings)
-    taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=f"{short}-{method}-{day:%Y%m%d}-")
-             if t.rsplit("-", 1)[1].isdigit()]
+    taken = [
+        int(t.rsplit("-", 1)[1])
+        for t in store.ids(Release, prefix=f"{short}-{method}-{day:%Y%m%d}-")
+        if t.rsplit("-", 1)[1].isdigit()
+    ]
     return release_tag(short, method, day, max(taken, default=0) + 1)
 
 
-def release_of(store: ArtifactStore, run: TrainingRun, mode: ExportMode, quants: list[Quantization],
-               settings: Settings) -> Release | None:
+def release_of(
+    store: ArtifactStore, run: TrainingRun, mode: ExportMode, quants: list[Quantization], settings: Settings
+) -> Release | None:
     """The newest release that already holds `run` exported in `mode` with every quantization in `quants`: a run's
     releases carry its base's short name and its method in their tags, so only those are read."""
     short, method = _short_and_method(run, settings)
-    held = [release for tag in store.ids(Release, prefix=f"{short}-{method}-")
-            if (release := store.get(Release, tag)) is not None and release.run_id == run.run_id
-            and release.mode is mode and set(quants) <= set(release.quantizations)]
+    held = [
+        release
+        for tag in store.ids(Release, prefix=f"{short}-{method}-")
+        if (release := store.get(Release, tag)) is not None
+        and release.run_id == run.run_id
+        and release.mode is mode
+        and set(quants) <= set(release.quantizations)
+    ]
     return max(held, key=lambda release: release.created_at, default=None)

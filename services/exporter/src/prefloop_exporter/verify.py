@@ -65,10 +65,21 @@ class VerificationFailed(RuntimeError):
 class LlamaServer:
     """llama-server on one GGUF (plus LoRAs) on a free loopback port, for the length of a `with` block."""
 
-    def __init__(self, tools: LlamaCpp, model: Path, loras: list[Path], log: Path, ctx: int = 1024,
-                 parallel: int = 1) -> None:
-        self.command = [str(tools.server), "-m", str(model), "--host", "127.0.0.1", "--port", "0",
-                        "-c", str(ctx * parallel), "-np", str(parallel), "--no-webui"]
+    def __init__(self, tools: LlamaCpp, model: Path, loras: list[Path], log: Path, ctx: int = 1024, parallel: int = 1) -> None:
+        self.command = [
+            str(tools.server),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "-c",
+            str(ctx * parallel),
+            "-np",
+            str(parallel),
+            "--no-webui",
+        ]
         for lora in loras:
             self.command += ["--lora", str(lora)]
         self.what = model.name + "".join(f" + {lora.name}" for lora in loras)
@@ -81,8 +92,9 @@ class LlamaServer:
         self.command[self.command.index("--port") + 1] = str(port)
         self.url = f"http://127.0.0.1:{port}"
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         preexec_fn=die_with_parent())
+            self.proc = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()
+            )
         try:
             wait_until_ready(f"{self.url}/health", 120, self.proc)
         except NotReady as exc:
@@ -105,33 +117,45 @@ class LlamaServer:
 
 
 def check_loads_and_answers(server: LlamaServer) -> None:
-    reply = server.call("POST", "/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": GREEDY_QUESTIONS[0]}], "max_tokens": 8, "temperature": 0})
+    reply = server.call(
+        "POST",
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": GREEDY_QUESTIONS[0]}], "max_tokens": 8, "temperature": 0},
+    )
     if reply["usage"]["completion_tokens"] < 1:
         raise VerificationFailed("loads", f"{server.what} loaded but produced no tokens")
 
 
 def check_chat_template(server: LlamaServer, tokenizer: Any) -> None:
     if not tokenizer.chat_template:
-        raise VerificationFailed("chat template", "the model's tokenizer has no chat template, so the GGUF has none and "
-                                 "llama-server would format chats its own way; export a chat (instruct) model")
+        raise VerificationFailed(
+            "chat template",
+            "the model's tokenizer has no chat template, so the GGUF has none and "
+            "llama-server would format chats its own way; export a chat (instruct) model",
+        )
     served_template = server.call("GET", "/props").get("chat_template", "")
     if served_template.strip() != str(tokenizer.chat_template).strip():
-        raise VerificationFailed("chat template", f"llama-server serves a different chat template than the tokenizer's "
-                                 f"(served starts {served_template[:60]!r})")
+        raise VerificationFailed(
+            "chat template",
+            f"llama-server serves a different chat template than the tokenizer's (served starts {served_template[:60]!r})",
+        )
     rendered = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
     hf_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
     # What llama-server feeds the model for a chat: its rendering, tokenized with its special tokens added. A template
     # that writes the BOS itself (Gemma's) renders without it there, since the tokenizer adds it (no double BOS): the
     # texts differ, the tokens must not.
     served_render = server.call("POST", "/apply-template", json={"messages": CONVERSATION})["prompt"]
-    served_ids = server.call("POST", "/tokenize", json={"content": served_render, "add_special": True,
-                                                        "parse_special": True})["tokens"]
+    served_ids = server.call("POST", "/tokenize", json={"content": served_render, "add_special": True, "parse_special": True})[
+        "tokens"
+    ]
     if served_ids != hf_ids:
         at = next((i for i, (a, b) in enumerate(zip(hf_ids, served_ids)) if a != b), min(len(hf_ids), len(served_ids)))
-        raise VerificationFailed("chat template", f"llama-server feeds the model other tokens for the same conversation: "
-                                 f"ids differ at position {at} of {len(hf_ids)}: HF {hf_ids[at:at + 4]} vs llama-server "
-                                 f"{served_ids[at:at + 4]}\nHF:    {rendered!r}\nllama: {served_render!r}")
+        raise VerificationFailed(
+            "chat template",
+            f"llama-server feeds the model other tokens for the same conversation: "
+            f"ids differ at position {at} of {len(hf_ids)}: HF {hf_ids[at : at + 4]} vs llama-server "
+            f"{served_ids[at : at + 4]}\nHF:    {rendered!r}\nllama: {served_render!r}",
+        )
 
 
 def check_greedy_agreement(server: LlamaServer, model: Any, tokenizer: Any) -> None:
@@ -141,29 +165,39 @@ def check_greedy_agreement(server: LlamaServer, model: Any, tokenizer: Any) -> N
     sequences costs little more than one), and each answer is scored by the HF model as it arrives."""
     import torch
 
-    prompts = [tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                                       add_generation_prompt=True), add_special_tokens=False)["input_ids"]
-               for question in GREEDY_QUESTIONS]
+    prompts = [
+        tokenizer(
+            tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        for question in GREEDY_QUESTIONS
+    ]
 
     def greedy(ids: list[int]) -> list[int]:
-        return server.call("POST", "/completion", json={
-            "prompt": ids, "n_predict": GREEDY_TOKENS, "temperature": 0, "cache_prompt": False,
-            "return_tokens": True})["tokens"]
+        return server.call(
+            "POST",
+            "/completion",
+            json={"prompt": ids, "n_predict": GREEDY_TOKENS, "temperature": 0, "cache_prompt": False, "return_tokens": True},
+        )["tokens"]
 
     with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
         for question, ids, answer in zip(GREEDY_QUESTIONS, prompts, pool.map(greedy, prompts)):
             if not answer:
                 continue
             with torch.no_grad():
-                logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1].float()
+                logits = model(torch.tensor([ids + answer])).logits[0, len(ids) - 1 : -1].float()
             for position, (row, token) in enumerate(zip(logits, answer)):
                 gap = float(row.max() - row[token])
                 if gap > TIE_TOLERANCE:
                     expected = int(row.argmax())
-                    raise VerificationFailed("greedy", (
-                        f"on {question!r}, token {position + 1} of the GGUF's greedy answer is "
-                        f"{tokenizer.decode([token])!r} but the merged HF model prefers {tokenizer.decode([expected])!r} "
-                        f"by {gap:.2f} logits; GGUF answer so far: {tokenizer.decode(answer[:position + 1])!r}"))
+                    raise VerificationFailed(
+                        "greedy",
+                        (
+                            f"on {question!r}, token {position + 1} of the GGUF's greedy answer is "
+                            f"{tokenizer.decode([token])!r} but the merged HF model prefers {tokenizer.decode([expected])!r} "
+                            f"by {gap:.2f} logits; GGUF answer so far: {tokenizer.decode(answer[: position + 1])!r}"
+                        ),
+                    )
 
 
 def quantization_loss_bound(tools: LlamaCpp) -> float:
@@ -175,14 +209,19 @@ def quantization_loss_bound(tools: LlamaCpp) -> float:
     return SMALL_MODEL_FACTOR * math.log1p(added_ppl / ANCHOR_F16_PPL)
 
 
-def check_quantization_loss(tools: LlamaCpp, f16_nll: float, quantized: Path, quant: Quantization,
-                            loras: list[Path], text: Path = LOGLIK_TEXT) -> float:
+def check_quantization_loss(
+    tools: LlamaCpp, f16_nll: float, quantized: Path, quant: Quantization, loras: list[Path], text: Path = LOGLIK_TEXT
+) -> float:
     """Returns the measured rise in mean NLL over `f16_nll` (the f16 GGUF's `mean_nll` of `text`, measured once per
     export however many quantizations it checks); raises when it passes the bound."""
     rise = mean_nll(tools, quantized, loras, text) - f16_nll
     bound = quantization_loss_bound(tools)
     if rise > bound:
-        raise VerificationFailed("quantization loss", (
-            f"{quantized.name} ({quant.value}) loses {rise:.4f} nats/token against f16 on the fixed text; the bound "
-            f"is {bound:.4f} ({SMALL_MODEL_FACTOR:g} x llama.cpp's published {ANCHOR_QUANT} loss)"))
+        raise VerificationFailed(
+            "quantization loss",
+            (
+                f"{quantized.name} ({quant.value}) loses {rise:.4f} nats/token against f16 on the fixed text; the bound "
+                f"is {bound:.4f} ({SMALL_MODEL_FACTOR:g} x llama.cpp's published {ANCHOR_QUANT} loss)"
+            ),
+        )
     return rise

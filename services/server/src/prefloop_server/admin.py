@@ -41,8 +41,11 @@ def require_admin(request: Request) -> None:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not hmac.compare_digest(token.encode(), settings.server_admin_token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "admin token required: 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "admin token required: 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
@@ -64,10 +67,12 @@ class PromoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # e.g. an `accuracy` of the caller's: the history takes the report's
 
     tag: SafeId = Field(description="The release expected in the idle slot: promoting anything else is refused.")
-    report_id: SafeId | None = Field(default=None, description="The QA gate report that accepted `tag` (default: the "
-                                     "last gate this server ran on `tag`).")
-    force: bool = Field(default=False, description="Promote although no gate accepted it: a person's decision, "
-                        "recorded with `reason`.")
+    report_id: SafeId | None = Field(
+        default=None, description="The QA gate report that accepted `tag` (default: the last gate this server ran on `tag`)."
+    )
+    force: bool = Field(
+        default=False, description="Promote although no gate accepted it: a person's decision, recorded with `reason`."
+    )
     reason: str | None = Field(default=None, max_length=500, description="Why, when `force`: kept in the history.")
     trigger: str = Field(default="api", max_length=200)
 
@@ -133,8 +138,9 @@ async def deploy(body: DeployBody, bluegreen: Slots) -> SlotState:
 @router.post("/promote", response_model=ServerStatus)
 async def promote(body: PromoteBody, bluegreen: Slots) -> ServerStatus:
     if body.force and not (body.reason or "").strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "force needs a reason: it is recorded in the release "
-                            "history and the changelog")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "force needs a reason: it is recorded in the release history and the changelog"
+        )
     return await bluegreen.promote(body.tag, body.trigger, body.report_id, body.reason if body.force else None)
 
 
@@ -149,8 +155,11 @@ async def discard(body: TriggerBody, bluegreen: Slots) -> ServerStatus:
 
 
 def _qa_options(settings: ServerSettings, correct_at: float) -> dict[str, Any]:
-    return {"concurrency": settings.server_qa_concurrency, "decoding": Decoding(max_tokens=settings.server_qa_max_tokens),
-            "correct_at": correct_at}
+    return {
+        "concurrency": settings.server_qa_concurrency,
+        "decoding": Decoding(max_tokens=settings.server_qa_max_tokens),
+        "correct_at": correct_at,
+    }
 
 
 def _endpoint(slot: Slot, tag: str) -> Endpoint:
@@ -169,8 +178,13 @@ async def qa(body: QABody, request: Request, bluegreen: Slots) -> QAReport:
     """Run the QA set on the live slot (the source's daily qa-test); the records are the collector's input."""
     settings: ServerSettings = request.app.state.settings
     live = _live(bluegreen)
-    run = await run_qa_async(body.qa_set, live, load_template(settings.prompt_template), model=live.model,
-                             **_qa_options(settings, settings.server_correct_at))
+    run = await run_qa_async(
+        body.qa_set,
+        live,
+        load_template(settings.prompt_template),
+        model=live.model,
+        **_qa_options(settings, settings.server_correct_at),
+    )
     assert run.summary
     return QAReport(summary=run.summary, records=run.records)
 
@@ -181,10 +195,17 @@ async def candidates(body: CandidatesBody, request: Request, bluegreen: Slots) -
     (candidate generation, for the review queue)."""
     settings: ServerSettings = request.app.state.settings
     live = _live(bluegreen)
-    return await generate_async(body.qa_set, live, load_template(settings.prompt_template), model=live.model,
-                                samples=body.samples, temperature=body.temperature,
-                                max_tokens=settings.server_qa_max_tokens, correct_at=settings.server_correct_at,
-                                concurrency=settings.server_qa_concurrency)
+    return await generate_async(
+        body.qa_set,
+        live,
+        load_template(settings.prompt_template),
+        model=live.model,
+        samples=body.samples,
+        temperature=body.temperature,
+        max_tokens=settings.server_qa_max_tokens,
+        correct_at=settings.server_correct_at,
+        concurrency=settings.server_qa_concurrency,
+    )
 
 
 @router.post("/gate", response_model=GateResult)
@@ -209,23 +230,32 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
             bluegreen.check_held(hold)
             if run.failures:
                 question, error = run.failures[0]
-                raise SlotFailed(f"{tag} ({slot.name.value} slot) did not answer {len(run.failures)} of "
-                                 f"{len(body.qa_set.questions)} questions (first: {question}: {error}): no verdict",
-                                 slot.log_tail())
+                raise SlotFailed(
+                    f"{tag} ({slot.name.value} slot) did not answer {len(run.failures)} of "
+                    f"{len(body.qa_set.questions)} questions (first: {question}: {error}): no verdict",
+                    slot.log_tail(),
+                )
             runs.append(run)
         measured = None
         if settings.server_gate_drift_tokens:
             try:
-                measured = await drift.measure(_endpoint(hold.live, hold.live_tag),
-                                               _endpoint(hold.candidate, hold.candidate_tag), runs[0].records,
-                                               max_tokens=settings.server_gate_drift_tokens,
-                                               concurrency=settings.server_qa_concurrency)
+                measured = await drift.measure(
+                    _endpoint(hold.live, hold.live_tag),
+                    _endpoint(hold.candidate, hold.candidate_tag),
+                    runs[0].records,
+                    max_tokens=settings.server_gate_drift_tokens,
+                    concurrency=settings.server_qa_concurrency,
+                )
             except (httpx.HTTPError, KeyError, ValueError) as exc:
-                raise SlotFailed(f"measuring the drift between {hold.live_tag} and {hold.candidate_tag} failed "
-                                 f"({type(exc).__name__}: {exc}): no verdict", hold.candidate.log_tail()) from exc
+                raise SlotFailed(
+                    f"measuring the drift between {hold.live_tag} and {hold.candidate_tag} failed "
+                    f"({type(exc).__name__}: {exc}): no verdict",
+                    hold.candidate.log_tail(),
+                ) from exc
             bluegreen.check_held(hold)
     live_run, candidate_run = runs
-    result = await asyncio.to_thread(publish_gate, bluegreen.store, hold, body.qa_set.name, rule, live_run, candidate_run,
-                                     measured)
+    result = await asyncio.to_thread(
+        publish_gate, bluegreen.store, hold, body.qa_set.name, rule, live_run, candidate_run, measured
+    )
     bluegreen.last_report = result.report  # a promotion of the same tag may rely on it
     return result

@@ -37,9 +37,10 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
         bluegreen.sweep()
         # Generous read timeout: a long generation streams for minutes; no limit on the pool. Idle connections are
         # dropped after 2 s, before llama-server's own keep-alive timeout (5 s) closes them under a request.
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(connect=5, read=600, write=60, pool=None),
-                                           limits=httpx.Limits(max_connections=None, max_keepalive_connections=64,
-                                                               keepalive_expiry=2))
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=5, read=600, write=60, pool=None),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=2),
+        )
         tag = initial_tag or bluegreen.last_live_tag() or settings.server_initial_release
         if tag:
             try:
@@ -51,8 +52,12 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
         await app.state.http.aclose()
         await bluegreen.shutdown()
 
-    app = FastAPI(title="prefloop server", version="0.1.0", lifespan=lifespan,
-                  description="OpenAI-compatible router over blue/green llama-server slots; admin API under /admin.")
+    app = FastAPI(
+        title="prefloop server",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible router over blue/green llama-server slots; admin API under /admin.",
+    )
     app.state.settings = settings
     app.include_router(openai_router)
     app.include_router(admin_router)
@@ -63,15 +68,26 @@ def create_app(settings: ServerSettings, initial_tag: str | None = None) -> Fast
         """The router's own 404 and 405 in OpenAI's shape; the admin API's errors stay FastAPI's."""
         if not is_openai_path(request.url.path):
             return await http_exception_handler(request, exc)
-        return openai_error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}", "invalid_request_error",
-                            "unknown_url" if exc.status_code == 404 else None)
+        return openai_error(
+            exc.status_code,
+            f"{exc.detail}: {request.method} {request.url.path}",
+            "invalid_request_error",
+            "unknown_url" if exc.status_code == 404 else None,
+        )
 
     def limit_body(path: str, message: str) -> dict[str, Any]:
-        return error_body(message, "invalid_request_error", "request_too_large") if is_openai_path(path) \
+        return (
+            error_body(message, "invalid_request_error", "request_too_large")
+            if is_openai_path(path)
             else detail_body(path, message)
+        )
 
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.server_max_body_mb * 1024 * 1024),
-                       setting="PREFLOOP_SERVER_MAX_BODY_MB", error_body=limit_body)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=int(settings.server_max_body_mb * 1024 * 1024),
+        setting="PREFLOOP_SERVER_MAX_BODY_MB",
+        error_body=limit_body,
+    )
     return app
 
 

@@ -55,8 +55,12 @@ class GateHold:
     started_at: datetime
 
     def unchanged(self, live_name: SlotName | None) -> bool:
-        return (live_name is self.live.name and (self.live.loaded_at, self.candidate.loaded_at) == self.loads
-                and self.live.status is SlotStatus.READY and self.candidate.status is SlotStatus.READY)
+        return (
+            live_name is self.live.name
+            and (self.live.loaded_at, self.candidate.loaded_at) == self.loads
+            and self.live.status is SlotStatus.READY
+            and self.candidate.status is SlotStatus.READY
+        )
 
 
 def report_problem(report: GateReport, tag: str, live_tag: str) -> str | None:
@@ -64,11 +68,15 @@ def report_problem(report: GateReport, tag: str, live_tag: str) -> str | None:
     if report.candidate_tag != tag:
         return f"QA gate report {report.report_id} is about {report.candidate_tag}, not {tag}"
     if report.live_tag != live_tag:
-        return (f"QA gate report {report.report_id} compared {tag} with {report.live_tag}, but {live_tag} is live now: "
-                "run the QA gate again")
+        return (
+            f"QA gate report {report.report_id} compared {tag} with {report.live_tag}, but {live_tag} is live now: "
+            "run the QA gate again"
+        )
     if not report.verdict.accepted:
-        return (f"the QA gate refused {tag} (report {report.report_id}): {'; '.join(report.verdict.reasons)}. "
-                "To overrule it, promote with force and a reason (`prefloop promote TAG --force --reason TEXT`)")
+        return (
+            f"the QA gate refused {tag} (report {report.report_id}): {'; '.join(report.verdict.reasons)}. "
+            "To overrule it, promote with force and a reason (`prefloop promote TAG --force --reason TEXT`)"
+        )
     return None
 
 
@@ -102,22 +110,45 @@ class BlueGreen:
 
     def status(self) -> ServerStatus:
         live = self.live_slot()
-        return ServerStatus(live=self.live, live_tag=live.model.tag if live and live.model else None,
-                            slots=[slot.state() for slot in self.slots.values()], gate_running=self.gate is not None)
+        return ServerStatus(
+            live=self.live,
+            live_tag=live.model.tag if live and live.model else None,
+            slots=[slot.state() for slot in self.slots.values()],
+            gate_running=self.gate is not None,
+        )
 
-    def _record(self, action: HistoryAction, tag: str, previous: str | None, trigger: str, accuracy: float | None = None,
-                note: str = "", report_id: str | None = None, forced: str | None = None) -> None:
-        self.store.append_history(ReleaseHistoryEntry(
-            at=datetime.now(timezone.utc), action=action, tag=tag, previous_tag=previous,
-            accuracy=accuracy, trigger=trigger, note=note, report_id=report_id, forced=forced,
-        ))
+    def _record(
+        self,
+        action: HistoryAction,
+        tag: str,
+        previous: str | None,
+        trigger: str,
+        accuracy: float | None = None,
+        note: str = "",
+        report_id: str | None = None,
+        forced: str | None = None,
+    ) -> None:
+        self.store.append_history(
+            ReleaseHistoryEntry(
+                at=datetime.now(timezone.utc),
+                action=action,
+                tag=tag,
+                previous_tag=previous,
+                accuracy=accuracy,
+                trigger=trigger,
+                note=note,
+                report_id=report_id,
+                forced=forced,
+            )
+        )
 
     def _refuse_while_gating(self, what: str) -> None:
         if self.gate is not None:
             raise OperationRefused(
                 f"a QA gate is comparing {self.gate.candidate_tag} with {self.gate.live_tag} (since "
                 f"{self.gate.started_at:%H:%M:%S} UTC): {what} now would change what it measures; wait until it ends "
-                "(`prefloop slots` shows gate_running)")
+                "(`prefloop slots` shows gate_running)"
+            )
 
     @asynccontextmanager
     async def gating(self) -> AsyncIterator[GateHold]:
@@ -129,8 +160,14 @@ class BlueGreen:
                 raise OperationRefused("no model is live to compare against: deploy and promote a release first")
             if candidate.status is not SlotStatus.READY or candidate.model is None:
                 raise OperationRefused("no candidate: deploy a tag to the idle slot first")
-            hold = GateHold(live, candidate, live.model.tag, candidate.model.tag, (live.loaded_at, candidate.loaded_at),
-                            datetime.now(timezone.utc))
+            hold = GateHold(
+                live,
+                candidate,
+                live.model.tag,
+                candidate.model.tag,
+                (live.loaded_at, candidate.loaded_at),
+                datetime.now(timezone.utc),
+            )
             self.gate = hold
         try:
             yield hold
@@ -143,7 +180,8 @@ class BlueGreen:
             raise GateInterrupted(
                 f"the slots changed while the QA gate compared {hold.candidate_tag} with {hold.live_tag} (a rollback, "
                 f"or a slot that stopped): no verdict; now live: {self._live_tag() or 'nothing'}. Deploy the candidate "
-                "again and run the gate again")
+                "again and run the gate again"
+            )
 
     def _live_tag(self) -> str | None:
         live = self.live_slot()
@@ -169,26 +207,40 @@ class BlueGreen:
             self._refuse_while_gating(f"promoting {tag}")
             slot = self.idle()
             if slot.status is not SlotStatus.READY or slot.model is None:
-                raise OperationRefused(f"nothing to promote: the idle slot ({slot.name.value}) is {slot.status.value}; "
-                                       f"deploy {tag} first")
+                raise OperationRefused(
+                    f"nothing to promote: the idle slot ({slot.name.value}) is {slot.status.value}; deploy {tag} first"
+                )
             if slot.model.tag != tag:
-                raise OperationRefused(f"the idle slot ({slot.name.value}) holds {slot.model.tag}, not {tag}: promote "
-                                       f"what it holds after the QA gate accepted it, or deploy {tag} and gate it")
+                raise OperationRefused(
+                    f"the idle slot ({slot.name.value}) holds {slot.model.tag}, not {tag}: promote "
+                    f"what it holds after the QA gate accepted it, or deploy {tag} and gate it"
+                )
             live_tag = self._live_tag()
             report = await self._report(report_id, tag)
             if force is not None and not force.strip():
                 raise OperationRefused("a forced promotion needs a reason: it goes into the release history and the changelog")
             if force is None and live_tag is not None:
-                problem = report_problem(report, tag, live_tag) if report else (
-                    f"no QA gate report accepted {tag}: run the QA gate first (`prefloop qa --gate --set FILE`, or the "
-                    "evaluate-and-deploy flow), or promote with force and a reason")
+                problem = (
+                    report_problem(report, tag, live_tag)
+                    if report
+                    else (
+                        f"no QA gate report accepted {tag}: run the QA gate first (`prefloop qa --gate --set FILE`, or the "
+                        "evaluate-and-deploy flow), or promote with force and a reason"
+                    )
+                )
                 if problem:
                     raise OperationRefused(problem)
             measured = report is not None and report.candidate_tag == tag and report.live_tag == live_tag
             note = "first release: nothing was live to compare with" if live_tag is None and force is None else ""
             accuracy = report.verdict.candidate_accuracy if report is not None and measured else None
-            return self._promote(HistoryAction.PROMOTE, trigger, accuracy,
-                                 note, report_id=report.report_id if report else None, forced=force.strip() if force else None)
+            return self._promote(
+                HistoryAction.PROMOTE,
+                trigger,
+                accuracy,
+                note,
+                report_id=report.report_id if report else None,
+                forced=force.strip() if force else None,
+            )
 
     async def _report(self, report_id: str | None, tag: str) -> GateReport | None:
         if report_id is None:
@@ -199,11 +251,20 @@ class BlueGreen:
             raise ArtifactNotFound(f"no QA gate report {report_id} in the bucket")
         return report
 
-    def _promote(self, action: HistoryAction, trigger: str, accuracy: float | None = None, note: str = "",
-                 report_id: str | None = None, forced: str | None = None) -> ServerStatus:
+    def _promote(
+        self,
+        action: HistoryAction,
+        trigger: str,
+        accuracy: float | None = None,
+        note: str = "",
+        report_id: str | None = None,
+        forced: str | None = None,
+    ) -> ServerStatus:
         slot = self.idle()
         if slot.status is not SlotStatus.READY or slot.model is None:
-            raise OperationRefused(f"nothing to promote: the idle slot ({slot.name.value}) is {slot.status.value}; deploy a tag first")
+            raise OperationRefused(
+                f"nothing to promote: the idle slot ({slot.name.value}) is {slot.status.value}; deploy a tag first"
+            )
         previous = self._live_tag()
         self.live = slot.name  # the switch: new requests go to this slot from now on
         self._record(action, slot.model.tag, previous, trigger, accuracy, note, report_id, forced)

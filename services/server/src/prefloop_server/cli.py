@@ -53,8 +53,11 @@ def _admin_call(name: str, call: object) -> int:
 
 def cmd_serve(args: list[str]) -> int:
     settings = _settings()
-    parser = argparse.ArgumentParser(prog="prefloop serve", description="Run the router and the blue/green llama-server slots. "
-                                     "At start it restores the release last in service (or --tag).")
+    parser = argparse.ArgumentParser(
+        prog="prefloop serve",
+        description="Run the router and the blue/green llama-server slots. "
+        "At start it restores the release last in service (or --tag).",
+    )
     parser.add_argument("--host", default=settings.server_host)
     parser.add_argument("--port", type=int, default=settings.server_port)
     parser.add_argument("--tag", help="release to serve at start (default: the last live one in the history)")
@@ -65,7 +68,9 @@ def cmd_serve(args: list[str]) -> int:
 
 
 def cmd_deploy(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="prefloop deploy", description="Load a release into the idle slot (the live one keeps serving).")
+    parser = argparse.ArgumentParser(
+        prog="prefloop deploy", description="Load a release into the idle slot (the live one keeps serving)."
+    )
     parser.add_argument("tag")
     ns = parser.parse_args(args)
     return _admin_call("deploy", lambda: _admin(_settings()).deploy(ns.tag, _trigger()))
@@ -80,7 +85,8 @@ def cmd_promote(args: list[str]) -> int:
         "promotes without it, as your decision: --reason is then required and goes into the history and changelog.",
         epilog="examples:\n  prefloop promote smollm2-135m-dpo-20261205-1 --report gate-20261205-101500-a1b2c3\n"
         "  prefloop promote smollm2-135m-dpo-20261205-1 --force --reason 'fixes the refund answers; QA set outdated'",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("tag", help="the release in the idle slot (anything else there is refused)")
     parser.add_argument("--report", help="the QA gate report that accepted it (default: the server's last gate of TAG)")
     parser.add_argument("--force", action="store_true", help="promote although no gate accepted it (needs --reason)")
@@ -90,13 +96,17 @@ def cmd_promote(args: list[str]) -> int:
         parser.error("--force needs --reason TEXT: it is recorded in the release history and the changelog")
     if ns.reason and not ns.force:
         parser.error("--reason goes with --force")
-    return _admin_call("promote", lambda: _admin(_settings()).promote(ns.tag, _trigger(), ns.report,
-                                                                      ns.reason if ns.force else None))
+    return _admin_call(
+        "promote", lambda: _admin(_settings()).promote(ns.tag, _trigger(), ns.report, ns.reason if ns.force else None)
+    )
 
 
 def cmd_rollback(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="prefloop rollback", description="Put an earlier release back in service: "
-                                     "instant if it is still loaded in the other slot, else it is deployed first.")
+    parser = argparse.ArgumentParser(
+        prog="prefloop rollback",
+        description="Put an earlier release back in service: "
+        "instant if it is still loaded in the other slot, else it is deployed first.",
+    )
     parser.add_argument("tag", nargs="?", help="release to put back (default: the one before the current)")
     ns = parser.parse_args(args)
     return _admin_call("rollback", lambda: _admin(_settings()).rollback(_trigger(), ns.tag))
@@ -136,14 +146,21 @@ def cmd_qa(args: list[str]) -> int:
     )
     parser.add_argument("--set", dest="qa_set", type=Path, required=True, help="QA set file (JSON)")
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (e.g. the router)")
-    parser.add_argument("--llama-server", action="store_true",
-                        help="the endpoint is llama-server or prefloop's router: ask it not to reuse cached prompts, so "
-                        "the same model gives the same greedy answers every run (reused prompts changed 37 of 72)")
+    parser.add_argument(
+        "--llama-server",
+        action="store_true",
+        help="the endpoint is llama-server or prefloop's router: ask it not to reuse cached prompts, so "
+        "the same model gives the same greedy answers every run (reused prompts changed 37 of 72)",
+    )
     parser.add_argument("--model", default=None, help="name recorded as the answering model (default: from /v1/models)")
     parser.add_argument("--gate", action="store_true", help="run the QA gate: live slot vs candidate slot")
-    parser.add_argument("--candidates", type=int, metavar="N",
-                        help="sample N answers per question (temperature > 0) and write the bad ones, with the best "
-                        "as a suggestion, to <out>/<set>-<model>.candidates.jsonl for `prefloop collect`")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        metavar="N",
+        help="sample N answers per question (temperature > 0) and write the bad ones, with the best "
+        "as a suggestion, to <out>/<set>-<model>.candidates.jsonl for `prefloop collect`",
+    )
     parser.add_argument("--temperature", type=float, default=0.8, help="with --candidates (default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("qa-out"), help="output folder (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=settings.server_qa_concurrency)
@@ -166,9 +183,17 @@ def cmd_qa(args: list[str]) -> int:
     model = ns.model or _served_model(ns.endpoint, key)
     if ns.candidates:
         return _candidates(ns, qa_set, template, Endpoint(ns.endpoint, model, api_key=key), settings)
-    run = run_qa(qa_set, Endpoint(ns.endpoint, model, api_key=key, llama_server=ns.llama_server), template, model=model,
-                 scorer=_scorer(ns), concurrency=ns.concurrency, decoding=Decoding(max_tokens=ns.max_tokens), correct_at=settings.server_correct_at,
-                 on_answer=lambda done, total: print(f"\r  answered {done}/{total}", end="", file=sys.stderr, flush=True))
+    run = run_qa(
+        qa_set,
+        Endpoint(ns.endpoint, model, api_key=key, llama_server=ns.llama_server),
+        template,
+        model=model,
+        scorer=_scorer(ns),
+        concurrency=ns.concurrency,
+        decoding=Decoding(max_tokens=ns.max_tokens),
+        correct_at=settings.server_correct_at,
+        on_answer=lambda done, total: print(f"\r  answered {done}/{total}", end="", file=sys.stderr, flush=True),
+    )
     print(file=sys.stderr)
     paths = write_run(run, ns.out, f"{qa_set.name}-{model}")
     print("\n".join(summary_lines(run)))
@@ -176,15 +201,25 @@ def cmd_qa(args: list[str]) -> int:
     return 0 if not run.failures else 1
 
 
-def _candidates(ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate, endpoint: Endpoint,
-                settings: ServerSettings) -> int:
+def _candidates(
+    ns: argparse.Namespace, qa_set: QASet, template: PromptTemplate, endpoint: Endpoint, settings: ServerSettings
+) -> int:
     if ns.candidates < 2 or ns.temperature <= 0:
         print("prefloop qa --candidates: sample at least 2 answers with --temperature above 0", file=sys.stderr)
         return 2
     model = endpoint.model
-    found = generate(qa_set, endpoint, template, model=model, samples=ns.candidates,
-                     temperature=ns.temperature, max_tokens=ns.max_tokens, correct_at=settings.server_correct_at,
-                     concurrency=ns.concurrency, scorer=_scorer(ns))
+    found = generate(
+        qa_set,
+        endpoint,
+        template,
+        model=model,
+        samples=ns.candidates,
+        temperature=ns.temperature,
+        max_tokens=ns.max_tokens,
+        correct_at=settings.server_correct_at,
+        concurrency=ns.concurrency,
+        scorer=_scorer(ns),
+    )
     ns.out.mkdir(parents=True, exist_ok=True)
     path = ns.out / f"{qa_set.name}-{model}{CANDIDATES_SUFFIX}"
     path.write_text("".join(c.model_dump_json() + "\n" for c in found), encoding="utf-8")
@@ -198,8 +233,9 @@ def _served_model(endpoint: str, key: str | None) -> str:
     import httpx
 
     try:
-        data = httpx.get(f"{endpoint.rstrip('/')}/v1/models", timeout=10,
-                         headers={"Authorization": f"Bearer {key}"} if key else None).json()["data"]
+        data = httpx.get(
+            f"{endpoint.rstrip('/')}/v1/models", timeout=10, headers={"Authorization": f"Bearer {key}"} if key else None
+        ).json()["data"]
         return str(data[0]["id"])
     except (httpx.HTTPError, KeyError, IndexError, ValueError):
         return "unknown"
@@ -211,17 +247,21 @@ def _read_run(path: Path, side: str) -> list[QARecord]:
     if problems:
         shown = "\n".join(f"  {p}" for p in problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise GateInputError(f"--{side} {path}: {len(problems)} bad line(s); fix them (or write the file again with "
-                             f"`prefloop qa`):\n{shown}{more}")
+        raise GateInputError(
+            f"--{side} {path}: {len(problems)} bad line(s); fix them (or write the file again with `prefloop qa`):\n{shown}{more}"
+        )
     models = sorted({r.model for r in records})
     if len(models) > 1:
-        raise GateInputError(f"--{side} {path}: answers of {len(models)} models ({', '.join(models[:5])}); give one "
-                             "run of one model per file")
+        raise GateInputError(
+            f"--{side} {path}: answers of {len(models)} models ({', '.join(models[:5])}); give one run of one model per file"
+        )
     seen: dict[str, int] = {}
     for number, record in enumerate(records, start=1):
         if record.question_id in seen:
-            raise GateInputError(f"--{side} {path}: question {record.question_id} is answered twice (records "
-                                 f"{seen[record.question_id]} and {number}); give one run per file")
+            raise GateInputError(
+                f"--{side} {path}: question {record.question_id} is answered twice (records "
+                f"{seen[record.question_id]} and {number}); give one run per file"
+            )
         seen[record.question_id] = number
     return records
 
@@ -250,13 +290,19 @@ def cmd_gate(args: list[str]) -> int:
     )
     parser.add_argument("--live", type=Path, required=True, help="QA records of the model in service (.jsonl)")
     parser.add_argument("--candidate", type=Path, required=True, help="QA records of the candidate (.jsonl)")
-    parser.add_argument("--rule", choices=[m.value for m in GateMethod], default=rule.method.value,
-                        help="mcnemar (default) or count (default here: %(default)s, PREFLOOP_SERVER_GATE_METHOD)")
+    parser.add_argument(
+        "--rule",
+        choices=[m.value for m in GateMethod],
+        default=rule.method.value,
+        help="mcnemar (default) or count (default here: %(default)s, PREFLOOP_SERVER_GATE_METHOD)",
+    )
     parser.add_argument("--alpha", type=float, help=f"mcnemar: significance of 'better' (default {rule.alpha:g})")
-    parser.add_argument("--heldout-alpha", type=float,
-                        help=f"mcnemar: significance of 'held out worse' (default {rule.heldout_alpha:g})")
-    parser.add_argument("--max-heldout-drop", type=float,
-                        help=f"mcnemar: largest held-out accuracy drop, 0-1 (default {rule.max_heldout_drop:g})")
+    parser.add_argument(
+        "--heldout-alpha", type=float, help=f"mcnemar: significance of 'held out worse' (default {rule.heldout_alpha:g})"
+    )
+    parser.add_argument(
+        "--max-heldout-drop", type=float, help=f"mcnemar: largest held-out accuracy drop, 0-1 (default {rule.max_heldout_drop:g})"
+    )
     parser.add_argument("--correct-at", type=float, help=f"a score at or above this is correct (default {rule.correct_at:g})")
     parser.add_argument("--min-delta", type=float, help=f"count: the margin (default {rule.min_delta:g})")
     parser.add_argument("--max-regressions", type=int, help=f"count: most regressions (default {rule.max_regressions})")
@@ -264,19 +310,30 @@ def cmd_gate(args: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="also write comparison.md, comparison.png and verdict.json here")
     ns = parser.parse_args(args)
     try:
-        chosen = settings.gate_rule(method=ns.rule, alpha=ns.alpha, heldout_alpha=ns.heldout_alpha,
-                                    max_heldout_drop=ns.max_heldout_drop, correct_at=ns.correct_at,
-                                    min_delta=ns.min_delta, max_regressions=ns.max_regressions)
+        chosen = settings.gate_rule(
+            method=ns.rule,
+            alpha=ns.alpha,
+            heldout_alpha=ns.heldout_alpha,
+            max_heldout_drop=ns.max_heldout_drop,
+            correct_at=ns.correct_at,
+            min_delta=ns.min_delta,
+            max_regressions=ns.max_regressions,
+        )
     except ValidationError as exc:
-        print("prefloop gate: " + "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
-                                            for e in exc.errors()), file=sys.stderr)
+        print(
+            "prefloop gate: "
+            + "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()),
+            file=sys.stderr,
+        )
         return 2
     try:
         live, candidate = _read_run(ns.live, "live"), _read_run(ns.candidate, "candidate")
         only = sorted({r.question_id for r in live} ^ {r.question_id for r in candidate})
         if only:
-            raise GateInputError(f"the two runs asked different questions ({len(only)} in one file only: "
-                                 f"{', '.join(only[:8])}{' ...' if len(only) > 8 else ''}); compare runs of the same QA set")
+            raise GateInputError(
+                f"the two runs asked different questions ({len(only)} in one file only: "
+                f"{', '.join(only[:8])}{' ...' if len(only) > 8 else ''}); compare runs of the same QA set"
+            )
     except GateInputError as exc:
         print(f"prefloop gate: {exc}", file=sys.stderr)
         return 2

@@ -90,9 +90,15 @@ async def _forward(request: Request, path: str) -> Response:
     if request.app.state.settings.server_log_prompts:
         log.info("%s %s -> %s: %s", request.method, path, slot.name.value, body[:2000].decode(errors="replace"))
     try:
-        upstream = await _send(client, client.build_request(
-            request.method, f"{slot.url}{path}", content=body,
-            headers={"content-type": request.headers.get("content-type", "application/json"), **slot.headers()}))
+        upstream = await _send(
+            client,
+            client.build_request(
+                request.method,
+                f"{slot.url}{path}",
+                content=body,
+                headers={"content-type": request.headers.get("content-type", "application/json"), **slot.headers()},
+            ),
+        )
     except httpx.HTTPError as exc:
         slot.in_flight -= 1
         return openai_error(502, f"the live slot did not answer: {exc}", "server_error", "upstream_unavailable")

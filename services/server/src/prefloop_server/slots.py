@@ -63,15 +63,36 @@ class Slot:
 
     def state(self) -> SlotState:
         return SlotState(
-            name=self.name, status=self.status, tag=self.model.tag if self.model else None, port=self.port,
-            pid=self.proc.pid if self.proc else None, in_flight=self.in_flight, loaded_at=self.loaded_at, error=self.error,
+            name=self.name,
+            status=self.status,
+            tag=self.model.tag if self.model else None,
+            port=self.port,
+            pid=self.proc.pid if self.proc else None,
+            in_flight=self.in_flight,
+            loaded_at=self.loaded_at,
+            error=self.error,
         )
 
     def command(self, model: Model, port: int) -> list[str]:
         s = self.settings
-        cmd = [str(self.llama.server), "-m", str(model.gguf), "--host", "127.0.0.1", "--port", str(port),
-               "-c", str(s.server_ctx), "-np", str(s.server_parallel), "-ngl", str(s.server_gpu_layers),
-               "--alias", model.tag, "--no-webui"]
+        cmd = [
+            str(self.llama.server),
+            "-m",
+            str(model.gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            str(s.server_ctx),
+            "-np",
+            str(s.server_parallel),
+            "-ngl",
+            str(s.server_gpu_layers),
+            "--alias",
+            model.tag,
+            "--no-webui",
+        ]
         if s.server_threads:
             cmd += ["-t", str(s.server_threads)]
         for lora in model.loras:
@@ -104,9 +125,15 @@ class Slot:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             # Called on the event loop's thread, which lives as long as the server: the child dies with it (children).
-            self.proc = subprocess.Popen(self.command(model, self.port), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.environment(), process_group=0,
-                                         preexec_fn=die_with_parent())
+            self.proc = subprocess.Popen(
+                self.command(model, self.port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                process_group=0,
+                preexec_fn=die_with_parent(),
+            )
         ChildRecord(self.proc.pid, (str(self.llama.server), f"--port {self.port}")).save(self.record_path)
         deadline = time.monotonic() + self.settings.server_health_timeout_s
         async with httpx.AsyncClient(timeout=2) as client:

@@ -54,10 +54,18 @@ class Progress(TrainerCallback):
         filled = int(width * step / total)
         bar = "#" * filled + "." * (width - filled)
         values = " ".join(f"{k.split('/')[-1]} {logs[k]:.4g}" for k in SHOWN if k in logs)
-        print(f"[{self.stage}] [{bar}] step {step}/{total} {values} | {elapsed:.0f}s elapsed, {_eta(eta)} left",
-              file=self.stream, flush=True)
-        progress = TrainingProgress(stage=self.stage, step=step, total=total, eta_s=round(eta, 1),
-                                    **{k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        print(
+            f"[{self.stage}] [{bar}] step {step}/{total} {values} | {elapsed:.0f}s elapsed, {_eta(eta)} left",
+            file=self.stream,
+            flush=True,
+        )
+        progress = TrainingProgress(
+            stage=self.stage,
+            step=step,
+            total=total,
+            eta_s=round(eta, 1),
+            **{k: v for k, v in logs.items() if isinstance(v, (int, float))},
+        )
         print(progress.line(), file=self.stream, flush=True)
 
 

@@ -27,12 +27,18 @@ def cmd_train(args: list[str]) -> int:
         "  prefloop train --print-config > train.yaml     # every field with its default\n"
         "The run id is made from the dataset, the resolved config, the base and the trainer's version: the same\n"
         "command again returns the published run (or resumes a killed one from its last published checkpoint);\n"
-        "--set run_id=NAME trains under a name of your own. The last line is `PREFLOOP_RESULT {\"run_id\": ...}`.",
+        '--set run_id=NAME trains under a name of your own. The last line is `PREFLOOP_RESULT {"run_id": ...}`.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="YAML with sections model, data, method, training, lora, quantization")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one field, e.g. training.epochs=1 (repeatable; wins over the file)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field, e.g. training.epochs=1 (repeatable; wins over the file)",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and stop")
     ns = parser.parse_args(args)
     try:

@@ -62,7 +62,8 @@ class MethodSection(Section):
     loss_type: list[str] = Field(
         default=["sigmoid", "sft"],
         description="DPO loss(es) from the installed TRL; several are combined. Default: sigmoid DPO plus an SFT term on "
-        "the chosen answers (RPO), the winner of benchmarks/effectiveness.py on small data.")
+        "the chosen answers (RPO), the winner of benchmarks/effectiveness.py on small data.",
+    )
     loss_weights: list[float] | None = Field(default=None, description="Weights of several DPO losses (default: 1 each).")
     beta: float = Field(default=0.1, gt=0, description="Strength of the pull toward the reference (0.1-0.5 recommended).")
     sft_epochs: float = Field(default=1.0, gt=0, description="Epochs of the SFT stage of sft+dpo.")
@@ -75,9 +76,14 @@ class MethodSection(Section):
 
 class TrainingSection(Section):
     learning_rate: float = Field(
-        default=4e-4, gt=0, description="Peak learning rate (benchmarks/effectiveness.py; loss not falling: lower it).")
-    epochs: float = Field(default=5.0, gt=0, description="Passes over the training pairs (the source's 3 learnt less "
-                          "and less steadily over four seeds: benchmarks/results/effectiveness.md).")
+        default=4e-4, gt=0, description="Peak learning rate (benchmarks/effectiveness.py; loss not falling: lower it)."
+    )
+    epochs: float = Field(
+        default=5.0,
+        gt=0,
+        description="Passes over the training pairs (the source's 3 learnt less "
+        "and less steadily over four seeds: benchmarks/results/effectiveness.md).",
+    )
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: by epochs).")
     batch_size: int = Field(default=1, ge=1, description="Pairs per micro-batch (memory grows with it).")
     grad_accumulation: int = Field(default=4, ge=1, description="Micro-batches per optimizer step.")
@@ -86,18 +92,25 @@ class TrainingSection(Section):
         description="Run a step's pairs (batch_size x grad_accumulation) in fewer, larger micro-batches: the same pairs "
         "per optimizer step, fewer and larger matrix multiplies. auto: on a GPU, as large as 75% of the memory budget "
         "allows without gradient checkpointing (on CPU measured no faster, for more memory); on: one micro-batch per "
-        "step, shrunk only if it does not fit; off: as set.")
+        "step, shrunk only if it does not fit; off: as set.",
+    )
     group_by_length: Switch = Field(
-        default="auto", description="Put pairs of similar token length in the same micro-batch, so it pads little "
+        default="auto",
+        description="Put pairs of similar token length in the same micro-batch, so it pads little "
         "(transformers' LengthGroupedSampler: random groups, sorted within). auto: on for DPO when a micro-batch holds "
-        "more than one pair.")
+        "more than one pair.",
+    )
     share_prompts: bool = Field(
-        default=True, description="DPO: run each pair as one packed row holding the prompt its chosen and rejected "
+        default=True,
+        description="DPO: run each pair as one packed row holding the prompt its chosen and rejected "
         "answer share once, not twice (the same log-probs and gradients from fewer tokens: "
-        "prefloop_trainer.shared_prompt; models with sdpa or eager attention).")
+        "prefloop_trainer.shared_prompt; models with sdpa or eager attention).",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Compute dtype. auto: bf16 where the GPU supports it, else fp16 on a GPU; fp32 on "
-        "CPU. bfloat16 on a CPU with AMX or AVX512-BF16 is an option to measure (benchmarks/results/trainer.md).")
+        default="auto",
+        description="Compute dtype. auto: bf16 where the GPU supports it, else fp16 on a GPU; fp32 on "
+        "CPU. bfloat16 on a CPU with AMX or AVX512-BF16 is an option to measure (benchmarks/results/trainer.md).",
+    )
     gradient_checkpointing: Switch = Field(
         default="auto", description="Trade compute for memory; auto: on when the memory estimate needs it."
     )
@@ -183,8 +196,11 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
         lines = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
-            message = "unknown field; check its spelling (prefloop train --print-config lists them)" \
-                if err["type"] == "extra_forbidden" else err["msg"]
+            message = (
+                "unknown field; check its spelling (prefloop train --print-config lists them)"
+                if err["type"] == "extra_forbidden"
+                else err["msg"]
+            )
             lines.append(f"  {where}: {message}")
         source = f" ({path})" if path else ""
         raise ConfigError(f"invalid training config{source}:\n" + "\n".join(lines)) from None

@@ -58,8 +58,14 @@ def split(pairs: list[dict[str, Any]], data: DataSection, seed: int) -> Splits:
 def for_method(rows: list[dict[str, Any]], method: TrainingMethod) -> list[dict[str, Any]]:
     """Preference pairs as DPO/ORPO take them; unpaired (KTO); prompt-completion (SFT)."""
     if method is TrainingMethod.KTO:
-        return [r for p in rows for r in ({"prompt": p["prompt"], "completion": p["chosen"], "label": True},
-                                          {"prompt": p["prompt"], "completion": p["rejected"], "label": False})]
+        return [
+            r
+            for p in rows
+            for r in (
+                {"prompt": p["prompt"], "completion": p["chosen"], "label": True},
+                {"prompt": p["prompt"], "completion": p["rejected"], "label": False},
+            )
+        ]
     if method is TrainingMethod.SFT:
         return [{"prompt": p["prompt"], "completion": p["chosen"]} for p in rows]
     return rows

@@ -66,8 +66,9 @@ def resolve(config: TrainConfig, hw: Hardware) -> Resolved:
         dtype = "float32"
     wanted = config.training.dtype
     if wanted == "bfloat16" and not hw.bf16 and hw.device != "cpu":
-        raise ValueError(f"training.dtype=bfloat16: {hw.name} has no bf16 (on such cards bf16 fails in cuBLAS); "
-                         "use float16 or auto")
+        raise ValueError(
+            f"training.dtype=bfloat16: {hw.name} has no bf16 (on such cards bf16 fails in cuBLAS); use float16 or auto"
+        )
     if wanted == "float16" and hw.device == "cpu":
         raise ValueError("training.dtype=float16: fp16 training needs a GPU; on CPU use float32 (auto) or bfloat16")
     if wanted != "auto" and wanted != dtype:
@@ -86,9 +87,13 @@ def resolve(config: TrainConfig, hw: Hardware) -> Resolved:
         optimizer = "adamw_torch"
 
     return Resolved(
-        device=hw.device, dtype=dtype, load_in_4bit=load_in_4bit, optimizer=optimizer,
+        device=hw.device,
+        dtype=dtype,
+        load_in_4bit=load_in_4bit,
+        optimizer=optimizer,
         gradient_checkpointing=config.training.gradient_checkpointing == "on",
-        batch_size=config.training.batch_size, grad_accumulation=config.training.grad_accumulation,
+        batch_size=config.training.batch_size,
+        grad_accumulation=config.training.grad_accumulation,
         precompute_ref_log_probs=config.training.precompute_ref_log_probs == "on",
         notes=notes,
     )

@@ -56,8 +56,15 @@ class Shape:
     def lora_params(self, r: int) -> int:
         """Trainable parameters of LoRA on every linear layer (q, k, v, o, gate, up, down)."""
         q, kv = self.heads * self.per_head, self.kv_heads * self.per_head
-        pairs = [(self.hidden, q), (self.hidden, kv), (self.hidden, kv), (q, self.hidden),
-                 (self.hidden, self.intermediate), (self.hidden, self.intermediate), (self.intermediate, self.hidden)]
+        pairs = [
+            (self.hidden, q),
+            (self.hidden, kv),
+            (self.hidden, kv),
+            (q, self.hidden),
+            (self.hidden, self.intermediate),
+            (self.hidden, self.intermediate),
+            (self.intermediate, self.hidden),
+        ]
         return self.layers * sum(r * (a + b) for a, b in pairs)
 
 
@@ -84,8 +91,16 @@ class Estimate:
         ]
 
 
-def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_per_example: int, baseline: float,
-             pair_tokens: int = 0, scored_tokens: int = 0) -> Estimate:
+def estimate(
+    shape: Shape,
+    resolved: Resolved,
+    r: int,
+    seq_len: int,
+    sequences_per_example: int,
+    baseline: float,
+    pair_tokens: int = 0,
+    scored_tokens: int = 0,
+) -> Estimate:
     """`pair_tokens`: the most tokens a DPO pair runs when its prompt runs once (shared_prompt.py); 0: its sequences
     run whole. `scored_tokens`: the most tokens of an example the LM head scores (TRL's fused head scores answers
     only: lm_head.py); 0: all."""
@@ -103,10 +118,12 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
     # measured for SmolLM2 at 120-640 tokens (benchmarks/results/trainer.md). With gradient checkpointing: the layer
     # inputs, plus one layer recomputed at a time.
     kv = shape.kv_heads * shape.per_head
-    per_layer = tokens * ((14 * shape.hidden + 4 * kv + 5 * shape.intermediate) * compute
-                          + 6 * shape.hidden + shape.intermediate)
-    activations = tokens * shape.hidden * compute * shape.layers + per_layer if resolved.gradient_checkpointing \
+    per_layer = tokens * ((14 * shape.hidden + 4 * kv + 5 * shape.intermediate) * compute + 6 * shape.hidden + shape.intermediate)
+    activations = (
+        tokens * shape.hidden * compute * shape.layers + per_layer
+        if resolved.gradient_checkpointing
         else per_layer * shape.layers
+    )
     # fp32 logits over the vocabulary: the output, its log-softmax, the softmax autograd keeps, and two
     # gradients — 5 copies, as measured on CPU (peak RSS, SmolLM2's 49k vocabulary, 64-256 tokens).
     logits = resolved.batch_size * (scored_tokens or sequences_per_example * seq_len) * shape.vocab * 4 * 5
@@ -116,8 +133,17 @@ def estimate(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences_p
 PACK_HEADROOM = 0.75  # pack only into this share of the budget: the estimate is within 30% of measured memory
 
 
-def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
-         budget_gb: float, pair_tokens: int = 0, scored_tokens: int = 0) -> Resolved:
+def pack(
+    shape: Shape,
+    resolved: Resolved,
+    r: int,
+    seq_len: int,
+    sequences: int,
+    baseline: float,
+    budget_gb: float,
+    pair_tokens: int = 0,
+    scored_tokens: int = 0,
+) -> Resolved:
     """The step's pairs in as few micro-batches as fit 75% of the budget without gradient checkpointing.
 
     The optimizer sees the same pairs per step; what changes is how many forward/backward passes carry them. On a GPU
@@ -132,8 +158,13 @@ def pack(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int,
         packed = replace(resolved, batch_size=micro, grad_accumulation=pairs // micro)
         est = estimate(shape, packed, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
         if est.total <= PACK_HEADROOM * budget_gb * GiB:
-            return replace(packed, notes=[*resolved.notes, f"micro-batch {micro} x accumulation {pairs // micro}: "
-                                          f"the step's {pairs} pairs packed, as memory allows"])
+            return replace(
+                packed,
+                notes=[
+                    *resolved.notes,
+                    f"micro-batch {micro} x accumulation {pairs // micro}: the step's {pairs} pairs packed, as memory allows",
+                ],
+            )
     return resolved
 
 
@@ -143,9 +174,19 @@ class DoesNotFit(RuntimeError):
         self.estimate = estimate
 
 
-def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, baseline: float,
-        budget_gb: float, checkpointing_fixed: bool, packing: str = "off",
-        pair_tokens: int = 0, scored_tokens: int = 0) -> tuple[Resolved, Estimate]:
+def fit(
+    shape: Shape,
+    resolved: Resolved,
+    r: int,
+    seq_len: int,
+    sequences: int,
+    baseline: float,
+    budget_gb: float,
+    checkpointing_fixed: bool,
+    packing: str = "off",
+    pair_tokens: int = 0,
+    scored_tokens: int = 0,
+) -> tuple[Resolved, Estimate]:
     """The resolved settings adjusted until the estimate fits the budget, or DoesNotFit with the numbers.
 
     `packing` is `training.pack_micro_batches`: auto packs a step's pairs as far as they fit (`pack`), on a GPU only
@@ -161,17 +202,24 @@ def fit(shape: Shape, resolved: Resolved, r: int, seq_len: int, sequences: int, 
     est = estimate(shape, current, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
     while est.total > budget:
         if not current.gradient_checkpointing and not checkpointing_fixed:
-            current = replace(current, gradient_checkpointing=True,
-                              notes=[*current.notes, "gradient checkpointing on to fit memory"])
+            current = replace(
+                current, gradient_checkpointing=True, notes=[*current.notes, "gradient checkpointing on to fit memory"]
+            )
         elif current.batch_size > 1:
             batch = current.batch_size // 2
             accumulation = current.grad_accumulation * (current.batch_size // batch)
-            current = replace(current, batch_size=batch, grad_accumulation=accumulation,
-                              notes=[*current.notes, f"micro-batch {batch} x accumulation {accumulation} to fit memory"])
+            current = replace(
+                current,
+                batch_size=batch,
+                grad_accumulation=accumulation,
+                notes=[*current.notes, f"micro-batch {batch} x accumulation {accumulation} to fit memory"],
+            )
         else:
             raise DoesNotFit(
                 f"estimated {est.total / GiB:.2f} GiB does not fit the {budget_gb:.2f} GiB available, even with "
                 f"micro-batch 1 and gradient checkpointing. Try: data.max_length={max(64, seq_len // 2)}, a smaller "
-                "lora.r, 4-bit on a CUDA GPU, or a machine with more memory.", est)
+                "lora.r, 4-bit on a CUDA GPU, or a machine with more memory.",
+                est,
+            )
         est = estimate(shape, current, r, seq_len, sequences, baseline, pair_tokens, scored_tokens)
     return current, est

@@ -53,46 +53,89 @@ def grouped_by_length(trainer_cls: type) -> type:
     class GroupedByLength(trainer_cls):
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = self.train_dataset if train_dataset is None else train_dataset
-            lengths = [len(p) + max(len(c), len(r))
-                       for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        lengths=lengths)
+            lengths = [
+                len(p) + max(len(c), len(r))
+                for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])
+            ]
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
 
     return GroupedByLength
 
 
 def build_trainer(
-    method: TrainingMethod, config: TrainConfig, resolved: Resolved, model: Any, tokenizer: Any, train: Any,
-    eval_: Any, out: Path, callbacks: list[Any], peft_config: Any, epochs: float | None = None,
+    method: TrainingMethod,
+    config: TrainConfig,
+    resolved: Resolved,
+    model: Any,
+    tokenizer: Any,
+    train: Any,
+    eval_: Any,
+    out: Path,
+    callbacks: list[Any],
+    peft_config: Any,
+    epochs: float | None = None,
 ) -> Any:
     common = _common(config, resolved, out, eval_ is not None, epochs if epochs is not None else config.training.epochs)
     m = config.method
     if method is TrainingMethod.DPO:
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common, beta=m.beta, loss_type=m.loss_type, loss_weights=m.loss_weights,
-                         precompute_ref_log_probs=resolved.precompute_ref_log_probs)
+        args = DPOConfig(
+            **common,
+            beta=m.beta,
+            loss_type=m.loss_type,
+            loss_weights=m.loss_weights,
+            precompute_ref_log_probs=resolved.precompute_ref_log_probs,
+        )
         trainer_cls = grouped_by_length(DPOTrainer) if resolved.group_by_length else DPOTrainer
         if resolved.share_prompts:
             trainer_cls = sharing_prompts_in(trainer_cls)
-        return trainer_cls(model=model, args=args, train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+        return trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=eval_,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
     if method is TrainingMethod.KTO:
         from trl import KTOConfig, KTOTrainer
 
-        return KTOTrainer(model=model, args=KTOConfig(**common, beta=m.beta, precompute_ref_log_probs=resolved.precompute_ref_log_probs), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+        return KTOTrainer(
+            model=model,
+            args=KTOConfig(**common, beta=m.beta, precompute_ref_log_probs=resolved.precompute_ref_log_probs),
+            train_dataset=train,
+            eval_dataset=eval_,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
     if method is TrainingMethod.ORPO:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" notice: ORPO lives in trl.experimental since TRL 1.x
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-        return ORPOTrainer(model=model, args=ORPOConfig(**common, beta=m.beta), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
-                           peft_config=peft_config, callbacks=callbacks)
+        return ORPOTrainer(
+            model=model,
+            args=ORPOConfig(**common, beta=m.beta),
+            train_dataset=train,
+            eval_dataset=eval_,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
     if method is TrainingMethod.SFT:
         from trl import SFTConfig, SFTTrainer
 
-        return SFTTrainer(model=model, args=SFTConfig(**common, completion_only_loss=True), train_dataset=train, eval_dataset=eval_, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+        return SFTTrainer(
+            model=model,
+            args=SFTConfig(**common, completion_only_loss=True),
+            train_dataset=train,
+            eval_dataset=eval_,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
     raise ValueError(f"no single trainer for {method.value}; sft+dpo runs sft then dpo")

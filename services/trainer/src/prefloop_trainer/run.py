@@ -52,8 +52,15 @@ class UploadCheckpoints(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
-        self.store.publish(Checkpoint(checkpoint_id=Checkpoint.id_for(self.run_id, self.stage, state.global_step),
-                                      run_id=self.run_id, stage=self.stage, step=state.global_step), files)
+        self.store.publish(
+            Checkpoint(
+                checkpoint_id=Checkpoint.id_for(self.run_id, self.stage, state.global_step),
+                run_id=self.run_id,
+                stage=self.stage,
+                step=state.global_step,
+            ),
+            files,
+        )
 
 
 def latest_checkpoint(store: ArtifactStore, run_id: str, stage: str, out: Path) -> Path | None:
@@ -73,8 +80,9 @@ class InitAdapter(NamedTuple):
     r: int
 
 
-def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatTemplate | None, work: Path,
-                 settings: Settings) -> InitAdapter | None:
+def init_adapter(
+    store: ArtifactStore, config: TrainConfig, chat_template: ChatTemplate | None, work: Path, settings: Settings
+) -> InitAdapter | None:
     """The earlier run's adapter to continue (`model.init_run`), fetched; refused before any weights load when it
     does not fit this run (another base, or another chat template)."""
     run_id = config.model.init_run
@@ -84,16 +92,22 @@ def init_adapter(store: ArtifactStore, config: TrainConfig, chat_template: ChatT
     if run is None:
         raise ValueError(f"model.init_run: there is no run {run_id} in the bucket")
     if run.base_model != config.model.base:
-        raise ValueError(f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
-                         "its adapter fits only that base (set model.base to it, or leave model.init_run unset)")
+        raise ValueError(
+            f"model.init_run: run {run_id} was trained on {run.base_model}, not {config.model.base}; "
+            "its adapter fits only that base (set model.base to it, or leave model.init_run unset)"
+        )
     if problem := base_mismatch(run_id, run.base_model, run.base_digest, settings):
         raise ValueError(f"model.init_run: {problem}")
     if run.chat_template != chat_template:
-        raise ValueError(f"model.init_run: run {run_id} was trained with chat template {describe(run.chat_template)}, "
-                         f"this run formats with {describe(chat_template)}; continue it with the same model.chat_template")
+        raise ValueError(
+            f"model.init_run: run {run_id} was trained with chat template {describe(run.chat_template)}, "
+            f"this run formats with {describe(chat_template)}; continue it with the same model.chat_template"
+        )
     if run.method is TrainingMethod.SFT_DPO:
-        raise ValueError(f"model.init_run: run {run_id} is sft+dpo, its adapter sits over an SFT-merged model; "
-                         "start from a dpo, orpo, kto or sft run, or from the base")
+        raise ValueError(
+            f"model.init_run: run {run_id} is sft+dpo, its adapter sits over an SFT-merged model; "
+            "start from a dpo, orpo, kto or sft run, or from the base"
+        )
     fetched = store.fetch(run, work / "init", [name for name in run.files if name.startswith("adapter/")])
     config_file = fetched.get("adapter/adapter_config.json")
     if config_file is None:
@@ -143,18 +157,26 @@ def example_lengths(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int
     for pair in pairs:
         prompt = _chat_tokens(tokenizer, pair["prompt"], add_generation_prompt=True)
         shortest_prompt = prompt if shortest_prompt is None else min(shortest_prompt, prompt)
-        chosen, rejected = (min(_chat_tokens(tokenizer, pair["prompt"] + answer), max_length)
-                            for answer in (pair["chosen"], pair["rejected"]))
+        chosen, rejected = (
+            min(_chat_tokens(tokenizer, pair["prompt"] + answer), max_length) for answer in (pair["chosen"], pair["rejected"])
+        )
         lengths += [chosen, rejected]
         packed.append(chosen + rejected - min(prompt, chosen, rejected))
         answers.append((max(chosen - prompt, 0), max(rejected - prompt, 0)))
     if shortest_prompt is not None and shortest_prompt >= max_length:
-        raise ValueError(f"every prompt is at least data.max_length={max_length} tokens long (the shortest has "
-                         f"{shortest_prompt}), so no answer would be trained on: raise data.max_length "
-                         f"(e.g. --set data.max_length={max(256, 2 * shortest_prompt)})")
-    return Lengths(max(lengths, default=0), sum(lengths) / len(lengths) if lengths else 0.0,
-                   max(packed, default=0), sum(packed) / len(packed) if packed else 0.0,
-                   max((max(a) for a in answers), default=0), max((sum(a) for a in answers), default=0))
+        raise ValueError(
+            f"every prompt is at least data.max_length={max_length} tokens long (the shortest has "
+            f"{shortest_prompt}), so no answer would be trained on: raise data.max_length "
+            f"(e.g. --set data.max_length={max(256, 2 * shortest_prompt)})"
+        )
+    return Lengths(
+        max(lengths, default=0),
+        sum(lengths) / len(lengths) if lengths else 0.0,
+        max(packed, default=0),
+        sum(packed) / len(packed) if packed else 0.0,
+        max((max(a) for a in answers), default=0),
+        max((sum(a) for a in answers), default=0),
+    )
 
 
 def planned_steps(n_train: int, config: TrainConfig, resolved: Resolved) -> int:
@@ -174,9 +196,20 @@ def rough_seconds(shape: Shape, steps: int, resolved: Resolved, hw: Hardware, ex
     return 8 * shape.params * tokens / flops_per_s
 
 
-def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, seconds: float, steps: int,
-               n_train: int, n_eval: int, config: TrainConfig, run_id: str, settings: Settings,
-               init: InitAdapter | None = None) -> list[str]:
+def plan_lines(
+    hw: Hardware,
+    resolved: Resolved,
+    est: Estimate,
+    budget: float,
+    seconds: float,
+    steps: int,
+    n_train: int,
+    n_eval: int,
+    config: TrainConfig,
+    run_id: str,
+    settings: Settings,
+    init: InitAdapter | None = None,
+) -> list[str]:
     lines = [
         f"run {run_id}: {config.method.name.value} on {base_title(config.model.base, settings)}, dataset "
         f"{config.data.dataset_id}",
@@ -186,8 +219,11 @@ def plan_lines(hw: Hardware, resolved: Resolved, est: Estimate, budget: float, s
         f"{', grouped by length' if resolved.group_by_length else ''}"
         f"{', each pair runs its prompt once' if resolved.share_prompts else ''}; "
         f"gradient checkpointing {'on' if resolved.gradient_checkpointing else 'off'}; optimizer {resolved.optimizer}",
-        (f"  LoRA        run {init.run_id}'s adapter (r {init.r}), trained further; the reference is that run's model"
-         if init else f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}")
+        (
+            f"  LoRA        run {init.run_id}'s adapter (r {init.r}), trained further; the reference is that run's model"
+            if init
+            else f"  LoRA        r {config.lora.r}, alpha {config.lora.alpha}, targets {config.lora.target_modules}"
+        )
         + f"; lr {config.training.learning_rate:g}, beta {config.method.beta:g}",
         f"  memory      estimated {est.total / GiB:.2f} GiB of {budget:.2f} GiB available",
         *est.lines(),
@@ -201,8 +237,9 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
 
 
-def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: TextIO = sys.stdout,
-          hardware: Hardware | None = None) -> TrainingRun:
+def train(
+    config: TrainConfig, settings: Settings, store: ArtifactStore, out: TextIO = sys.stdout, hardware: Hardware | None = None
+) -> TrainingRun:
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
 
@@ -214,8 +251,11 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     run_id = config.run_id or run_id_for(config, config.data.dataset_id, settings)
     if (done := store.get(TrainingRun, run_id)) is not None:
         why = "that id was given (run_id)" if config.run_id else "the same dataset, config, base and trainer made it"
-        print(f"run {run_id} is already published ({why}): not training again; --set run_id=<a new id> trains anew "
-              "under that name", file=out, flush=True)
+        print(
+            f"run {run_id} is already published ({why}): not training again; --set run_id=<a new id> trains anew under that name",
+            file=out,
+            flush=True,
+        )
         print(JobResult(run_id=run_id, reused=True).line(), file=out, flush=True)
         return done
     work = settings.home / "trainer" / run_id
@@ -235,44 +275,65 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     shape = Shape.of(load_config(config.model.base, settings))
     tokenizer = load_tokenizer(config.model.base, settings, chat_template)
     if not tokenizer.chat_template:
-        raise ValueError(f"{config.model.base} has no chat template (a base model, not an instruct one), so nothing says "
-                         f"how a conversation becomes tokens: give one with model.chat_template "
-                         f"({', '.join(bundled_names())}, or a Jinja file; the model card says which fits) or "
-                         "PREFLOOP_BASE_CHAT_TEMPLATE, and export over a base release made with the same")
+        raise ValueError(
+            f"{config.model.base} has no chat template (a base model, not an instruct one), so nothing says "
+            f"how a conversation becomes tokens: give one with model.chat_template "
+            f"({', '.join(bundled_names())}, or a Jinja file; the model card says which fits) or "
+            "PREFLOOP_BASE_CHAT_TEMPLATE, and export over a base release made with the same"
+        )
     lengths = example_lengths(tokenizer, pairs, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
     # TRL's fused LM head scores answer tokens only (lm_head.py); ORPO computes its own logits over every token.
     scored = 0 if method is TrainingMethod.ORPO else lengths.longest_answers if sequences == 2 else lengths.longest_answer
-    resolved, est = fit(shape, resolved, init.r if init else config.lora.r, lengths.longest, sequences, baseline, budget,
-                        checkpointing_fixed=config.training.gradient_checkpointing != "auto",
-                        packing=config.training.pack_micro_batches,
-                        pair_tokens=lengths.longest_pair if resolved.share_prompts else 0, scored_tokens=scored)
+    resolved, est = fit(
+        shape,
+        resolved,
+        init.r if init else config.lora.r,
+        lengths.longest,
+        sequences,
+        baseline,
+        budget,
+        checkpointing_fixed=config.training.gradient_checkpointing != "auto",
+        packing=config.training.pack_micro_batches,
+        pair_tokens=lengths.longest_pair if resolved.share_prompts else 0,
+        scored_tokens=scored,
+    )
     grouping = config.training.group_by_length
-    resolved.group_by_length = method in DPO_STAGE and (
-        grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
+    resolved.group_by_length = method in DPO_STAGE and (grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
     if grouping == "on" and not resolved.group_by_length:
         resolved.notes.append(f"training.group_by_length applies to DPO only; {method.value} draws pairs at random")
     steps = planned_steps(len(splits.train), config, resolved)
-    seconds = rough_seconds(shape, steps, resolved, hw,
-                            lengths.mean_pair if resolved.share_prompts else sequences * lengths.mean)
-    for line in plan_lines(hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config,
-                           run_id, settings, init):
+    seconds = rough_seconds(shape, steps, resolved, hw, lengths.mean_pair if resolved.share_prompts else sequences * lengths.mean)
+    for line in plan_lines(
+        hw, resolved, est, budget, seconds, steps, len(splits.train), len(splits.eval), config, run_id, settings, init
+    ):
         print(line, file=out, flush=True)
     if warning:
         print(f"  warning     {warning}", file=out, flush=True)
     timings["plan"] = time.monotonic() - t0
-    plan = {**{k: v for k, v in vars(resolved).items() if k != "notes"}, "memory_estimate_gib": round(est.total / GiB, 3),
-            "memory_in_use_gib": round(est.baseline / GiB, 3), "longest_tokens": lengths.longest,
-            "memory_budget_gib": round(budget, 3), "planned_steps": steps, "estimated_seconds": round(seconds, 1)}
+    plan = {
+        **{k: v for k, v in vars(resolved).items() if k != "notes"},
+        "memory_estimate_gib": round(est.total / GiB, 3),
+        "memory_in_use_gib": round(est.baseline / GiB, 3),
+        "longest_tokens": lengths.longest,
+        "memory_budget_gib": round(budget, 3),
+        "planned_steps": steps,
+        "estimated_seconds": round(seconds, 1),
+    }
 
     t1 = time.monotonic()
     model = load_model(config.model.base, settings, resolved.dtype, resolved.load_in_4bit)
     if init:
         model = PeftModel.from_pretrained(model, init.folder, is_trainable=True)
     timings["load"] = time.monotonic() - t1
-    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(work / "tb")
     metrics = Metrics()
     outputs: dict[str, Path] = {}
@@ -281,10 +342,19 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
         with answer_only_lm_head():  # from building the trainer on: TRL precomputes reference log-probs there
             guard = NaNGuard()
             stage_dir = work / stage
-            trainer = _trainer(stage_method, config, resolved, model_in, tokenizer, splits, stage_dir,
-                               [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)],
-                               None if isinstance(model_in, PeftModel) else lora, epochs,
-                               Dataset)
+            trainer = _trainer(
+                stage_method,
+                config,
+                resolved,
+                model_in,
+                tokenizer,
+                splits,
+                stage_dir,
+                [Progress(stage, out), metrics, guard, UploadCheckpoints(store, run_id, stage)],
+                None if isinstance(model_in, PeftModel) else lora,
+                epochs,
+                Dataset,
+            )
             resume = latest_checkpoint(store, run_id, stage, stage_dir)
             if resume is not None:
                 print(f"[{stage}] resuming from {resume.name} (published checkpoint)", file=out, flush=True)
@@ -313,22 +383,31 @@ def train(config: TrainConfig, settings: Settings, store: ArtifactStore, out: Te
     tokenizer.save_pretrained(work / "adapter")
     outputs.update(_folder_files(work / "adapter", "adapter"))
 
-    (work / "metrics.json").write_text(json.dumps({"steps": metrics.steps, "eval": metrics.eval,
-                                                   "summary": metrics.summary}, indent=1))
+    (work / "metrics.json").write_text(
+        json.dumps({"steps": metrics.steps, "eval": metrics.eval, "summary": metrics.summary}, indent=1)
+    )
     outputs["metrics.json"] = work / "metrics.json"
     for plot in plot_run(metrics.steps, metrics.eval, work / "plots"):
         outputs[f"plots/{plot.name}"] = plot
     outputs.update(_folder_files(work / "tb", "tb"))
     last = metrics.steps[-1] if metrics.steps else {}
     run = TrainingRun(
-        run_id=run_id, dataset_id=manifest.dataset_id, base_model=config.model.base,
-        base_digest=base_digest(config.model.base, settings), chat_template=chat_template,
+        run_id=run_id,
+        dataset_id=manifest.dataset_id,
+        base_model=config.model.base,
+        base_digest=base_digest(config.model.base, settings),
+        chat_template=chat_template,
         method=method,
-        config=config.model_dump(mode="json"), versions=_versions(), device=f"{hw.device} ({hw.name})",
-        dtype=resolved.dtype, started_at=started, finished_at=datetime.now(timezone.utc),
+        config=config.model_dump(mode="json"),
+        versions=_versions(),
+        device=f"{hw.device} ({hw.name})",
+        dtype=resolved.dtype,
+        started_at=started,
+        finished_at=datetime.now(timezone.utc),
         timings={**timings, "total": time.monotonic() - t0},
         final_metrics={k: float(v) for k, v in last.items() if k != "step"} | {"pairs": float(len(splits.train))},
-        plan=plan, peak_memory_gib=round(peak_memory_gib(hw.device), 3),
+        plan=plan,
+        peak_memory_gib=round(peak_memory_gib(hw.device), 3),
     )
     published = store.publish(run, outputs)
     print(f"run {run_id} published: {len(outputs)} files (adapter, metrics.json, plots, TensorBoard)", file=out, flush=True)
@@ -343,9 +422,19 @@ def _folder_files(folder: Path, prefix: str) -> dict[str, Path]:
     return {f"{prefix}/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _trainer(method: TrainingMethod, config: TrainConfig, resolved: Resolved, model: Any, tokenizer: Any,
-             splits: datasets_.Splits, out: Path, callbacks: list[Any], lora: Any, epochs: float | None,
-             dataset_cls: Any) -> Any:
+def _trainer(
+    method: TrainingMethod,
+    config: TrainConfig,
+    resolved: Resolved,
+    model: Any,
+    tokenizer: Any,
+    splits: datasets_.Splits,
+    out: Path,
+    callbacks: list[Any],
+    lora: Any,
+    epochs: float | None,
+    dataset_cls: Any,
+) -> Any:
     from prefloop_trainer.methods import build_trainer
 
     train = dataset_cls.from_list(datasets_.for_method(splits.train, method))
@@ -363,4 +452,3 @@ def _oom_advice(est: Estimate, budget: float, resolved: Resolved, config: TrainC
         f"--set training.gradient_checkpointing=on --set data.max_length={max(128, config.data.max_length // 2)}"
         + ("" if resolved.load_in_4bit else " and 4-bit on a CUDA GPU (quantization.load_in_4bit=on)")
     )
-

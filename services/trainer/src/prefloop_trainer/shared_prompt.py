@@ -50,11 +50,11 @@ def pack_pairs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Packed 
     span = torch.arange(max(n, width), device=device)
     for i in range(half):
         c, r, p = int(chosen[i]), int(rejected[i]), int(shared[i])
-        ids[i, :c], ids[i, c:c + r - p] = input_ids[i, :c], input_ids[half + i, p:r]
-        positions[i, :c], positions[i, c:c + r - p] = span[:c], span[p:r]
-        part[i, :c], part[i, c:c + r - p] = 0, 1
+        ids[i, :c], ids[i, c : c + r - p] = input_ids[i, :c], input_ids[half + i, p:r]
+        positions[i, :c], positions[i, c : c + r - p] = span[:c], span[p:r]
+        part[i, :c], part[i, c : c + r - p] = 0, 1
         gather[i, :c] = span[:c]
-        gather[half + i, :p], gather[half + i, p:r] = span[:p], span[c:c + r - p]
+        gather[half + i, :p], gather[half + i, p:r] = span[:p], span[c : c + r - p]
     q, k = span[:n, None], span[None, :n]
     causal = k <= q
     is_chosen_rest = (part == 0) & (span[None, :n] >= shared[:, None])
@@ -83,8 +83,13 @@ def sharing_prompts(model: Any) -> Iterator[None]:
 
     def forward(input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> Any:
         packed = None
-        if (input_ids is not None and attention_mask is not None and kwargs.get("position_ids") is None
-                and kwargs.get("past_key_values") is None and not kwargs.get("output_router_logits")):
+        if (
+            input_ids is not None
+            and attention_mask is not None
+            and kwargs.get("position_ids") is None
+            and kwargs.get("past_key_values") is None
+            and not kwargs.get("output_router_logits")
+        ):
             packed = pack_pairs(input_ids, attention_mask)
         if packed is None:
             return original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)

@@ -37,11 +37,14 @@ def resolve_chat_template(spec: str) -> ChatTemplate:
         return ChatTemplate(name=spec, text=text.removesuffix("\n"))
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise ChatTemplateError(f"chat template {spec!r} is neither a bundled one ({', '.join(bundled_names())}) "
-                                "nor a Jinja file that exists")
+        raise ChatTemplateError(
+            f"chat template {spec!r} is neither a bundled one ({', '.join(bundled_names())}) nor a Jinja file that exists"
+        )
     if path.stat().st_size > MAX_BYTES:
-        raise ChatTemplateError(f"chat template {path}: {path.stat().st_size} bytes, more than a chat template needs "
-                                f"({MAX_BYTES} at most); is it the right file?")
+        raise ChatTemplateError(
+            f"chat template {path}: {path.stat().st_size} bytes, more than a chat template needs "
+            f"({MAX_BYTES} at most); is it the right file?"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

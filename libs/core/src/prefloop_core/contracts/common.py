@@ -115,9 +115,7 @@ class Artifact(Contract):
         default_factory=dict,
         description="Files of the artifact by name; filled in by the store when it publishes.",
     )
-    published_at: datetime | None = Field(
-        default=None, description="When the store wrote the manifest (UTC); set by the store."
-    )
+    published_at: datetime | None = Field(default=None, description="When the store wrote the manifest (UTC); set by the store.")
 
     @property
     def artifact_id(self) -> str:

@@ -31,10 +31,12 @@ class GateRule(BaseModel):
     method: GateMethod = Field(default=GateMethod.MCNEMAR, description="mcnemar (default) or count (the first rule).")
     correct_at: float = Field(default=0.7, ge=0, le=1, description="A score at or above this counts as correct.")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="mcnemar: significance of 'better beyond chance'.")
-    heldout_alpha: float = Field(default=0.05, gt=0, lt=1,
-                                 description="mcnemar: significance at which the held-out questions count as worse.")
-    max_heldout_drop: float = Field(default=0.10, ge=0, le=1,
-                                    description="mcnemar: largest drop of held-out accuracy (mean score) accepted.")
+    heldout_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="mcnemar: significance at which the held-out questions count as worse."
+    )
+    max_heldout_drop: float = Field(
+        default=0.10, ge=0, le=1, description="mcnemar: largest drop of held-out accuracy (mean score) accepted."
+    )
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the accuracy change's interval.")
     min_delta: float = Field(default=0.03, ge=-1, le=1, description="count: candidate accuracy >= live + this.")
     max_regressions: int = Field(default=6, ge=0, description="count: most live-correct questions that may regress.")
@@ -61,8 +63,11 @@ class QuestionResult(BaseModel):
     protected: bool = False
     live: float | None
     candidate: float | None
-    kl: float | None = Field(default=None, description="Drift on this question: mean per-token KL(live || candidate) "
-                             "on the live model's answer, nats (None: not measured).")
+    kl: float | None = Field(
+        default=None,
+        description="Drift on this question: mean per-token KL(live || candidate) "
+        "on the live model's answer, nats (None: not measured).",
+    )
 
     @property
     def change(self) -> float:
@@ -109,8 +114,9 @@ class GateVerdict(Contract):
     regressions: list[str] = Field(description="Questions correct on live and wrong on the candidate.")
     wins: list[str] = Field(description="Questions the candidate scored higher on.")
     losses: list[str] = Field(description="Questions the candidate scored lower on.")
-    p_value: float = Field(description="One-sided exact test on fixed vs regressed: P(at least this many fixed | no "
-                           "better than live).")
+    p_value: float = Field(
+        description="One-sided exact test on fixed vs regressed: P(at least this many fixed | no better than live)."
+    )
     heldout: SplitTest | None = None
     protected_regressions: list[str] = Field(default_factory=list)
     per_game: dict[str, tuple[float, float]]

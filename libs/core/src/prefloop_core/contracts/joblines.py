@@ -26,7 +26,7 @@ class JobLine(BaseModel):
         if not line.startswith(cls.PREFIX):
             return None
         try:
-            return cls.model_validate_json(line[len(cls.PREFIX):])
+            return cls.model_validate_json(line[len(cls.PREFIX) :])
         except ValidationError:
             return None
 

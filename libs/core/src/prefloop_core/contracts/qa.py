@@ -31,8 +31,11 @@ class QARecord(Contract):
     model: str = Field(description="Release tag (or model name) that answered.")
     qa_set: str | None = Field(default=None, description="Name of the QA set the question came from.")
     split: Literal["train", "heldout"] | None = Field(default=None, description="The question's split in its QA set.")
-    protected: bool = Field(default=False, description="A protected question of its QA set: the gate refuses a "
-                            "candidate that gets it wrong where the live model got it right.")
+    protected: bool = Field(
+        default=False,
+        description="A protected question of its QA set: the gate refuses a "
+        "candidate that gets it wrong where the live model got it right.",
+    )
     latency_s: float | None = Field(default=None, ge=0, description="Seconds the answer took.")
 
 
@@ -53,8 +56,9 @@ class QAQuestion(Contract):
         default=None, description="train: its failures go to review; heldout: only measured."
     )
     protected: bool = Field(
-        default=False, description="A regression on this question (right on live, wrong on the candidate) refuses "
-        "the candidate, whatever the rest shows: for answers that must never break (safety, pricing, ...)."
+        default=False,
+        description="A regression on this question (right on live, wrong on the candidate) refuses "
+        "the candidate, whatever the rest shows: for answers that must never break (safety, pricing, ...).",
     )
 
 

@@ -44,9 +44,7 @@ class Release(Artifact):
     quantizations: list[Quantization] = Field(default_factory=list)
     dataset_id: SafeId | None = None
     run_id: SafeId | None = None
-    base_release: SafeId | None = Field(
-        default=None, description="For adapter releases: the release holding the base GGUF."
-    )
+    base_release: SafeId | None = Field(default=None, description="For adapter releases: the release holding the base GGUF.")
     llama_cpp_version: str | None = None
     pairs: int | None = Field(default=None, ge=0, description="Preference pairs the run trained on.")
     created_at: datetime
@@ -73,5 +71,6 @@ class ReleaseHistoryEntry(Contract):
     trigger: str = Field(description="Who or what asked: 'flow:improve', 'cli:alice', 'api', ...")
     note: str = ""
     report_id: SafeId | None = Field(default=None, description="The QA gate report behind a promotion, if one was.")
-    forced: str | None = Field(default=None, description="A promotion the QA gate did not accept, made anyway by a "
-                               "person: their reason.")
+    forced: str | None = Field(
+        default=None, description="A promotion the QA gate did not accept, made anyway by a person: their reason."
+    )

@@ -31,11 +31,17 @@ class TrainingRun(Artifact):
     run_id: SafeId
     dataset_id: SafeId
     base_model: str = Field(description="HF directory, hub id or GGUF file the adapter was trained on.")
-    base_digest: str | None = Field(default=None, description=(
-        "sha256 (first 16 hex digits) of the base GGUF: `smollm2` names whatever PREFLOOP_BASE_GGUF points at, so "
-        "continuing or exporting the run checks the file is still the same. None for an HF folder or hub id."))
-    chat_template: ChatTemplate | None = Field(default=None, description=(
-        "The chat template given to the base in place of its own (model.chat_template); none: the base's own."))
+    base_digest: str | None = Field(
+        default=None,
+        description=(
+            "sha256 (first 16 hex digits) of the base GGUF: `smollm2` names whatever PREFLOOP_BASE_GGUF points at, so "
+            "continuing or exporting the run checks the file is still the same. None for an HF folder or hub id."
+        ),
+    )
+    chat_template: ChatTemplate | None = Field(
+        default=None,
+        description=("The chat template given to the base in place of its own (model.chat_template); none: the base's own."),
+    )
     method: TrainingMethod
     config: dict[str, Any] = Field(default_factory=dict, description="The fully resolved training config.")
     versions: dict[str, str] = Field(default_factory=dict, description="torch, transformers, trl, peft, ...")
@@ -45,14 +51,22 @@ class TrainingRun(Artifact):
     finished_at: datetime | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per phase.")
     final_metrics: dict[str, float] = Field(default_factory=dict, description="Last logged loss, reward accuracy, ...")
-    plan: dict[str, Any] = Field(default_factory=dict, description=(
-        "What the trainer resolved for the hardware before loading weights: dtype, 4-bit, micro-batch, accumulation, "
-        "checkpointing, optimizer, the memory estimate, what it counted as already in use, the longest example it was "
-        "sized for (tokens), and the budget (GiB), "
-        "planned steps, estimated seconds."))
-    peak_memory_gib: float | None = Field(default=None, description=(
-        "Measured peak, to hold against plan['memory_estimate_gib']: on CUDA the memory torch's allocator reserved "
-        "(without the CUDA context, which the estimate counts as already in use), elsewhere the process's peak RSS."))
+    plan: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "What the trainer resolved for the hardware before loading weights: dtype, 4-bit, micro-batch, accumulation, "
+            "checkpointing, optimizer, the memory estimate, what it counted as already in use, the longest example it was "
+            "sized for (tokens), and the budget (GiB), "
+            "planned steps, estimated seconds."
+        ),
+    )
+    peak_memory_gib: float | None = Field(
+        default=None,
+        description=(
+            "Measured peak, to hold against plan['memory_estimate_gib']: on CUDA the memory torch's allocator reserved "
+            "(without the CUDA context, which the estimate counts as already in use), elsewhere the process's peak RSS."
+        ),
+    )
 
 
 class Checkpoint(Artifact):

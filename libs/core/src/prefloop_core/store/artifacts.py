@@ -49,9 +49,11 @@ def _parse(cls: type[M], key: str, data: bytes) -> M:
     except ValidationError as exc:
         unknown = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "extra_forbidden"]
         if unknown and len(unknown) == exc.error_count():
-            raise StoreError(f"{key} has field(s) this prefloop does not know: {', '.join(unknown)}; most likely a "
-                             "newer prefloop wrote it. Run the same prefloop version in every service and job "
-                             "(upgrade this one)") from exc
+            raise StoreError(
+                f"{key} has field(s) this prefloop does not know: {', '.join(unknown)}; most likely a "
+                "newer prefloop wrote it. Run the same prefloop version in every service and job "
+                "(upgrade this one)"
+            ) from exc
         raise StoreError(f"{key}: manifest does not match {cls.__name__}: {exc}") from exc
 
 
@@ -139,9 +141,7 @@ class ArtifactStore:
         stored_size = self.backend.size(entry.key)
         if stored_size != entry.size:
             self.backend.delete(entry.key)
-            raise IntegrityError(
-                f"{entry.key}: stored {stored_size} bytes, expected {entry.size}; nothing was published"
-            )
+            raise IntegrityError(f"{entry.key}: stored {stored_size} bytes, expected {entry.size}; nothing was published")
 
     @staticmethod
     def _same_or_conflict(existing: A, candidate: A) -> A:
@@ -172,9 +172,7 @@ class ArtifactStore:
     def require(self, cls: type[A], artifact_id: str) -> A:
         found = self.get(cls, artifact_id)
         if found is None:
-            raise ArtifactNotFound(
-                f"{cls.kind.value}/{artifact_id} is not published in {self.backend.describe()}"
-            )
+            raise ArtifactNotFound(f"{cls.kind.value}/{artifact_id} is not published in {self.backend.describe()}")
         return found
 
     def ids(self, cls: type[Artifact], prefix: str = "") -> list[str]:
@@ -241,9 +239,7 @@ class ArtifactStore:
                 f"{entry.key}: got {size} bytes, the manifest records {entry.size} (truncated or replaced object)"
             )
         if sha256 != entry.sha256:
-            raise IntegrityError(
-                f"{entry.key}: sha256 {sha256} does not match the manifest's {entry.sha256} (corrupted object)"
-            )
+            raise IntegrityError(f"{entry.key}: sha256 {sha256} does not match the manifest's {entry.sha256} (corrupted object)")
 
     # -- release history: an append-only log of immutable entries ------------------------------
 

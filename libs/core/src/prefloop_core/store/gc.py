@@ -46,8 +46,7 @@ def leftovers(store: ArtifactStore, older_than: timedelta, now: datetime | None 
                 published.add(artifact)
     for artifact, objects in sorted(data.items()):
         if artifact not in published and all(old(o) for o in objects):
-            found += [Leftover(o.key, o.size, f"data of {artifact}, whose publish never finished (no manifest)")
-                      for o in objects]
+            found += [Leftover(o.key, o.size, f"data of {artifact}, whose publish never finished (no manifest)") for o in objects]
     return found
 
 

@@ -32,9 +32,7 @@ def http_client(retries: int, backoff: float = 0.5) -> urllib3.PoolManager:
         respect_retry_after_header=True,
         raise_on_status=False,  # hand the final error response to minio, which names the S3 error
     )
-    return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=10, read=300), maxsize=10, retries=policy
-    )
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=300), maxsize=10, retries=policy)
 
 
 class S3Backend:

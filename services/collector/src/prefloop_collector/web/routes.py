@@ -90,9 +90,16 @@ def queue_page(request: Request, status: str = "pending", game: str = "", min_sc
         return _to_login()
     filters, error = _filters(status, game, min_score, max_score)
     items = _queue(request).items(filters, limit=200)
-    return _page(request, "queue.html", reviewer, items=items, error=error, statuses=[s.value for s in ReviewStatus],
-                 games=request.app.state.settings.collector_games,
-                 form={"status": status, "game": game, "min_score": min_score, "max_score": max_score})
+    return _page(
+        request,
+        "queue.html",
+        reviewer,
+        items=items,
+        error=error,
+        statuses=[s.value for s in ReviewStatus],
+        games=request.app.state.settings.collector_games,
+        form={"status": status, "game": game, "min_score": min_score, "max_score": max_score},
+    )
 
 
 def _next_pending(queue: ReviewQueue, after: int) -> str:
@@ -111,8 +118,9 @@ def item_page(request: Request, item_id: ItemId) -> Response:
         item = _queue(request).get(item_id)
     except ItemNotFound:
         return _page(request, "message.html", reviewer, message=f"There is no item {item_id}.")
-    return _page(request, "item.html", reviewer, item=item, conflict=None, draft=None,
-                 next_url=_next_pending(_queue(request), item_id))
+    return _page(
+        request, "item.html", reviewer, item=item, conflict=None, draft=None, next_url=_next_pending(_queue(request), item_id)
+    )
 
 
 def _act(request: Request, item_id: int, action: str, version: int, chosen: str = "") -> Response:
@@ -126,8 +134,16 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
                 check_text(chosen)
             except ValueError as exc:
                 item = queue.get(item_id)
-                return _page(request, "item.html", reviewer, item=item, conflict=None, draft=chosen,
-                             error=f"The answer {exc}.", next_url=_next_pending(queue, item_id))
+                return _page(
+                    request,
+                    "item.html",
+                    reviewer,
+                    item=item,
+                    conflict=None,
+                    draft=chosen,
+                    error=f"The answer {exc}.",
+                    next_url=_next_pending(queue, item_id),
+                )
             queue.save_chosen(item_id, chosen, reviewer, version)
         elif action == "skip":
             queue.skip(item_id, version)
@@ -137,8 +153,15 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
         return _page(request, "message.html", reviewer, message=f"There is no item {item_id}.")
     except Conflict as exc:
         # Show the answer saved meanwhile beside the reviewer's own draft; nothing is overwritten.
-        return _page(request, "item.html", reviewer, item=exc.current, conflict=exc.current, draft=chosen,
-                     next_url=_next_pending(queue, item_id))
+        return _page(
+            request,
+            "item.html",
+            reviewer,
+            item=exc.current,
+            conflict=exc.current,
+            draft=chosen,
+            next_url=_next_pending(queue, item_id),
+        )
     return RedirectResponse(_next_pending(queue, item_id), status_code=303)
 
 
@@ -167,5 +190,6 @@ def status_page(request: Request) -> Response:
     status = dataset_status(queue, settings)
     checks = run_checks(candidates(reviewed_items(queue)), settings)
     chart = balance_svg(status.games, settings.collector_min_game_share)
-    return _page(request, "status.html", reviewer, status=status, checks=checks, chart=chart,
-                 minimum=settings.collector_min_game_share)
+    return _page(
+        request, "status.html", reviewer, status=status, checks=checks, chart=chart, minimum=settings.collector_min_game_share
+    )

@@ -17,8 +17,17 @@ from prefloop_server.qa.runner import Decoding, Endpoint, KeyFactScorer, Scorer,
 
 
 async def sample_question(
-    client: httpx.AsyncClient, endpoint: Endpoint, template: PromptTemplate, question: QAQuestion, qa_set: str,
-    model: str, scorer: Scorer, samples: int, temperature: float, max_tokens: int, correct_at: float,
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    template: PromptTemplate,
+    question: QAQuestion,
+    qa_set: str,
+    model: str,
+    scorer: Scorer,
+    samples: int,
+    temperature: float,
+    max_tokens: int,
+    correct_at: float,
 ) -> list[CandidateRecord]:
     messages = template.render(question.question, question.context)
     answers: dict[str, float] = {}
@@ -34,10 +43,22 @@ async def sample_question(
     return [
         CandidateRecord(
             record=QARecord(
-                record_id=record_id(question.id, model, answer, now), asked_at=now, question_id=question.id,
-                question=question.question, game=question.game, language=question.language, context=question.context,
-                prompt=messages, answer=answer, reference=question.reference, key_facts=question.key_facts, score=score,
-                scorer=scorer.name, model=model, qa_set=qa_set, split=question.split,
+                record_id=record_id(question.id, model, answer, now),
+                asked_at=now,
+                question_id=question.id,
+                question=question.question,
+                game=question.game,
+                language=question.language,
+                context=question.context,
+                prompt=messages,
+                answer=answer,
+                reference=question.reference,
+                key_facts=question.key_facts,
+                score=score,
+                scorer=scorer.name,
+                model=model,
+                qa_set=qa_set,
+                split=question.split,
             ),
             suggestion=suggestion,
             suggestion_score=best_score if suggestion else None,
@@ -48,8 +69,16 @@ async def sample_question(
 
 
 async def generate_async(
-    qa_set: QASet, endpoint: Endpoint, template: PromptTemplate, *, model: str, samples: int = 4,
-    temperature: float = 0.8, max_tokens: int = 256, correct_at: float = 0.7, concurrency: int = 4,
+    qa_set: QASet,
+    endpoint: Endpoint,
+    template: PromptTemplate,
+    *,
+    model: str,
+    samples: int = 4,
+    temperature: float = 0.8,
+    max_tokens: int = 256,
+    correct_at: float = 0.7,
+    concurrency: int = 4,
     scorer: Scorer | None = None,
 ) -> list[CandidateRecord]:
     scorer = scorer or KeyFactScorer()
@@ -57,8 +86,9 @@ async def generate_async(
 
     async def one(client: httpx.AsyncClient, question: QAQuestion) -> list[CandidateRecord]:
         async with gate:
-            return await sample_question(client, endpoint, template, question, qa_set.name, model, scorer,
-                                         samples, temperature, max_tokens, correct_at)
+            return await sample_question(
+                client, endpoint, template, question, qa_set.name, model, scorer, samples, temperature, max_tokens, correct_at
+            )
 
     async with httpx.AsyncClient(timeout=300) as client:
         groups = await asyncio.gather(*(one(client, q) for q in qa_set.questions))

@@ -59,31 +59,37 @@ async def _next(client: httpx.AsyncClient, endpoint: Endpoint, prompt: list[int]
     is held back by llama-server until the character is complete, with its probabilities: then it is asked for a few
     tokens more and the first position's list is taken. None if even that gives none."""
     for n_predict in (1, 4):
-        answer = await _post(client, endpoint, "/completion", {"prompt": prompt, "n_predict": n_predict,
-                                                               "n_probs": TOP_K, "temperature": 0, "cache_prompt": True})
+        answer = await _post(
+            client,
+            endpoint,
+            "/completion",
+            {"prompt": prompt, "n_predict": n_predict, "n_probs": TOP_K, "temperature": 0, "cache_prompt": True},
+        )
         steps = answer.get("completion_probabilities")
         if isinstance(steps, list) and steps:
             return {t["id"]: t["logprob"] for t in steps[0]["top_logprobs"]}
     return None
 
 
-async def _positions(client: httpx.AsyncClient, endpoint: Endpoint, prompt: list[int],
-                     ids: list[int]) -> list[dict[int, float] | None]:
+async def _positions(
+    client: httpx.AsyncClient, endpoint: Endpoint, prompt: list[int], ids: list[int]
+) -> list[dict[int, float] | None]:
     """`endpoint`'s top tokens at each position of `ids` after `prompt`, teacher-forced."""
     return [await _next(client, endpoint, prompt + ids[:k]) for k in range(len(ids))]
 
 
-async def _question_kl(client: httpx.AsyncClient, live: Endpoint, candidate: Endpoint, record: QARecord,
-                       max_tokens: int) -> tuple[float, int]:
+async def _question_kl(
+    client: httpx.AsyncClient, live: Endpoint, candidate: Endpoint, record: QARecord, max_tokens: int
+) -> tuple[float, int]:
     """(sum of per-token KL, tokens) on `record`'s answer: the live model's."""
     messages = [m.model_dump() for m in record.prompt]
     rendered = await _post(client, live, "/apply-template", {"messages": messages})
-    prompt = (await _post(client, live, "/tokenize", {"content": rendered["prompt"], "add_special": True,
-                                                       "parse_special": True}))["tokens"]
+    prompt = (
+        await _post(client, live, "/tokenize", {"content": rendered["prompt"], "add_special": True, "parse_special": True})
+    )["tokens"]
     if len(prompt) > 1 and prompt[0] == prompt[1]:  # a template that writes the BOS itself, and the BOS added
         prompt = prompt[1:]
-    answer = await _post(client, live, "/tokenize", {"content": record.answer, "add_special": False,
-                                                     "parse_special": False})
+    answer = await _post(client, live, "/tokenize", {"content": record.answer, "add_special": False, "parse_special": False})
     ids = list(answer["tokens"])[:max_tokens]
     if not ids:
         return 0.0, 0
@@ -92,8 +98,15 @@ async def _question_kl(client: httpx.AsyncClient, live: Endpoint, candidate: End
     return sum(kl_top_k(a, b) for a, b in compared), len(compared)
 
 
-async def measure(live: Endpoint, candidate: Endpoint, live_records: list[QARecord], *, max_tokens: int,
-                  concurrency: int, timeout_s: float = 300) -> Measured:
+async def measure(
+    live: Endpoint,
+    candidate: Endpoint,
+    live_records: list[QARecord],
+    *,
+    max_tokens: int,
+    concurrency: int,
+    timeout_s: float = 300,
+) -> Measured:
     """KL(live || candidate) per token on the live model's answers (`live_records`), per question."""
     gate = asyncio.Semaphore(concurrency)
 
@@ -119,9 +132,12 @@ def with_drift(verdict: GateVerdict, measured: Measured) -> GateVerdict:
         splits.setdefault(q.split or "other", []).append(q.question_id)
     right = [q.question_id for q in verdict.questions if (q.live or 0) >= verdict.rule.correct_at]
     everything = [q.question_id for q in verdict.questions]
-    drift = Drift(mean_kl=mean(everything) or 0.0,
-                  per_split={s: k for s, ids in sorted(splits.items()) if (k := mean(ids)) is not None},
-                  live_correct_kl=mean(right), tokens=sum(n for _, n in per_question.values()), max_tokens=measured.max_tokens,
-                  top_k=TOP_K)
+    drift = Drift(
+        mean_kl=mean(everything) or 0.0,
+        per_split={s: k for s, ids in sorted(splits.items()) if (k := mean(ids)) is not None},
+        live_correct_kl=mean(right),
+        tokens=sum(n for _, n in per_question.values()),
+        max_tokens=measured.max_tokens,
+        top_k=TOP_K,
+    )
     return verdict.model_copy(update={"questions": questions, "drift": drift})
-

@@ -73,39 +73,74 @@ def _heldout(results: list[QuestionResult], rule: GateRule) -> SplitTest | None:
     if not held:
         return None
     fixed, regressed = _pair(held, rule.correct_at)
-    return SplitTest(questions=len(held), live_accuracy=_mean([r.live or 0 for r in held]),
-                     candidate_accuracy=_mean([r.candidate or 0 for r in held]), fixed=len(fixed),
-                     regressed=len(regressed), p_worse=exact_p(len(regressed), len(fixed) + len(regressed)))
+    return SplitTest(
+        questions=len(held),
+        live_accuracy=_mean([r.live or 0 for r in held]),
+        candidate_accuracy=_mean([r.candidate or 0 for r in held]),
+        fixed=len(fixed),
+        regressed=len(regressed),
+        p_worse=exact_p(len(regressed), len(fixed) + len(regressed)),
+    )
 
 
 def _mcnemar_checks(n_fixed: int, n_regressed: int, p: float, heldout: SplitTest | None, rule: GateRule) -> list[GateCheck]:
     if n_fixed + n_regressed == 0:
-        better = GateCheck(name="better", passed=False, text="no question went from wrong to right or back: nothing "
-                           "shows the candidate is better")
+        better = GateCheck(
+            name="better",
+            passed=False,
+            text="no question went from wrong to right or back: nothing shows the candidate is better",
+        )
     elif p < rule.alpha:
-        better = GateCheck(name="better", passed=True, text=f"{n_fixed} fixed against {n_regressed} regressed: better "
-                           f"beyond chance ({p_text(p)}, needs below {rule.alpha:g})")
+        better = GateCheck(
+            name="better",
+            passed=True,
+            text=f"{n_fixed} fixed against {n_regressed} regressed: better "
+            f"beyond chance ({p_text(p)}, needs below {rule.alpha:g})",
+        )
     else:
-        better = GateCheck(name="better", passed=False, text=f"{n_fixed} fixed against {n_regressed} regressed: not "
-                           f"better beyond chance ({p_text(p)}, needs below {rule.alpha:g})")
+        better = GateCheck(
+            name="better",
+            passed=False,
+            text=f"{n_fixed} fixed against {n_regressed} regressed: not "
+            f"better beyond chance ({p_text(p)}, needs below {rule.alpha:g})",
+        )
     checks = [better]
     if heldout is None:
-        checks.append(GateCheck(name="held-out", passed=True, text="no held-out questions in this QA set: "
-                                "nothing measures generalisation"))
+        checks.append(
+            GateCheck(name="held-out", passed=True, text="no held-out questions in this QA set: nothing measures generalisation")
+        )
         return checks
     h = heldout
     drop = h.live_accuracy - h.candidate_accuracy
-    moved = (f"held out ({h.questions} questions): {h.live_accuracy:.1%} -> {h.candidate_accuracy:.1%}, "
-             f"{h.fixed} fixed, {h.regressed} regressed")
+    moved = (
+        f"held out ({h.questions} questions): {h.live_accuracy:.1%} -> {h.candidate_accuracy:.1%}, "
+        f"{h.fixed} fixed, {h.regressed} regressed"
+    )
     if h.p_worse < rule.heldout_alpha:
-        checks.append(GateCheck(name="held-out", passed=False, text=f"{moved}: worse beyond chance ({p_text(h.p_worse)}, "
-                                f"refused below {rule.heldout_alpha:g})"))
+        checks.append(
+            GateCheck(
+                name="held-out",
+                passed=False,
+                text=f"{moved}: worse beyond chance ({p_text(h.p_worse)}, refused below {rule.heldout_alpha:g})",
+            )
+        )
     elif drop > rule.max_heldout_drop + 1e-9:
-        checks.append(GateCheck(name="held-out", passed=False, text=f"{moved}: a drop of {100 * drop:.1f} points, more "
-                                f"than the {100 * rule.max_heldout_drop:.1f} allowed"))
+        checks.append(
+            GateCheck(
+                name="held-out",
+                passed=False,
+                text=f"{moved}: a drop of {100 * drop:.1f} points, more than the {100 * rule.max_heldout_drop:.1f} allowed",
+            )
+        )
     else:
-        checks.append(GateCheck(name="held-out", passed=True, text=f"{moved}: not worse beyond chance "
-                                f"({p_text(h.p_worse)}) and within the {100 * rule.max_heldout_drop:.1f}-point drop allowed"))
+        checks.append(
+            GateCheck(
+                name="held-out",
+                passed=True,
+                text=f"{moved}: not worse beyond chance "
+                f"({p_text(h.p_worse)}) and within the {100 * rule.max_heldout_drop:.1f}-point drop allowed",
+            )
+        )
     return checks
 
 
@@ -113,10 +148,18 @@ def _count_checks(delta: float, live_acc: float, cand_acc: float, regressions: l
     margin = delta >= rule.min_delta - 1e-9
     few = len(regressions) <= rule.max_regressions
     return [
-        GateCheck(name="margin", passed=margin, text=f"accuracy {cand_acc:.1%} {'is' if margin else 'is not'} at least "
-                  f"live {live_acc:.1%} + {rule.min_delta:.1%} (delta {delta:+.1%})"),
-        GateCheck(name="regressions", passed=few, text=f"{len(regressions)} previously correct questions regress "
-                  f"(at most {rule.max_regressions})" + (f": {', '.join(regressions[:10])}" if regressions else "")),
+        GateCheck(
+            name="margin",
+            passed=margin,
+            text=f"accuracy {cand_acc:.1%} {'is' if margin else 'is not'} at least "
+            f"live {live_acc:.1%} + {rule.min_delta:.1%} (delta {delta:+.1%})",
+        ),
+        GateCheck(
+            name="regressions",
+            passed=few,
+            text=f"{len(regressions)} previously correct questions regress "
+            f"(at most {rule.max_regressions})" + (f": {', '.join(regressions[:10])}" if regressions else ""),
+        ),
     ]
 
 
@@ -129,12 +172,16 @@ def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | No
     results = []
     for qid in dict.fromkeys([*live_by, *cand_by]):
         meta = live_by.get(qid) or cand_by[qid]
-        results.append(QuestionResult(
-            question_id=qid, game=meta.game, split=meta.split,
-            protected=any(r.protected for r in (live_by.get(qid), cand_by.get(qid)) if r is not None),
-            live=live_by[qid].score if qid in live_by else None,
-            candidate=cand_by[qid].score if qid in cand_by else None,
-        ))
+        results.append(
+            QuestionResult(
+                question_id=qid,
+                game=meta.game,
+                split=meta.split,
+                protected=any(r.protected for r in (live_by.get(qid), cand_by.get(qid)) if r is not None),
+                live=live_by[qid].score if qid in live_by else None,
+                candidate=cand_by[qid].score if qid in cand_by else None,
+            )
+        )
     live_acc = _mean([r.live or 0.0 for r in results])
     cand_acc = _mean([r.candidate or 0.0 for r in results])
     delta = cand_acc - live_acc
@@ -154,17 +201,26 @@ def compare(live: list[QARecord], candidate: list[QARecord], rule: GateRule | No
     else:
         checks = _mcnemar_checks(len(fixed), len(regressions), p, heldout, rule)
     if protected:
-        checks.append(GateCheck(name="protected", passed=False, text=f"protected question(s) regress: "
-                                f"{', '.join(protected)}"))
+        checks.append(GateCheck(name="protected", passed=False, text=f"protected question(s) regress: {', '.join(protected)}"))
     return GateVerdict(
-        live_model=(live[0].model if live else "live"), candidate_model=(candidate[0].model if candidate else "candidate"),
-        live_accuracy=live_acc, candidate_accuracy=cand_acc, delta=delta,
+        live_model=(live[0].model if live else "live"),
+        candidate_model=(candidate[0].model if candidate else "candidate"),
+        live_accuracy=live_acc,
+        candidate_accuracy=cand_acc,
+        delta=delta,
         delta_interval=delta_interval([r.change for r in results], live_acc, rule.confidence),
-        fixed=fixed, regressions=regressions,
+        fixed=fixed,
+        regressions=regressions,
         wins=[r.question_id for r in results if r.change > 1e-9],
         losses=[r.question_id for r in results if r.change < -1e-9],
-        p_value=p, heldout=heldout, protected_regressions=protected,
-        per_game=grouped("game"), per_split=grouped("split"), questions=results, rule=rule, checks=checks,
+        p_value=p,
+        heldout=heldout,
+        protected_regressions=protected,
+        per_game=grouped("game"),
+        per_split=grouped("split"),
+        questions=results,
+        rule=rule,
+        checks=checks,
         accepted=all(c.passed for c in checks),
     )
 
@@ -177,11 +233,15 @@ def question_classes(verdict: GateVerdict) -> dict[str, tuple[float, float]]:
 
 def rule_text(rule: GateRule) -> str:
     if rule.method is GateMethod.COUNT:
-        return (f"count: candidate >= live + {rule.min_delta:.2f}, at most {rule.max_regressions} regressions "
-                f"(correct = score >= {rule.correct_at:.2f})")
-    return (f"mcnemar: better beyond chance at {rule.alpha:g} (exact test on the questions that changed, correct = "
-            f"score >= {rule.correct_at:.2f}); held out not worse beyond chance at {rule.heldout_alpha:g} and down "
-            f"{100 * rule.max_heldout_drop:.0f} points at most; no protected question regresses")
+        return (
+            f"count: candidate >= live + {rule.min_delta:.2f}, at most {rule.max_regressions} regressions "
+            f"(correct = score >= {rule.correct_at:.2f})"
+        )
+    return (
+        f"mcnemar: better beyond chance at {rule.alpha:g} (exact test on the questions that changed, correct = "
+        f"score >= {rule.correct_at:.2f}); held out not worse beyond chance at {rule.heldout_alpha:g} and down "
+        f"{100 * rule.max_heldout_drop:.0f} points at most; no protected question regresses"
+    )
 
 
 def drift_text(drift: Drift) -> str:
@@ -189,8 +249,10 @@ def drift_text(drift: Drift) -> str:
     parts = [f"{split} {kl:.3f}" for split, kl in drift.per_split.items()]
     if drift.live_correct_kl is not None:
         parts.append(f"questions live answers right {drift.live_correct_kl:.3f}")
-    return (f"drift: mean per-token KL(live || candidate) {drift.mean_kl:.3f} nats on live's answers "
-            f"({', '.join(parts)}; {drift.tokens} tokens, first {drift.max_tokens} of each answer)")
+    return (
+        f"drift: mean per-token KL(live || candidate) {drift.mean_kl:.3f} nats on live's answers "
+        f"({', '.join(parts)}; {drift.tokens} tokens, first {drift.max_tokens} of each answer)"
+    )
 
 
 def _outcome(q: QuestionResult, correct_at: float) -> str:
@@ -222,24 +284,38 @@ def markdown(verdict: GateVerdict) -> str:
         f"{len(v.losses)} · one-sided exact test {p_text(v.p_value)}",
     ]
     if v.drift is not None:
-        right = sorted((q for q in v.questions if (q.live or 0) >= v.rule.correct_at and q.kl is not None),
-                       key=lambda q: -(q.kl or 0))
+        right = sorted(
+            (q for q in v.questions if (q.live or 0) >= v.rule.correct_at and q.kl is not None), key=lambda q: -(q.kl or 0)
+        )
         lines += ["", f"{drift_text(v.drift)}."]
         if right:
-            lines.append("Most moved among the questions live answers right (KL, nats/token): " + ", ".join(
-                f"{q.question_id} {q.kl:.3f}{' (regressed)' if q.question_id in v.regressions else ''}" for q in right[:5]))
+            lines.append(
+                "Most moved among the questions live answers right (KL, nats/token): "
+                + ", ".join(
+                    f"{q.question_id} {q.kl:.3f}{' (regressed)' if q.question_id in v.regressions else ''}" for q in right[:5]
+                )
+            )
     moved = [q for q in v.questions if abs(q.change) > 1e-9]
     if moved:
         order = {"**regressed**": 0, "**fixed**": 1, "worse": 2, "better": 3}
         moved.sort(key=lambda q: (order[_outcome(q, v.rule.correct_at)], q.question_id))
         kl = v.drift is not None
-        lines += ["", f"Questions whose score moved (correct = score >= {v.rule.correct_at:.2f}):", "",
-                  f"| question | game | split | live | candidate | outcome |{' KL |' if kl else ''}",
-                  f"| --- | --- | --- | ---: | ---: | --- |{' ---: |' if kl else ''}"]
-        lines += [f"| {q.question_id}{' (protected)' if q.protected else ''} | {q.game or ''} | {q.split or ''} | "
-                  f"{q.live or 0:.2f} | {q.candidate or 0:.2f} | {_outcome(q, v.rule.correct_at)} |"
-                  + (f" {q.kl:.3f} |" if q.kl is not None else " |" if kl else "") for q in moved]
+        lines += [
+            "",
+            f"Questions whose score moved (correct = score >= {v.rule.correct_at:.2f}):",
+            "",
+            f"| question | game | split | live | candidate | outcome |{' KL |' if kl else ''}",
+            f"| --- | --- | --- | ---: | ---: | --- |{' ---: |' if kl else ''}",
+        ]
+        lines += [
+            f"| {q.question_id}{' (protected)' if q.protected else ''} | {q.game or ''} | {q.split or ''} | "
+            f"{q.live or 0:.2f} | {q.candidate or 0:.2f} | {_outcome(q, v.rule.correct_at)} |"
+            + (f" {q.kl:.3f} |" if q.kl is not None else " |" if kl else "")
+            for q in moved
+        ]
     return "\n".join(lines) + "\n"
+
+
 def chart_png(verdict: GateVerdict) -> bytes:
     """Before/after bars, live vs candidate: overall and per game on the left, per question class (trained /
     held out) on the right, each bar labelled with its accuracy."""
@@ -254,13 +330,21 @@ def chart_png(verdict: GateVerdict) -> bytes:
     classes = question_classes(verdict)
     if classes:
         panels["per question class"] = classes
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 + 1.2 * sum(map(len, panels.values())), 3.8), dpi=110,
-                             gridspec_kw={"width_ratios": [len(g) for g in panels.values()]}, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(4 + 1.2 * sum(map(len, panels.values())), 3.8),
+        dpi=110,
+        gridspec_kw={"width_ratios": [len(g) for g in panels.values()]},
+        squeeze=False,
+    )
     colour = "#2f9e44" if verdict.accepted else "#e03131"
     for ax, (title, groups) in zip(axes[0], panels.items(), strict=True):
         labels, xs = list(groups), range(len(groups))
-        for offset, side, label, fill in ((-0.2, 0, f"live ({verdict.live_model})", "#adb5bd"),
-                                          (0.2, 1, f"candidate ({verdict.candidate_model})", colour)):
+        for offset, side, label, fill in (
+            (-0.2, 0, f"live ({verdict.live_model})", "#adb5bd"),
+            (0.2, 1, f"candidate ({verdict.candidate_model})", colour),
+        ):
             bars = ax.bar([x + offset for x in xs], [groups[k][side] for k in labels], 0.4, label=label, color=fill)
             ax.bar_label(bars, [f"{groups[k][side]:.0%}" for k in labels], fontsize=7, padding=1)
         ax.set_xticks(list(xs), labels, rotation=15)
@@ -269,9 +353,12 @@ def chart_png(verdict: GateVerdict) -> bytes:
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(loc="upper left", fontsize=7)
     low, high = verdict.delta_interval
-    fig.suptitle(f"QA gate: {'accepted' if verdict.accepted else 'refused'} · {len(verdict.fixed)} fixed, "
-                 f"{len(verdict.regressions)} regressed, {p_text(verdict.p_value)} · delta {100 * verdict.delta:+.1f} pts "
-                 f"({verdict.rule.confidence:.0%}: {100 * low:+.1f} to {100 * high:+.1f})", fontsize=10)
+    fig.suptitle(
+        f"QA gate: {'accepted' if verdict.accepted else 'refused'} · {len(verdict.fixed)} fixed, "
+        f"{len(verdict.regressions)} regressed, {p_text(verdict.p_value)} · delta {100 * verdict.delta:+.1f} pts "
+        f"({verdict.rule.confidence:.0%}: {100 * low:+.1f} to {100 * high:+.1f})",
+        fontsize=10,
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

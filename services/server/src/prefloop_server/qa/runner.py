@@ -47,8 +47,13 @@ class Decoding:
 
 
 async def chat(client: httpx.AsyncClient, endpoint: Endpoint, messages: list[ChatMessage], decoding: Decoding) -> str:
-    body = {"model": endpoint.model, "messages": [m.model_dump() for m in messages], "max_tokens": decoding.max_tokens,
-            "temperature": decoding.temperature, "seed": decoding.seed}
+    body = {
+        "model": endpoint.model,
+        "messages": [m.model_dump() for m in messages],
+        "max_tokens": decoding.max_tokens,
+        "temperature": decoding.temperature,
+        "seed": decoding.seed,
+    }
     if endpoint.llama_server and decoding.temperature == 0:
         body["cache_prompt"] = False
     response = await client.post(f"{endpoint.url.rstrip('/')}/v1/chat/completions", headers=endpoint.headers(), json=body)
@@ -79,8 +84,11 @@ class EmbeddingScorer:
 
     async def score(self, client: httpx.AsyncClient, question: QAQuestion, answer: str) -> float:
         reference = question.reference or " ".join(question.key_facts)
-        response = await client.post(f"{self.endpoint.url.rstrip('/')}/v1/embeddings", headers=self.endpoint.headers(),
-                                     json={"model": self.endpoint.model, "input": [answer, reference]})
+        response = await client.post(
+            f"{self.endpoint.url.rstrip('/')}/v1/embeddings",
+            headers=self.endpoint.headers(),
+            json={"model": self.endpoint.model, "input": [answer, reference]},
+        )
         response.raise_for_status()
         vectors = [item["embedding"] for item in response.json()["data"]]
         return cosine(vectors[0], vectors[1])
@@ -95,8 +103,12 @@ class JudgeScorer:
         self.endpoint = endpoint
 
     async def score(self, client: httpx.AsyncClient, question: QAQuestion, answer: str) -> float:
-        prompt = JUDGE_PROMPT.format(question=question.question, reference=question.reference or "(none)",
-                                     facts="; ".join(question.key_facts), answer=answer)
+        prompt = JUDGE_PROMPT.format(
+            question=question.question,
+            reference=question.reference or "(none)",
+            facts="; ".join(question.key_facts),
+            answer=answer,
+        )
         reply = await chat(client, self.endpoint, [ChatMessage(role="user", content=prompt)], Decoding(max_tokens=96))
         score = parse_judge_score(reply)
         if score is None:
@@ -119,8 +131,9 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def summarize(qa_set: QASet, run: QARun, endpoint: Endpoint, scorer: str, started: datetime, seconds: float,
-              correct_at: float, model: str) -> RunSummary:
+def summarize(
+    qa_set: QASet, run: QARun, endpoint: Endpoint, scorer: str, started: datetime, seconds: float, correct_at: float, model: str
+) -> RunSummary:
     by_game: dict[str, list[float]] = {}
     by_split: dict[str, list[float]] = {}
     for r in run.records:
@@ -128,17 +141,34 @@ def summarize(qa_set: QASet, run: QARun, endpoint: Endpoint, scorer: str, starte
         by_split.setdefault(r.split or "all", []).append(r.score)
     scores = [r.score for r in run.records]
     return RunSummary(
-        qa_set=qa_set.name, model=model, endpoint=endpoint.url, scorer=scorer, started_at=started, seconds=seconds,
-        asked=len(qa_set.questions), answered=len(run.records), failed=len(run.failures), accuracy=_mean(scores),
-        correct=sum(s >= correct_at for s in scores), correct_at=correct_at,
+        qa_set=qa_set.name,
+        model=model,
+        endpoint=endpoint.url,
+        scorer=scorer,
+        started_at=started,
+        seconds=seconds,
+        asked=len(qa_set.questions),
+        answered=len(run.records),
+        failed=len(run.failures),
+        accuracy=_mean(scores),
+        correct=sum(s >= correct_at for s in scores),
+        correct_at=correct_at,
         per_game={g: _mean(v) for g, v in sorted(by_game.items())},
         per_split={s: _mean(v) for s, v in sorted(by_split.items())},
     )
 
 
 async def run_qa_async(
-    qa_set: QASet, endpoint: Endpoint, template: PromptTemplate, *, model: str, scorer: Scorer | None = None,
-    concurrency: int = 4, decoding: Decoding = Decoding(), correct_at: float = 0.7, timeout_s: float = 300,
+    qa_set: QASet,
+    endpoint: Endpoint,
+    template: PromptTemplate,
+    *,
+    model: str,
+    scorer: Scorer | None = None,
+    concurrency: int = 4,
+    decoding: Decoding = Decoding(),
+    correct_at: float = 0.7,
+    timeout_s: float = 300,
     on_answer: object = None,
 ) -> QARun:
     """Ask every question (at most `concurrency` at once), score each answer, summarise."""
@@ -159,13 +189,28 @@ async def run_qa_async(
             except (httpx.HTTPError, KeyError, ValueError) as exc:
                 run.failures.append((question.id, f"{type(exc).__name__}: {exc}"))
                 return
-            run.records.append(QARecord(
-                record_id=record_id(question.id, model, answer, asked_at), asked_at=asked_at, question_id=question.id,
-                question=question.question, game=question.game, language=question.language, context=question.context,
-                prompt=messages, answer=answer, reference=question.reference, key_facts=question.key_facts,
-                score=score, scorer=scorer.name, model=model, qa_set=qa_set.name, split=question.split, protected=question.protected,
-                latency_s=time.perf_counter() - t0,
-            ))
+            run.records.append(
+                QARecord(
+                    record_id=record_id(question.id, model, answer, asked_at),
+                    asked_at=asked_at,
+                    question_id=question.id,
+                    question=question.question,
+                    game=question.game,
+                    language=question.language,
+                    context=question.context,
+                    prompt=messages,
+                    answer=answer,
+                    reference=question.reference,
+                    key_facts=question.key_facts,
+                    score=score,
+                    scorer=scorer.name,
+                    model=model,
+                    qa_set=qa_set.name,
+                    split=question.split,
+                    protected=question.protected,
+                    latency_s=time.perf_counter() - t0,
+                )
+            )
             if callable(on_answer):
                 on_answer(len(run.records) + len(run.failures), len(qa_set.questions))
 
