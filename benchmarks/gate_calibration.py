@@ -200,7 +200,8 @@ class Maker:
 
         When this work folder lacks that training (real-s<seed> was made elsewhere), it is trained again with the same
         seed and exported both ways; the adapter export is asked too and compared with real-s<seed>'s records, so the
-        table says whether the merged candidate comes from the same weights as the adapter it stands beside."""
+        table says whether the merged candidate comes from the same weights as the adapter it stands beside. A seed
+        with no adapter candidate at all is trained and exported merged only."""
         from prefloop_core.contracts import TrainingRun
         from prefloop_core.store import open_store
 
@@ -209,7 +210,11 @@ class Maker:
             return
         run_id = f"run-cal-real-s{seed}"
         extra: dict[str, Any] = {}
-        if open_store(self.settings).get(TrainingRun, run_id) is None:
+        trained = open_store(self.settings).get(TrainingRun, run_id) is not None
+        if not trained and not (self.records / f"real-s{seed}.jsonl").exists():
+            # no adapter candidate of this seed anywhere: the merged one alone, as the demo exports
+            [tag], extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("merged",), quant)
+        elif not trained:
             (adapter_tag, tag), extra["train_seconds"] = self._train(run_id, dataset_id, seed, ("adapter", "merged"), quant)
             again = self._ask_deployed(f"real-again-s{seed}", adapter_tag)
             before = {r["question_id"]: r["answer"] for r in _read(self.records / f"real-s{seed}.jsonl")}
@@ -297,7 +302,7 @@ def make(args: argparse.Namespace) -> None:
         maker = Maker(loop, records, qa_file, settings, live_tag)
         maker.live()
         maker.same_release()
-        for quant in NOOP_QUANTS:
+        for quant in (q for q in args.noop_quants.split(",") if q):
             maker.quantization(quant)
         seeds = [int(s) for s in args.seeds.split(",") if s]
         swapped = [int(s) for s in args.swapped_seeds.split(",") if s]
@@ -498,7 +503,17 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="candidates' QA records (default: %(default)s)")
     parser.add_argument("--seeds", default="42,0,1,2,3,4,5,6,7,8", help="trainer seeds of the real candidates")
     parser.add_argument("--swapped-seeds", default="0", help="trainer seeds of the swapped-pairs candidates")
-    parser.add_argument("--merged-seeds", default="", help="real candidates (already made) to export merged as well")
+    parser.add_argument(
+        "--merged-seeds",
+        default="",
+        help="real candidates to export merged as well (a seed without an adapter candidate in --records is trained "
+        "and exported merged only)",
+    )
+    parser.add_argument(
+        "--noop-quants",
+        default=",".join(NOOP_QUANTS),
+        help="the base requantized in these as no-op candidates (default: %(default)s)",
+    )
     parser.add_argument(
         "--merged-quants",
         default="Q4_K_M",
