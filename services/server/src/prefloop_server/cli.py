@@ -234,7 +234,7 @@ def _served_model(endpoint: str, key: str | None) -> str:
 
     try:
         data = httpx.get(
-            f"{endpoint.rstrip('/')}/v1/models", timeout=10, headers={"Authorization": f"Bearer {key}"} if key else None
+            f"{endpoint.rstrip('/')}/v1/models", timeout=10, headers=Endpoint(endpoint, api_key=key).headers()
         ).json()["data"]
         return str(data[0]["id"])
     except (httpx.HTTPError, KeyError, IndexError, ValueError):

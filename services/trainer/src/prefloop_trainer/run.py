@@ -28,7 +28,7 @@ from prefloop_core.store import ArtifactStore
 from prefloop_trainer import data as datasets_
 from prefloop_trainer.callbacks import Metrics, NaNGuard, Progress
 from prefloop_trainer.config import TrainConfig
-from prefloop_trainer.identity import run_id_for
+from prefloop_trainer.identity import LIBRARIES, run_id_for
 from prefloop_trainer.hardware import Hardware, Resolved, detect, resolve
 from prefloop_trainer.lm_head import answer_only_lm_head
 from prefloop_trainer.memory import GiB, Estimate, Shape, fit
@@ -233,8 +233,7 @@ def plan_lines(
 
 
 def _versions() -> dict[str, str]:
-    names = ["torch", "transformers", "trl", "peft", "datasets", "accelerate"]
-    return {"python": platform.python_version(), **{n: version(n) for n in names}}
+    return {"python": platform.python_version(), **{n: version(n) for n in LIBRARIES}}
 
 
 def train(
