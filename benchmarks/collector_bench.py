@@ -1,10 +1,14 @@
-"""Collector throughput: ingest 100,000 QA records and snapshot 10,000 pairs, against a plain baseline.
+"""Collector throughput: ingest 100,000 QA records, import 100,000 pairs and snapshot 10,000, against baselines.
 
-    .venvs/collector/bin/python benchmarks/collector_bench.py [--records 100000] [--pairs 10000]
+    .venvs/collector/bin/python benchmarks/collector_bench.py [--records 100000] [--imports 100000] [--pairs 10000]
 
 Each side runs in its own process (peak RSS is per process) on the same generated data:
 - ingest, prefloop: `prefloop collect` on a JSONL file (validation, window and threshold, queue);
 - ingest, baseline: `json.loads` per line + `sqlite3` inserts in one transaction, no validation;
+- import, prefloop: `prefloop import` of a TRL-format JSONL file (half Korean text prompts, half the DPO guide's
+  `{"instruction", "input"}`): format detection, validation, dedupe, origin, one transaction;
+- import, baseline: what a TRL user loads the same file with, Hugging Face `datasets.load_dataset("json")` (run in
+  the trainer's venv, which has it), no validation;
 - snapshot, prefloop: checks + TRL-format pairs + publish to a local bucket;
 - snapshot, baseline: select the rows and `json.dumps` them to a file.
 Prints records/s, peak RSS and the ratios; writes nothing unless --out names a markdown file.
@@ -60,6 +64,20 @@ def generate(path: Path, n: int) -> None:
             )
 
 
+def generate_pairs(path: Path, n: int) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            if i % 2 == 0:
+                entry: dict[str, object] = {"prompt": f"{KO[i % 3]} ({i})", "chosen": "고양이를 두려워합니다.", "rejected": "물"}
+            else:
+                entry = {
+                    "prompt": {"instruction": "Translate the sentence.", "input": f"{EN[i % 3]} ({i})"},
+                    "chosen": "번역",
+                    "rejected": "?",
+                }
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
 def peak_rss_mb() -> float:
     # Linux keeps the parent's high-water mark across fork+exec: the parent here stays small (~17 MB).
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -90,6 +108,27 @@ def ingest_baseline(src: Path, work: Path) -> dict[str, float]:
                 )
                 queued += 1
     return {"seconds": time.perf_counter() - start, "queued": queued, "rss_mb": peak_rss_mb()}
+
+
+def import_prefloop(src: Path, work: Path) -> dict[str, float]:
+    from prefloop_core.contracts import ImportFormat
+    from prefloop_collector.importer import parse_import
+    from prefloop_collector.queue import ReviewQueue
+
+    queue = ReviewQueue(work / "queue.db")
+    start = time.perf_counter()
+    parsed = parse_import(src.read_bytes(), str(src), 20_000)
+    assert not parsed.problems, parsed.problems[:3]
+    report = queue.import_entries(parsed.entries, "bench", parsed.format or ImportFormat.PREFLOOP, src.name)
+    return {"seconds": time.perf_counter() - start, "queued": report.imported, "rss_mb": peak_rss_mb()}
+
+
+def import_baseline(src: Path, work: Path) -> dict[str, float]:
+    from datasets import load_dataset  # type: ignore[import-not-found]
+
+    start = time.perf_counter()
+    rows = load_dataset("json", data_files=str(src), split="train", cache_dir=str(work / "hf"))
+    return {"seconds": time.perf_counter() - start, "queued": len(rows), "rss_mb": peak_rss_mb()}
 
 
 def snapshot_prefloop(work: Path, pairs: int) -> dict[str, float]:
@@ -150,22 +189,27 @@ def child(kind: str, arg: str, work: str) -> None:
     fn = {
         "ingest_prefloop": ingest_prefloop,
         "ingest_baseline": ingest_baseline,
+        "import_prefloop": import_prefloop,
+        "import_baseline": import_baseline,
         "snapshot_prefloop": snapshot_prefloop,
         "snapshot_baseline": snapshot_baseline,
     }[kind]
-    result = fn(Path(arg), Path(work)) if kind.startswith("ingest") else fn(Path(work), int(arg))
+    result = fn(Path(work), int(arg)) if kind.startswith("snapshot") else fn(Path(arg), Path(work))
     print(json.dumps(result))
 
 
 def run_child(kind: str, arg: str, work: Path) -> dict[str, float]:
     work.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run([sys.executable, __file__, "--child", kind, arg, str(work)], capture_output=True, text=True, check=True)
+    # Hugging Face datasets lives in the trainer's venv, beside this one
+    python = Path(sys.executable).parents[2] / "trainer" / "bin" / "python" if kind == "import_baseline" else sys.executable
+    out = subprocess.run([str(python), __file__, "--child", kind, arg, str(work)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--imports", type=int, default=100_000)
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--out", type=Path, help="append the results table to this markdown file")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -175,10 +219,12 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        src = root / "qa.jsonl"
+        src, prefs = root / "qa.jsonl", root / "prefs.jsonl"
         generate(src, ns.records)
+        generate_pairs(prefs, ns.imports)
         rows = []
-        for task, arg, count in (("ingest", str(src), ns.records), ("snapshot", str(ns.pairs), ns.pairs)):
+        tasks = (("ingest", str(src), ns.records), ("import", str(prefs), ns.imports), ("snapshot", str(ns.pairs), ns.pairs))
+        for task, arg, count in tasks:
             ours = run_child(f"{task}_prefloop", arg, root / f"{task}-ours")
             base = run_child(f"{task}_baseline", arg, root / f"{task}-base")
             rows.append((task, count, ours, base))

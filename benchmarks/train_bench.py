@@ -117,7 +117,7 @@ def baseline(home: Path, dataset: str, steps: int, extra: list[str], batch: tupl
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(pairs),
+        train_dataset=Dataset.from_list(pairs.train),
         processing_class=tokenizer,
         peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
     )

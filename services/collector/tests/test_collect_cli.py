@@ -140,7 +140,8 @@ def test_import_refuses_bad_files_clearly(tmp_path: Path) -> None:
         "empty.json": (b"", "file is empty"),
         "bad.json": (b'[{"question": "q",\n "rejected": }]', "bad.json:2: not valid JSON"),
         "latin1.json": ('[{"question": "caf\xe9"}]'.encode("latin-1"), "not valid UTF-8"),
-        "object.json": (b'{"question": "q"}', "expected a JSON list"),
+        "object.json": (b'{\n  "question": "q"\n}', "expected a JSON list of entries or JSON Lines"),
+        "one-line.jsonl": (b'{"question": "q", "rejected": "a"}', "one-line.jsonl:1: chosen: required field is missing"),
         "deep.json": (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
         "blank.json": (
             json.dumps([{"question": "   ", "rejected": "a", "chosen": "b"}]).encode(),

@@ -39,11 +39,17 @@ def test_no_request_gets_a_500(collector: Collector, data: st.DataObject) -> Non
 @given(
     value=json_values()
     | st.lists(
-        st.dictionaries(st.sampled_from(["question", "rejected", "chosen", "game", "context", "prompt", "id"]), json_values()),
+        st.dictionaries(
+            st.sampled_from(
+                ["question", "rejected", "chosen", "game", "context", "prompt", "id", "instruction", "input", "role", "content"]
+            ),
+            json_values(),
+        ),
         max_size=3,
     )
 )
 def test_any_import_file_is_read_or_refused_with_problems(value: object) -> None:
-    entries, problems = parse_import(json.dumps(value).encode(), "fuzz.json", 10_000)
-    assert entries or problems or value == []
-    assert all(p.message for p in problems)
+    parsed = parse_import(json.dumps(value).encode(), "fuzz.json", 10_000)
+    assert parsed.entries or parsed.problems or value == []
+    assert not (parsed.entries and parsed.problems)  # all or nothing
+    assert all(p.message for p in parsed.problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ class Problem:
     where: str  # "line 12", "item 3", or "" for the whole source
     field: str | None
     message: str
+    index: int | None = None  # the entry's place in a list, for a caller that points at it (an API body)
 
     def __str__(self) -> str:
         place = (
@@ -23,15 +25,18 @@ class Problem:
         return f"{place}: {self.field}: {self.message}" if self.field else f"{place}: {self.message}"
 
 
-def problems_from(exc: ValidationError, source: str, where: str) -> list[Problem]:
-    """One Problem per pydantic error, naming the field by its dotted path."""
+def problems_from(
+    exc: ValidationError, source: str, where: str, index: int | None = None, tags: Collection[str] = ()
+) -> list[Problem]:
+    """One Problem per pydantic error, naming the field by its dotted path; `tags` are the members of a tagged union,
+    which pydantic puts in the path and a person never wrote (`prompt.parts.instruction` reads `prompt.instruction`)."""
     found = []
     for err in exc.errors():
-        field = ".".join(str(part) for part in err["loc"]) or None
+        field = ".".join(str(part) for part in err["loc"] if part not in tags) or None
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field; remove it (or check its spelling)"
         elif err["type"] == "missing":
             message = "required field is missing"
-        found.append(Problem(source, where, field, message))
+        found.append(Problem(source, where, field, message, index))
     return found

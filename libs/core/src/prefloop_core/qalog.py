@@ -37,6 +37,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from prefloop_core.contracts import CandidateRecord, QARecord
+from prefloop_core.jsonlines import json_objects
 from prefloop_core.problems import Problem, problems_from
 
 _META = {
@@ -79,29 +80,12 @@ def iter_jsonl(
 ) -> Iterator[QARecord | CandidateRecord | Problem]:
     """Records of JSONL lines, one at a time (a big file is never held whole); bad lines become problems."""
     seen_any = False
-    for number, raw in enumerate(lines, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]  # a UTF-8 byte order mark is harmless
-        where = f"line {number}"
-        if not raw.strip():
-            continue
+    for line in json_objects(lines, source, "a record"):
         seen_any = True
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield Problem(source, where, None, f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
+        if isinstance(line, Problem):
+            yield line
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Problem(source, where, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        except RecursionError:
-            yield Problem(source, where, None, "JSON nested too deeply: a record is one object of plain fields")
-            continue
-        if not isinstance(obj, dict):
-            yield Problem(source, where, None, f"expected a JSON object, got {type(obj).__name__}")
-            continue
+        where, obj = line
         try:
             record = model.model_validate(obj)
         except ValidationError as exc:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from prefloop_core.contracts import (
     SQL_INT_MAX,
@@ -18,8 +18,10 @@ from prefloop_core.contracts import (
     DatasetManifest,
     DatasetStatus,
     ImportDuplicate,
+    ImportFormat,
     ImportResult,
     IngestResult,
+    PairSplit,
     QARecord,
     ReviewItem,
     ReviewStatus,
@@ -32,7 +34,7 @@ from prefloop_core.store import open_store
 from prefloop_collector.auth import require_reviewer
 from prefloop_collector.checks import run_checks
 from prefloop_collector.http_params import ItemId
-from prefloop_collector.importer import ImportEntry, template_entries
+from prefloop_collector.importer import read_entries, template_entries
 from prefloop_collector.ingest import needs_review
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
@@ -159,22 +161,30 @@ def ingest_candidates(candidates: list[CandidateRecord], queue: Queue, settings:
 
 
 @router.post("/import", response_model=ImportResult)
-def import_batch(entries: list[ImportEntry], queue: Queue, settings: Config, reviewer: Reviewer) -> ImportResult:
-    """Import reviewed pairs, all or nothing: one invalid entry (422) imports none."""
-    limit = settings.collector_max_text_chars
-    too_long = [
-        {"loc": ["body", index, name], "msg": f"{len(value):,} characters is over the limit of {limit:,}"}
-        for index, entry in enumerate(entries)
-        for name in ("question", "rejected", "chosen", "context")
-        if (value := getattr(entry, name)) is not None and len(value) > limit
-    ]
-    if too_long:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, too_long)
-    report = queue.import_entries(entries, reviewer)
+def import_batch(
+    entries: list[dict[str, JsonValue]],
+    queue: Queue,
+    settings: Config,
+    reviewer: Reviewer,
+    format: ImportFormat | None = None,
+    split: PairSplit = PairSplit.TRAIN,
+) -> ImportResult:
+    """Import reviewed pairs in any format `prefloop import` reads (prefloop, standard, conversational; told by the
+    entries' fields, or `format`), for training or, with `split=eval`, for the trainer's evaluation. All or nothing:
+    one invalid entry (422, each problem at its entry and field) imports none."""
+    parsed = read_entries(
+        ((f"item {i}", entry) for i, entry in enumerate(entries)), "request body", settings.collector_max_text_chars, format
+    )
+    if parsed.problems:
+        detail = [{"loc": ["body", p.index, *(p.field.split(".") if p.field else [])], "msg": p.message} for p in parsed.problems]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail)
+    report = queue.import_entries(parsed.entries, reviewer, parsed.format or ImportFormat.PREFLOOP, "request body", split)
     return ImportResult(
+        format=parsed.format,
         imported=report.imported,
         unanswered=report.unanswered,
         duplicates=[ImportDuplicate(index=i, reason=r) for i, r in report.duplicates],
+        ignored_fields=parsed.ignored,
     )
 
 

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from prefloop_core.contracts import CheckResult, Verdict
+from prefloop_core.contracts import CheckResult, PairSplit, Verdict
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.text import normalize
 
@@ -18,10 +18,11 @@ class Candidate:
     """A pair as the checks see it."""
 
     item_id: int
-    question: str
+    question: str  # what tells it apart: the question, or its whole conversation (text.identity)
     game: str | None
     chosen: str
     rejected: str
+    split: PairSplit = PairSplit.TRAIN
 
 
 def _result(name: str, failed: bool, settings: CollectorSettings, detail: str, warn: bool = False) -> CheckResult:
@@ -39,8 +40,13 @@ def _items(ids: list[int], limit: int = 8) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def _training(pairs: list[Candidate]) -> list[Candidate]:
+    return [p for p in pairs if p.split is PairSplit.TRAIN]
+
+
 def min_pairs(pairs: list[Candidate], settings: CollectorSettings) -> CheckResult:
-    n, hard_min, warn_min = len(pairs), settings.collector_min_pairs, settings.collector_warn_pairs
+    """Counts the pairs to train on; an evaluation file's pairs are not trained on."""
+    n, hard_min, warn_min = len(_training(pairs)), settings.collector_min_pairs, settings.collector_warn_pairs
     if n < hard_min:
         detail = f"{n} pairs; at least {hard_min} are needed (review more with `prefloop review`)"
     elif n < warn_min:
@@ -77,11 +83,19 @@ def answer_length(pairs: list[Candidate], settings: CollectorSettings) -> CheckR
 
 
 def game_balance(pairs: list[Candidate], settings: CollectorSettings) -> CheckResult:
-    counts = Counter(p.game or "other" for p in pairs)
-    total = max(len(pairs), 1)
+    """Shares of the main games among the pairs to train on; pairs without a game (imported ones) are a group of
+    their own, shown beside them."""
+    training = _training(pairs)
+    counts = Counter(p.game for p in training)
+    total = max(len(training), 1)
     shares = {game: counts.get(game, 0) / total for game in settings.collector_games}
     low = [g for g, share in shares.items() if share < settings.collector_min_game_share]
     detail = " · ".join(f"{g} {share:.0%}" for g, share in shares.items())
+    others = sum(n for game, n in counts.items() if game not in shares)
+    if counts[None]:
+        detail += f" · no game {counts[None] / total:.0%} (a group of its own)"
+    if others > counts[None]:
+        detail += f" · other games {(others - counts[None]) / total:.0%}"
     if low:
         detail += f"; under {settings.collector_min_game_share:.0%}: {', '.join(low)}"
     return _result("game_balance", bool(low), settings, detail)

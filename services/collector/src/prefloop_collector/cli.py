@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from prefloop_core.contracts import ImportFormat, PairSplit
 from prefloop_core.prompts import PromptTemplateError, load_template
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
@@ -76,14 +77,47 @@ def cmd_status(args: list[str]) -> int:
     return 0
 
 
+IMPORT_FORMATS = """formats (told apart by their fields; --format forces one):
+  prefloop        {"question": "...", "rejected": "...", "chosen": "..."}  (+ "game", "context", "prompt")
+                  what `prefloop template` hands out; the prompt is built from the RAG template
+  standard        {"prompt": "...", "chosen": "...", "rejected": "..."}
+                  TRL's standard format and the DPO guide's; the prompt may be
+                  {"instruction": "...", "input": "..."}; it is the user's message as given
+  conversational  {"prompt": [{"role": "user", "content": "..."}],
+                   "chosen": [{"role": "assistant", "content": "..."}], "rejected": [...]}
+                  TRL's conversational format; without "prompt", the messages chosen and rejected share
+
+A file is a JSON list or JSON Lines (one entry per line) of one format. Fields a format does not
+read (ids, scores) are ignored and named. The file is imported whole or not at all.
+
+examples:
+  prefloop import answers.json                  the template, filled in
+  prefloop import prefs.jsonl --reviewer minji  TRL-style pairs, signed as minji
+  prefloop import held-out.json --split eval    pairs the trainer evaluates on instead of training
+"""
+
+
 def cmd_import(args: list[str]) -> int:
     settings = _settings()
     parser = argparse.ArgumentParser(
         prog="prefloop import",
-        description='Import reviewed pairs from a JSON list of {"question", "rejected", "chosen"} '
-        '(optional: "game", "context", "prompt"). The file is imported whole or not at all.',
+        description="Import reviewed preference pairs: they become trainable pairs like the ones written in "
+        "`prefloop review`, pass the same checks and go into the next snapshot.",
+        epilog=IMPORT_FORMATS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", type=Path, help="a JSON list or JSON Lines file of pairs")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in ImportFormat],
+        help="read every entry as this format (default: told by the entries' fields)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=[s.value for s in PairSplit],
+        default=PairSplit.TRAIN.value,
+        help="train (default) or eval: the trainer evaluates on eval pairs instead of holding out some of the others",
+    )
     parser.add_argument(
         "--reviewer",
         type=argtypes.name,
@@ -96,14 +130,17 @@ def cmd_import(args: list[str]) -> int:
     except OSError as exc:
         print(f"prefloop import: {ns.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    entries, problems = parse_import(data, str(ns.file), settings.collector_max_text_chars)
-    if problems:
-        print(f"nothing imported: {len(problems)} problem(s); fix them and import the file again", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
+    parsed = parse_import(data, str(ns.file), settings.collector_max_text_chars, ns.format and ImportFormat(ns.format))
+    if parsed.problems:
+        print("\n".join(parsed.problem_lines()), file=sys.stderr)
         return 1
+    if parsed.format is not None:
+        ignored = f"; ignored field(s): {', '.join(parsed.ignored)}" if parsed.ignored else ""
+        print(f"{ns.file}: {len(parsed.entries)} {parsed.format.value} entries{ignored}")
     queue = ReviewQueue(settings.db_path)
-    report = queue.import_entries(entries, ns.reviewer)
+    report = queue.import_entries(
+        parsed.entries, ns.reviewer, parsed.format or ImportFormat.PREFLOOP, ns.file.name, PairSplit(ns.split)
+    )
     print("\n".join(report.lines()))
     print(render_status(dataset_status(queue, settings)))
     return 0

@@ -17,9 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefloop_core.contracts import CandidateRecord, ChatMessage, QARecord, RejectedAnswer, ReviewItem, ReviewStatus
+from prefloop_core.contracts import (
+    CandidateRecord,
+    ChatMessage,
+    ImportFormat,
+    PairOrigin,
+    PairSplit,
+    QARecord,
+    RejectedAnswer,
+    ReviewItem,
+    ReviewStatus,
+)
 from prefloop_collector.importer import ImportEntry, ImportReport
-from prefloop_collector.text import normalize, question_key
+from prefloop_collector.text import identity, normalize, question_key
 
 MIGRATIONS: list[str] = [
     # 1: items and their rejected answers
@@ -56,6 +66,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE items ADD COLUMN suggestion TEXT;
     ALTER TABLE items ADD COLUMN suggestion_score REAL
     """,
+    # 3: imported pairs: what they are for (training or the trainer's evaluation) and where they came from
+    """
+    ALTER TABLE items ADD COLUMN split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'eval'));
+    ALTER TABLE items ADD COLUMN origin_json TEXT
+    """,
 ]
 
 
@@ -89,6 +104,14 @@ class Filters:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    by_status: dict[str, int]
+    rejected: int
+    trainable_by_game: dict[str, int]  # chosen items with a rejected answer, to train on
+    eval_pairs: int  # the same, imported for the trainer's evaluation
 
 
 class ReviewQueue:
@@ -180,7 +203,7 @@ class ReviewQueue:
         prompt: list[ChatMessage] | None = None,
         source: str = "qa",
     ) -> tuple[int, bool]:
-        key = question_key(question, game)
+        key = question_key(identity(question, prompt), game)
         row = conn.execute("SELECT id, context FROM items WHERE question_key = ?", (key,)).fetchone()
         if row:
             if context and not row["context"]:
@@ -229,16 +252,25 @@ class ReviewQueue:
         """Exclude the question from training for good (kept, so it is not queued again)."""
         return self._save(item_id, version, ReviewStatus.DELETED, None, None)
 
-    def import_entries(self, entries: Sequence[ImportEntry], reviewer: str) -> ImportReport:
-        """Import reviewed pairs in one transaction (the caller validated every entry)."""
-        report = ImportReport()
+    def import_entries(
+        self,
+        entries: Sequence[ImportEntry],
+        reviewer: str,
+        fmt: ImportFormat = ImportFormat.PREFLOOP,
+        file: str = "request body",
+        split: PairSplit = PairSplit.TRAIN,
+    ) -> ImportReport:
+        """Import reviewed pairs in one transaction (the caller validated every entry), each marked with its `split`
+        and its origin: `fmt`, the `file` and its place in it."""
+        report = ImportReport(split)
         seen: dict[str, int] = {}
+        now = datetime.now(timezone.utc)
         with self._write() as conn:
             for index, entry in enumerate(entries):
                 if not entry.chosen.strip():
                     report.unanswered += 1
                     continue
-                key = question_key(entry.question, entry.game)
+                key = question_key(entry.identity(), entry.game)
                 if key in seen:
                     report.duplicates.append((index, f"repeats item {seen[key]} of this file"))
                     continue
@@ -253,12 +285,14 @@ class ReviewQueue:
                     report.duplicates.append((index, f"{reason} (item {row['id']})"))
                     continue
                 item_id, _ = self._item_for(conn, entry.question, entry.game, entry.context, entry.messages(), "import")
-                if not conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (entry.record_id(),)).fetchone():
-                    self._attach(conn, item_id, entry.record_id(), entry.rejected, 0.0, "import", datetime.now(timezone.utc))
+                record_id = entry.record_id()
+                if not conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (record_id,)).fetchone():
+                    self._attach(conn, item_id, record_id, entry.rejected, 0.0, "import", now)
+                origin = PairOrigin(format=fmt, file=file, index=index).model_dump_json()
                 conn.execute(
-                    "UPDATE items SET status = 'chosen', chosen = ?, reviewer = ?, version = version + 1,"
-                    " updated_at = ? WHERE id = ?",
-                    (entry.chosen.strip(), reviewer, _now(), item_id),
+                    "UPDATE items SET status = 'chosen', chosen = ?, reviewer = ?, split = ?, origin_json = ?,"
+                    " version = version + 1, updated_at = ? WHERE id = ?",
+                    (entry.chosen.strip(), reviewer, split.value, origin, now.isoformat(), item_id),
                 )
                 report.imported += 1
         return report
@@ -301,6 +335,8 @@ class ReviewQueue:
             reviewer=row["reviewer"],
             version=row["version"],
             updated_at=datetime.fromisoformat(row["updated_at"]),
+            split=PairSplit(row["split"]),
+            origin=PairOrigin.model_validate_json(row["origin_json"]) if row["origin_json"] else None,
         )
 
     def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
@@ -332,18 +368,21 @@ class ReviewQueue:
         with self._connect() as conn:
             return [self._item(conn, row) for row in conn.execute(sql, params).fetchall()]
 
-    def counts(self) -> dict[str, object]:
-        """Numbers for the status block: per status, rejected answers, trainable pairs per game."""
+    def counts(self) -> QueueCounts:
+        """Numbers for the status block: per status, rejected answers, trainable pairs per game, evaluation pairs."""
         with self._connect() as conn:
             by_status = {
                 ReviewStatus(r[0]).value: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
             }
             rejected = conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
-            trainable = {
-                (r[0] or "other"): r[1]
-                for r in conn.execute(
-                    "SELECT game, COUNT(*) FROM items i WHERE status = 'chosen'"
-                    " AND EXISTS (SELECT 1 FROM rejected r WHERE r.item_id = i.id) GROUP BY game"
-                )
-            }
-        return {"by_status": by_status, "rejected": rejected, "trainable_by_game": trainable}
+            trainable: dict[str, int] = {}
+            evaluation = 0
+            for game, split, n in conn.execute(
+                "SELECT game, split, COUNT(*) FROM items i WHERE status = 'chosen'"
+                " AND EXISTS (SELECT 1 FROM rejected r WHERE r.item_id = i.id) GROUP BY game, split"
+            ):
+                if split == PairSplit.EVAL.value:
+                    evaluation += n
+                else:
+                    trainable[game or "other"] = trainable.get(game or "other", 0) + n
+        return QueueCounts(by_status, rejected, trainable, evaluation)

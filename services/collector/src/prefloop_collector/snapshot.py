@@ -23,6 +23,7 @@ from prefloop_core.contracts import (
     ChatMessage,
     CheckResult,
     DatasetManifest,
+    PairSplit,
     PreferencePair,
     RejectedAnswer,
     ReviewItem,
@@ -34,6 +35,7 @@ from prefloop_core.store import ArtifactStore
 from prefloop_collector.checks import Candidate, blocking, run_checks
 from prefloop_collector.queue import Filters, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
+from prefloop_collector.text import identity
 
 PAIRS_FILE = "pairs.jsonl"
 
@@ -50,7 +52,9 @@ def reviewed_items(queue: ReviewQueue) -> list[ReviewItem]:
 
 
 def candidates(items: list[ReviewItem]) -> list[Candidate]:
-    return [Candidate(i.item_id, i.question, i.game, i.chosen or "", i.rejected[0].answer) for i in items]
+    return [
+        Candidate(i.item_id, identity(i.question, i.prompt), i.game, i.chosen or "", i.rejected[0].answer, i.split) for i in items
+    ]
 
 
 def worst_per_model(item: ReviewItem) -> list[RejectedAnswer]:
@@ -76,7 +80,9 @@ def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[Prefe
                     item_id=item.item_id,
                     game=item.game,
                     reviewer=item.reviewer,
-                    source="review",
+                    source="import" if item.origin else "review",
+                    split=item.split,
+                    origin=item.origin,
                 )
             )
     return pairs
@@ -100,7 +106,7 @@ def snapshot(
         dataset_id=dataset_id_for(hashlib.sha256(content.encode()).hexdigest()),
         created_at=datetime.now(timezone.utc),
         pair_count=len(pairs),
-        games=dict(Counter(p.game or "other" for p in pairs)),
+        games=dict(Counter(p.game or "other" for p in pairs if p.split is PairSplit.TRAIN)),
         checks=checks,
         prompt_template=template.name,
     )

@@ -9,19 +9,19 @@ from prefloop_collector.settings import CollectorSettings
 
 def dataset_status(queue: ReviewQueue, settings: CollectorSettings) -> DatasetStatus:
     counts = queue.counts()
-    by_status: dict[str, int] = counts["by_status"]  # type: ignore[assignment]
-    per_game: dict[str, int] = counts["trainable_by_game"]  # type: ignore[assignment]
+    by_status, per_game = counts.by_status, counts.trainable_by_game
     trainable = sum(per_game.values())
     games = {game: 0.0 for game in settings.collector_games}
     for game, n in per_game.items():
         games[game] = n / trainable
     return DatasetStatus(
-        rejected=int(counts["rejected"]),  # type: ignore[call-overload]
+        rejected=counts.rejected,
         chosen=by_status.get("chosen", 0),
         pending=by_status.get("pending", 0),
         skipped=by_status.get("skipped", 0),
         deleted=by_status.get("deleted", 0),
         trainable_pairs=trainable,
+        eval_pairs=counts.eval_pairs,
         target=settings.collector_target_pairs,
         recommended_min=settings.collector_warn_pairs,
         progress=min(trainable / settings.collector_target_pairs, 1.0),
@@ -48,4 +48,5 @@ def render_status(status: DatasetStatus) -> str:
             f"{progress_bar(status.progress)}  (at least {status.recommended_min} for a useful run)",
             f"  per game           {shares}",
         ]
+        + ([f"  for evaluation     {status.eval_pairs:>6} (imported with --split eval)"] if status.eval_pairs else [])
     )

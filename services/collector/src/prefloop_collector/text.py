@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+
+from prefloop_core.contracts import ChatMessage
 
 _SPACE = re.compile(r"\s+")
 
@@ -11,6 +14,14 @@ _SPACE = re.compile(r"\s+")
 def normalize(text: str) -> str:
     """Unicode NFC, case-folded, whitespace collapsed: '  Creeper는\\n무엇?' == 'creeper는 무엇?'."""
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip().casefold()
+
+
+def identity(question: str, prompt: Sequence[ChatMessage] | None) -> str:
+    """What tells two items apart: the question, or the whole conversation when the prompt holds more than the
+    question's message (two conversations can end in the same question)."""
+    if prompt is None or len(prompt) < 2:
+        return question
+    return "\n".join(f"{m.role}: {m.content}" for m in prompt)
 
 
 def question_key(question: str, game: str | None) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefloop_core.contracts import DatasetManifest, TrainingMethod
+from prefloop_core.contracts import DatasetManifest, PairSplit, TrainingMethod
 from prefloop_core.store import ArtifactStore
 from prefloop_trainer.config import DataSection
 
@@ -21,16 +21,20 @@ class TooFewPairs(ValueError):
 class Splits:
     train: list[dict[str, Any]]
     eval: list[dict[str, Any]]
+    given: bool = False  # the eval pairs were marked in the dataset (an imported evaluation file), not drawn
 
 
-def load_pairs(store: ArtifactStore, dataset_id: str, work: Path) -> tuple[DatasetManifest, list[dict[str, Any]]]:
+def load_pairs(store: ArtifactStore, dataset_id: str, work: Path) -> tuple[DatasetManifest, Splits]:
+    """The snapshot's pairs to train on, and those marked for evaluation (`prefloop import --split eval`)."""
     manifest = store.require(DatasetManifest, dataset_id)
     path = store.fetch(manifest, work / "dataset", ["pairs.jsonl"])["pairs.jsonl"]
-    pairs = []
+    pairs = Splits([], [])
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            pairs.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]})
+            part = pairs.eval if row.get("split") == PairSplit.EVAL.value else pairs.train
+            part.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]})
+    pairs.given = bool(pairs.eval)
     return manifest, pairs
 
 
@@ -46,12 +50,14 @@ def check_count(pairs: list[dict[str, Any]], data: DataSection) -> str | None:
     return None
 
 
-def split(pairs: list[dict[str, Any]], data: DataSection, seed: int) -> Splits:
-    if len(pairs) < data.eval_min_pairs or data.eval_fraction == 0:
-        return Splits(pairs, [])
-    shuffled = pairs[:]
+def split(pairs: Splits, data: DataSection, seed: int) -> Splits:
+    """The dataset's own evaluation pairs when it has them; else `eval_fraction` of the pairs drawn with `seed` once
+    there are `eval_min_pairs`."""
+    if pairs.given or len(pairs.train) < data.eval_min_pairs or data.eval_fraction == 0:
+        return pairs
+    shuffled = pairs.train[:]
     random.Random(seed).shuffle(shuffled)
-    n_eval = max(1, round(len(pairs) * data.eval_fraction))
+    n_eval = max(1, round(len(shuffled) * data.eval_fraction))
     return Splits(shuffled[n_eval:], shuffled[:n_eval])
 
 

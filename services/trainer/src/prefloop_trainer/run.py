@@ -259,7 +259,7 @@ def train(
         return done
     work = settings.home / "trainer" / run_id
     manifest, pairs = datasets_.load_pairs(store, config.data.dataset_id, work)
-    warning = datasets_.check_count(pairs, config.data)
+    warning = datasets_.check_count(pairs.train, config.data)
     splits = datasets_.split(pairs, config.data, config.training.seed)
 
     hw = hardware or detect()
@@ -280,7 +280,7 @@ def train(
             f"({', '.join(bundled_names())}, or a Jinja file; the model card says which fits) or "
             "PREFLOOP_BASE_CHAT_TEMPLATE, and export over a base release made with the same"
         )
-    lengths = example_lengths(tokenizer, pairs, config.data.max_length)
+    lengths = example_lengths(tokenizer, splits.train + splits.eval, config.data.max_length)
     budget = config.training.memory_budget_gb or hw.memory_gb
     baseline = rss_bytes() if hw.device == "cpu" else 0.6 * GiB  # what is in use before weights: process / CUDA context
     # TRL's fused LM head scores answer tokens only (lm_head.py); ORPO computes its own logits over every token.
@@ -302,6 +302,8 @@ def train(
     resolved.group_by_length = method in DPO_STAGE and (grouping == "on" or (grouping == "auto" and resolved.batch_size > 1))
     if grouping == "on" and not resolved.group_by_length:
         resolved.notes.append(f"training.group_by_length applies to DPO only; {method.value} draws pairs at random")
+    if splits.given:
+        resolved.notes.append(f"evaluates on the dataset's {len(splits.eval)} pairs imported for it (--split eval)")
     steps = planned_steps(len(splits.train), config, resolved)
     seconds = rough_seconds(shape, steps, resolved, hw, lengths.mean_pair if resolved.share_prompts else sequences * lengths.mean)
     for line in plan_lines(

@@ -33,7 +33,15 @@ from prefloop_core.contracts.releases import (
     ReleaseHistoryEntry,
 )
 from prefloop_core.contracts.joblines import JobResult, TrainingProgress
-from prefloop_core.contracts.review import PreferencePair, RejectedAnswer, ReviewItem, ReviewStatus
+from prefloop_core.contracts.review import (
+    ImportFormat,
+    PairOrigin,
+    PairSplit,
+    PreferencePair,
+    RejectedAnswer,
+    ReviewItem,
+    ReviewStatus,
+)
 from prefloop_core.contracts.runs import Checkpoint, TrainingMethod, TrainingRun
 from prefloop_core.contracts.service import (
     DatasetStatus,
@@ -70,9 +78,12 @@ __all__ = [
     "GateVerdict",
     "HistoryAction",
     "ImportDuplicate",
+    "ImportFormat",
     "ImportResult",
     "IngestResult",
     "JobResult",
+    "PairOrigin",
+    "PairSplit",
     "PreferencePair",
     "QAQuestion",
     "QARecord",

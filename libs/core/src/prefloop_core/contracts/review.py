@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from prefloop_core.contracts.common import ChatMessage, Contract
 from prefloop_core.ids import Slug
@@ -16,6 +16,31 @@ class ReviewStatus(str, enum.Enum):
     CHOSEN = "chosen"  # a person wrote the correct answer: a trainable pair
     SKIPPED = "skipped"  # looked at, left for later
     DELETED = "deleted"  # excluded from training for good
+
+
+class PairSplit(str, enum.Enum):
+    """What a reviewed pair is for: training, or the trainer's evaluation (an imported evaluation file)."""
+
+    TRAIN = "train"
+    EVAL = "eval"
+
+
+class ImportFormat(str, enum.Enum):
+    """The shapes `prefloop import` reads (docs: the README's reviewer section)."""
+
+    PREFLOOP = "prefloop"  # {"question", "rejected", "chosen"}: the template `prefloop template` hands out
+    STANDARD = "standard"  # {"prompt", "chosen", "rejected"} as text, the prompt text or {"instruction", "input"}
+    CONVERSATIONAL = "conversational"  # TRL's: message lists; without "prompt", the messages chosen and rejected share
+
+
+class PairOrigin(BaseModel):
+    """Where an imported pair came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: ImportFormat
+    file: str = Field(description="The imported file's name (or `request body`).")
+    index: int = Field(ge=0, description="The entry's place in the file, from 0.")
 
 
 class RejectedAnswer(Contract):
@@ -48,6 +73,8 @@ class ReviewItem(Contract):
     reviewer: str | None = Field(default=None, description="Who wrote `chosen`.")
     version: int = Field(default=0, ge=0, description="Bumped on every save; a save on a stale version conflicts.")
     updated_at: datetime | None = None
+    split: PairSplit = PairSplit.TRAIN
+    origin: PairOrigin | None = Field(default=None, description="Set on imported items.")
 
 
 class PreferencePair(Contract):
@@ -60,3 +87,5 @@ class PreferencePair(Contract):
     game: Slug | None = None
     reviewer: str | None = None
     source: str = Field(default="review", description="review, import or generated.")
+    split: PairSplit = PairSplit.TRAIN
+    origin: PairOrigin | None = None

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prefloop_core.contracts.common import SQL_INT_MAX
 from prefloop_core.contracts.dataset import CheckResult, Verdict
 from prefloop_core.contracts.qa import QARecord
+from prefloop_core.contracts.review import ImportFormat
 
 
 class Wire(BaseModel):
@@ -104,7 +105,8 @@ class DatasetStatus(Wire):
     pending: int
     skipped: int
     deleted: int
-    trainable_pairs: int = Field(description="Chosen items that have a rejected answer.")
+    trainable_pairs: int = Field(description="Chosen items that have a rejected answer, for training.")
+    eval_pairs: int = Field(default=0, description="Imported pairs set aside for the trainer's evaluation.")
     target: int
     recommended_min: int
     progress: float = Field(description="trainable_pairs / target, capped at 1.")
@@ -125,9 +127,11 @@ class ImportDuplicate(Wire):
 
 
 class ImportResult(Wire):
+    format: ImportFormat | None = Field(description="The format the entries were read as (None: an empty list).")
     imported: int
     unanswered: int
     duplicates: list[ImportDuplicate]
+    ignored_fields: list[str] = Field(default_factory=list, description="Fields the format does not read.")
 
 
 class SnapshotRefused(Wire):
