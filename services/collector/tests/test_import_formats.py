@@ -327,3 +327,10 @@ def test_the_api_imports_any_format_and_points_at_a_bad_field(collector: Collect
     assert status["eval_pairs"] == 2 and status["trainable_pairs"] == 2
     item = client.get("/api/items", params={"status": "chosen"}).json()[0]
     assert item["origin"] == {"format": "standard", "file": "request body", "index": 0} and item["split"] == "eval"
+
+
+def test_json_lines_are_split_at_newlines_only() -> None:
+    """A line separator inside a string (U+2028, which str.splitlines() splits at) and CRLF line ends."""
+    data = as_jsonl([{**STANDARD[0], "prompt": "The sky\u2028is"}]).replace(b"\n", b"\r\n") + as_jsonl(GUIDE)
+    parsed = parse_import(data, "prefs.jsonl", 20_000)
+    assert parsed.problems == [] and [e.question for e in parsed.entries][:2] == ["The sky\u2028is", GUIDE[0]["prompt"]]

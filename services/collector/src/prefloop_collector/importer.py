@@ -255,7 +255,7 @@ def parse_import(data: bytes, source: str, max_chars: int, fmt: ImportFormat | N
     if isinstance(raw, list):
         return read_entries(((f"item {i}", obj) for i, obj in enumerate(raw)), source, max_chars, fmt)
     if raw is None or (isinstance(raw, dict) and "\n" not in text.strip()):
-        lines = (line.encode("utf-8") for line in text.splitlines())
+        lines = data.split(b"\n")  # not splitlines(): U+2028 and the like may stand inside a JSON string
         rows = ((row.where, row) if isinstance(row, Problem) else row for row in json_objects(lines, source))
         return read_entries(rows, source, max_chars, fmt)
     return ParsedImport(
