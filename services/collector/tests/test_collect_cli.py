@@ -181,3 +181,31 @@ def test_an_imported_prompt_is_trained_on_as_given(tmp_path: Path) -> None:
     assert [m.content for m in prompts[0]] == ["Answer:\n\nQ1?"]
     assert [m.content for m in prompts[1]] == ["Plain prompt for Q2"]
     assert prompts[2][-1].content == "Context:\nctx 3\n\nQuestion: Q3"
+
+
+def test_offer_and_contributors_as_a_person_runs_them(tmp_path: Path) -> None:
+    home, folder = tmp_path / "home", logs(tmp_path / "qa")
+    assert run(home, "collect", str(folder), "--threshold", "45%").returncode == 0
+    offered = run(home, "offer", "--game", "palworld")
+    assert offered.returncode == 0 and offered.stdout.startswith("offered 5 item(s) to contributors"), offered.stdout
+    assert run(home, "offer", "--withdraw", "--item", "1").stdout.startswith("withdrew ")
+
+    assert "no contributors yet" in run(home, "contributors", "list").stdout
+    invited = run(home, "contributors", "invite", "hana")
+    assert invited.returncode == 0 and invited.stdout.splitlines()[-1].startswith("pfc_")
+    again = run(home, "contributors", "invite", "hana")
+    assert again.returncode == 1 and again.stderr.strip() == (
+        "prefloop contributors: a contributor named 'hana' exists already: choose another name"
+    )
+    assert (
+        run(home, "contributors", "invite", "minji")
+        .stderr.strip()
+        .endswith("'minji' is a reviewer's name: choose another name for the contributor")
+    )
+    listed = run(home, "contributors", "list").stdout.splitlines()
+    assert listed[0].startswith("Contributors") and listed[1].split() == ["hana", "0", "0", "0", "0", "0", "-"]
+    assert run(home, "contributors", "revoke", "hana").stdout.strip() == (
+        "revoked hana; 0 pending answer(s) set aside, everything else kept"
+    )
+    assert "hana (revoked)" in run(home, "status").stdout
+    assert run(home, "contributors", "revoke", "nobody").returncode == 1

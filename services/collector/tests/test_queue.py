@@ -57,8 +57,8 @@ def test_filters_by_game_status_and_score(queue: ReviewQueue) -> None:
 
 def test_migrations_are_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
-    assert ReviewQueue(path).schema_version == 3
-    assert ReviewQueue(path).schema_version == 3  # re-opening migrates nothing
+    assert ReviewQueue(path).schema_version == 4
+    assert ReviewQueue(path).schema_version == 4  # re-opening migrates nothing
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=99")
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -107,10 +107,11 @@ def test_a_version_1_queue_is_migrated_keeping_its_items(tmp_path: Path) -> None
             " VALUES ('k', 'old question', 'pending', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00')"
         )
     queue = ReviewQueue(path)
-    assert queue.schema_version == len(MIGRATIONS) == 3
+    assert queue.schema_version == len(MIGRATIONS) == 4
     item = queue.get(1)
     assert item.question == "old question" and item.suggestion is None
     assert item.split == "train" and item.origin is None
+    assert not item.offered and item.contributions == []
 
 
 def test_candidates_bring_a_suggestion_that_never_replaces_a_written_answer(queue: ReviewQueue) -> None:

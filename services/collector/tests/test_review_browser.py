@@ -1,12 +1,15 @@
-"""The review UI in a real headless Chromium: sign in, write an answer, skip, delete, see the status change."""
+"""The review UI in a real headless Chromium: sign in, write an answer, skip, delete, see the status change; a
+contributor answering offered questions (one by one and as an uploaded file) and a reviewer approving one."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from collector_helpers import TOKENS, Collector, record
 from selenium import webdriver
@@ -17,6 +20,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from prefloop_core.contracts import ReviewStatus
+from prefloop_collector.auth import COOKIE
+from prefloop_collector.contributors import Contributors
+from prefloop_collector.settings import CollectorSettings
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -75,7 +81,7 @@ def test_sign_in_answer_skip_delete_and_status(browser: webdriver.Chrome, collec
 
     browser.find_element(By.ID, "token").send_keys("wrong-token")
     browser.find_element(By.ID, "sign-in").click()
-    assert "not a reviewer's token" in browser.find_element(By.ID, "error").text
+    assert "not a reviewer's or a contributor's token" in browser.find_element(By.ID, "error").text
     browser.find_element(By.ID, "token").send_keys(TOKENS["minji"])
     browser.find_element(By.ID, "sign-in").click()
     wait.until(ec.url_contains("/queue"))
@@ -129,3 +135,92 @@ def test_a_conflicting_save_shows_the_other_answer_and_keeps_the_draft(browser: 
     assert "민지의 답" in browser.find_element(By.ID, "their-answer").text
     assert browser.find_element(By.ID, "chosen").get_attribute("value") == "준의 답"
     assert collector.queue.get(1).chosen == "민지의 답"
+
+
+def sign_in(driver: webdriver.Chrome, url: str, token: str, lands_on: str) -> None:
+    driver.get(f"{url}/login")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "sign-in").click()
+    WebDriverWait(driver, 10).until(ec.url_contains(lands_on))
+
+
+def test_contributors_answer_offered_questions_and_a_reviewer_approves_one(
+    browser: webdriver.Chrome, collector: Collector, tmp_path: Path
+) -> None:
+    collector.queue.ingest(
+        [
+            record(1, game="palworld", question="팰월드에서 램볼은 어디에 사나요?", answer="램볼은 바다에 삽니다."),
+            record(2, game="minecraft", question="What does a creeper fear?", answer="Nothing at all."),
+            record(3, game="overwatch", question="Who heals with a staff?", answer="Reinhardt."),
+            record(4, game="overwatch", question="Not offered: who flies?", answer="Nobody."),
+        ]
+    )
+    collector.queue.offer([1, 2, 3], None)
+    people = Contributors(collector.queue, CollectorSettings(home=collector.home))
+    hana, dev = people.invite("hana").token, people.invite("dev").token
+    wait = WebDriverWait(browser, 10)
+
+    # A contributor lands on their own page, sees only offered questions, and cannot open the review queue.
+    sign_in(browser, collector.url, hana, "/contribute")
+    assert browser.find_element(By.ID, "contributor").text == "hana"
+    assert browser.find_element(By.ID, "question").text == "팰월드에서 램볼은 어디에 사나요?"
+    assert "3 question(s)" in browser.find_element(By.ID, "counts").text
+    browser.get(f"{collector.url}/queue")
+    wait.until(ec.url_contains("/contribute"))
+    browser.get(f"{collector.url}/items/4")
+    wait.until(ec.url_contains("/contribute"))
+
+    box = browser.find_element(By.ID, "answer")
+    box.send_keys("램볼은 바다에 삽니다.")  # the model's wrong answer: refused, the draft kept
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    assert "judged wrong" in wait.until(ec.presence_of_element_located((By.ID, "refused"))).text
+    box = browser.find_element(By.ID, "answer")
+    assert box.get_attribute("value") == "램볼은 바다에 삽니다."
+    box.clear()
+    box.send_keys("램볼은 초반 평원에 삽니다.")
+    screenshot(browser, tmp_path, "contribute")
+    browser.find_element(By.ID, "submit").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "question"), "What does a creeper fear?"))
+    browser.find_element(By.ID, "answer").send_keys("Cats and ocelots.")
+    browser.find_element(By.ID, "submit").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "question"), "Who heals with a staff?"))
+    assert "You have answered 2" in browser.find_element(By.ID, "counts").text
+
+    # The other contributor fills in the JSON file and uploads it: item 2 agrees with hana's answer (a pair now),
+    # item 1 differs (waits for a reviewer), item 3 is left empty.
+    browser.delete_all_cookies()
+    sign_in(browser, collector.url, dev, "/contribute")
+    template = httpx.get(f"{collector.url}/contribute/template.json", cookies={COOKIE: dev}).json()
+    assert [t["item_id"] for t in template] == [1, 2, 3]
+    template[0]["answer"] = "램볼은 초원에 삽니다."
+    template[1]["answer"] = "cats and  ocelots."
+    upload = tmp_path / "questions.json"
+    upload.write_text(json.dumps(template, ensure_ascii=False), encoding="utf-8")
+    browser.find_element(By.ID, "file").send_keys(str(upload))
+    browser.find_element(By.ID, "upload").click()
+    assert "2 saved, 0 refused, 1 left empty" in wait.until(ec.presence_of_element_located((By.ID, "uploaded"))).text
+    assert collector.queue.get(2).status is ReviewStatus.CHOSEN and collector.queue.get(2).chosen == "Cats and ocelots."
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"item_id": "one", "answer": "x"}]', encoding="utf-8")
+    browser.find_element(By.ID, "file").send_keys(str(broken))
+    browser.find_element(By.ID, "upload").click()
+    problem = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".problem"))).text
+    assert problem.startswith("broken.json item 0: item_id:")
+
+    # The reviewer sees both answers to item 1 with their agreement and uses one.
+    browser.delete_all_cookies()
+    sign_in(browser, collector.url, TOKENS["minji"], "/queue")
+    browser.get(f"{collector.url}/items/1")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#contributions tr.contribution")
+    assert [r.find_element(By.CSS_SELECTOR, ".agreeing").text for r in rows] == ["1 of 2", "1 of 2"]
+    screenshot(browser, tmp_path, "review-contributions")
+    rows[1].find_element(By.CSS_SELECTOR, "button.approve").click()
+    wait.until(ec.url_contains("/items/3"))
+    approved = collector.queue.get(1)
+    assert (approved.status, approved.chosen, approved.reviewer) == (ReviewStatus.CHOSEN, "램볼은 초원에 삽니다.", "minji")
+    assert {s.name: s.agreement for s in people.stats()} == {"dev": 1.0, "hana": 0.5}
+
+    browser.get(f"{collector.url}/items/4")
+    browser.find_element(By.ID, "offer").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "offer"), "Withdraw from contributors"))
+    assert collector.queue.get(4).offered

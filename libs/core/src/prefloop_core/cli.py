@@ -22,6 +22,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "review": ("collector", "review queued answers in the terminal (--web: the review UI and API)"),
     "import": ("collector", "import reviewed pairs from a JSON file (all or nothing)"),
     "template": ("collector", "write pending items as a JSON template to hand out and import back"),
+    "offer": ("collector", "offer pending questions to contributors (or --withdraw them)"),
+    "contributors": ("collector", "invite, list and revoke contributors (people who answer offered questions)"),
     "snapshot": ("collector", "publish the reviewed pairs as an immutable dataset"),
     "train": ("trainer", "train a LoRA adapter with DPO/ORPO/KTO on a dataset snapshot"),
     "export": ("exporter", "merge, convert to GGUF and quantize a run into a release"),

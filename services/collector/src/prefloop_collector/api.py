@@ -33,6 +33,7 @@ from prefloop_core.prompts import load_template
 from prefloop_core.store import open_store
 from prefloop_collector.auth import require_reviewer
 from prefloop_collector.checks import run_checks
+from prefloop_collector.contributors import Contributors
 from prefloop_collector.http_params import ItemId
 from prefloop_collector.importer import read_entries, template_entries
 from prefloop_collector.ingest import needs_review
@@ -74,7 +75,7 @@ def _item(queue: ReviewQueue, item_id: int) -> ReviewItem:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item {item_id}") from None
 
 
-def _conflict(exc: Conflict) -> HTTPException:
+def conflict_error(exc: Conflict) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, {"message": str(exc), "current": exc.current.model_dump(mode="json")})
 
 
@@ -113,7 +114,7 @@ def submit_chosen(item_id: ItemId, body: ChosenBody, queue: Queue, reviewer: Rev
     try:
         return queue.save_chosen(item_id, body.chosen, reviewer, body.version)
     except Conflict as exc:
-        raise _conflict(exc) from None
+        raise conflict_error(exc) from None
 
 
 @router.post("/items/{item_id}/{action}", response_model=ReviewItem)
@@ -125,7 +126,7 @@ def submit_skip_or_delete(
     try:
         return queue.skip(item_id, body.version) if action == "skip" else queue.delete(item_id, body.version)
     except Conflict as exc:
-        raise _conflict(exc) from None
+        raise conflict_error(exc) from None
 
 
 def _ingest(entries: Sequence[QARecord | CandidateRecord], queue: ReviewQueue, limit: float) -> IngestResult:
@@ -204,17 +205,22 @@ def publish_snapshot(queue: Queue, settings: Config, _: Reviewer, allow_failed_c
 
 
 def create_app(settings: CollectorSettings) -> FastAPI:
+    from prefloop_collector import contributors_api
     from prefloop_collector.web import router as web_router
 
     app = FastAPI(
         title="prefloop collector",
         description="Review queue of bad answers, reviewed pairs, dataset snapshots. "
-        "Every /api call needs a reviewer token: `Authorization: Bearer <token>`.",
+        "Every /api call needs a token, `Authorization: Bearer <token>`: a reviewer's, a contributor's for "
+        "/api/contribute, the admin's for /api/admin.",
         version="0.1.0",
     )
     app.state.settings = settings
     app.state.queue = ReviewQueue(settings.db_path)
+    app.state.contributors = Contributors(app.state.queue, settings)
     app.include_router(router)
+    app.include_router(contributors_api.router)
+    app.include_router(contributors_api.admin)
     app.include_router(web_router)
     app.add_middleware(
         BodySizeLimit, max_bytes=int(settings.collector_max_body_mb * 1024 * 1024), setting="PREFLOOP_COLLECTOR_MAX_BODY_MB"

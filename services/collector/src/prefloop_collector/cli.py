@@ -13,12 +13,13 @@ from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
 from prefloop_core.store import StoreError, open_store
 from prefloop_collector import args as argtypes
+from prefloop_collector.contributors import ContributorError, Contributors
 from prefloop_collector.importer import parse_import, template_entries
 from prefloop_collector.ingest import collect
 from prefloop_collector.queue import Filters, ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 from prefloop_collector.snapshot import snapshot
-from prefloop_collector.status import dataset_status, render_status
+from prefloop_collector.status import contributor_lines, dataset_status, render_status
 
 
 def _settings() -> CollectorSettings:
@@ -197,6 +198,55 @@ def cmd_snapshot(args: list[str]) -> int:
     return 0
 
 
+def cmd_offer(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop offer",
+        description="Offer pending questions to contributors: they see them in the review UI (or as JSON from "
+        "/api/contribute/items) and answer; an answer becomes a pair when enough of them agree "
+        "(PREFLOOP_COLLECTOR_CONTRIBUTORS_AGREE) or a reviewer approves it.",
+        epilog="examples: prefloop offer --game palworld · prefloop offer --item 12 --item 15 · prefloop offer --withdraw",
+    )
+    parser.add_argument("--item", type=int, action="append", dest="items", metavar="ID", help="this item (repeatable)")
+    parser.add_argument("--game", type=argtypes.name, help="the pending items of this game (default: every pending item)")
+    parser.add_argument("--withdraw", action="store_true", help="stop offering them (answers already given are kept)")
+    ns = parser.parse_args(args)
+    queue = ReviewQueue(_settings().db_path)
+    changed = queue.offer(ns.items, ns.game, offered=not ns.withdraw)
+    print(f"{'withdrew' if ns.withdraw else 'offered'} {changed} item(s)" + ("" if ns.withdraw else " to contributors"))
+    return 0
+
+
+def cmd_contributors(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop contributors",
+        description="Contributors answer the questions offered to them (`prefloop offer`) and nothing else. Run on the "
+        "collector's machine; remotely, the same calls are under /api/admin with PREFLOOP_COLLECTOR_ADMIN_TOKEN.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{invite,list,revoke}")
+    commands.add_parser("invite", help="make a contributor and print their token (shown once)").add_argument(
+        "name", type=argtypes.name
+    )
+    commands.add_parser("list", help="each contributor's answers and agreement rate")
+    commands.add_parser("revoke", help="the token stops working; their pending answers are set aside").add_argument("name")
+    ns = parser.parse_args(args)
+    settings = _settings()
+    people = Contributors(ReviewQueue(settings.db_path), settings)
+    try:
+        if ns.command == "invite":
+            invite = people.invite(ns.name)
+            print(f"invited {invite.name}; their token (shown once, hand it over privately):\n{invite.token}")
+        elif ns.command == "revoke":
+            result = people.revoke(ns.name)
+            print(f"revoked {result.name}; {result.set_aside} pending answer(s) set aside, everything else kept")
+        else:
+            lines = contributor_lines(dataset_status(people.queue, settings))
+            print("\n".join(lines) if lines else "no contributors yet: `prefloop contributors invite NAME` makes one")
+    except ContributorError as exc:
+        print(f"prefloop contributors: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_review(args: list[str]) -> int:
     from prefloop_collector.review_cli import main as review_main
 
@@ -210,6 +260,8 @@ HANDLERS = {
     "import": cmd_import,
     "template": cmd_template,
     "snapshot": cmd_snapshot,
+    "offer": cmd_offer,
+    "contributors": cmd_contributors,
 }
 
 

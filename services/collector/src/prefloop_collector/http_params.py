@@ -11,3 +11,4 @@ from prefloop_core.contracts import SQL_INT_MAX
 
 ItemId = Annotated[int, Path(ge=1, le=SQL_INT_MAX, description="The item's id.")]
 FormVersion = Annotated[int, Form(ge=0, le=SQL_INT_MAX, description="Version of the item the form was made from.")]
+ContributionId = Annotated[int, Path(ge=1, le=SQL_INT_MAX, description="The contributed answer's id.")]

@@ -20,6 +20,8 @@ from pathlib import Path
 from prefloop_core.contracts import (
     CandidateRecord,
     ChatMessage,
+    ContributedAnswer,
+    ContributionStatus,
     ImportFormat,
     PairOrigin,
     PairSplit,
@@ -71,6 +73,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE items ADD COLUMN split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'eval'));
     ALTER TABLE items ADD COLUMN origin_json TEXT
     """,
+    # 4: contributors (tokens stored as hashes), the items offered to them and their answers
+    """
+    CREATE TABLE contributors (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      token_hash TEXT NOT NULL UNIQUE,
+      created_at TEXT NOT NULL,
+      revoked_at TEXT
+    );
+    CREATE TABLE contributions (
+      id INTEGER PRIMARY KEY,
+      item_id INTEGER NOT NULL REFERENCES items(id),
+      contributor_id INTEGER NOT NULL REFERENCES contributors(id),
+      answer TEXT NOT NULL,
+      answer_key TEXT NOT NULL,
+      status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'accepted', 'not_chosen', 'closed', 'set_aside')),
+      created_at TEXT NOT NULL,
+      UNIQUE (item_id, contributor_id)
+    );
+    CREATE INDEX contributions_by_contributor ON contributions(contributor_id, created_at);
+    ALTER TABLE items ADD COLUMN offered INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 
@@ -114,16 +139,49 @@ class QueueCounts:
     eval_pairs: int  # the same, imported for the trainer's evaluation
 
 
+def settle_contributions(conn: sqlite3.Connection, item_id: int, status: ReviewStatus, chosen: str | None) -> None:
+    """Contributions follow their item: an answer saved accepts the ones that gave it (normalised) and marks the others
+    not chosen; a deleted item closes the pending ones; a skipped item leaves them waiting."""
+    if status is ReviewStatus.CHOSEN and chosen is not None:
+        conn.execute(
+            "UPDATE contributions SET status = CASE WHEN answer_key = ? THEN 'accepted' ELSE 'not_chosen' END"
+            " WHERE item_id = ? AND status IN ('pending', 'accepted', 'not_chosen')",
+            (normalize(chosen), item_id),
+        )
+    elif status is ReviewStatus.DELETED:
+        conn.execute("UPDATE contributions SET status = 'closed' WHERE item_id = ? AND status = 'pending'", (item_id,))
+
+
+def contributions_of(conn: sqlite3.Connection, item_id: int) -> list[ContributedAnswer]:
+    rows = conn.execute(
+        "SELECT c.*, p.name FROM contributions c JOIN contributors p ON p.id = c.contributor_id WHERE c.item_id = ?"
+        " ORDER BY c.id",
+        (item_id,),
+    ).fetchall()
+    counted = [r["answer_key"] for r in rows if r["status"] in ("pending", "accepted")]
+    return [
+        ContributedAnswer(
+            contribution_id=r["id"],
+            contributor=r["name"],
+            answer=r["answer"],
+            status=ContributionStatus(r["status"]),
+            agreeing=max(1, counted.count(r["answer_key"])),
+            created_at=datetime.fromisoformat(r["created_at"]),
+        )
+        for r in rows
+    ]
+
+
 class ReviewQueue:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
+        with self.connection() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             self._migrate(conn)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous=FULL")
@@ -134,9 +192,9 @@ class ReviewQueue:
             conn.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue instead of failing."""
-        with self._connect() as conn:
+        with self.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -166,7 +224,7 @@ class ReviewQueue:
 
     @property
     def schema_version(self) -> int:
-        with self._connect() as conn:
+        with self.connection() as conn:
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     # -- writing -----------------------------------------------------------------------------
@@ -176,7 +234,7 @@ class ReviewQueue:
         a known one gets the answer attached; an answer already queued adds nothing. A candidate's
         suggestion is kept on its item (the better one wins) until someone writes the answer."""
         new_rejected = new_items = known = 0
-        with self._write() as conn:
+        with self.transaction() as conn:
             for entry in records:
                 record = entry.record if isinstance(entry, CandidateRecord) else entry
                 if conn.execute("SELECT 1 FROM rejected WHERE record_id = ?", (record.record_id,)).fetchone():
@@ -228,7 +286,7 @@ class ReviewQueue:
         )
 
     def _save(self, item_id: int, version: int, status: ReviewStatus, chosen: str | None, reviewer: str | None) -> ReviewItem:
-        with self._write() as conn:
+        with self.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE items SET status = ?, chosen = COALESCE(?, chosen), reviewer = COALESCE(?, reviewer),"
                 " version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
@@ -237,6 +295,7 @@ class ReviewQueue:
             if cursor.rowcount == 0:
                 current = self._load(conn, item_id)
                 raise Conflict(current)
+            settle_contributions(conn, item_id, status, chosen)
             return self._load(conn, item_id)
 
     def save_chosen(self, item_id: int, chosen: str, reviewer: str, version: int) -> ReviewItem:
@@ -244,6 +303,24 @@ class ReviewQueue:
         if not chosen.strip():
             raise ValueError("the correct answer is empty")
         return self._save(item_id, version, ReviewStatus.CHOSEN, chosen.strip(), reviewer)
+
+    def offer(self, item_ids: Sequence[int] | None, game: str | None, offered: bool = True) -> int:
+        """Offer items to contributors (or withdraw them): the listed ones, else the pending ones (of `game`). Only pending
+        items can be offered; returns how many changed."""
+        if item_ids is not None and not item_ids:
+            return 0
+        where = ["status = 'pending'", "offered != ?"]
+        params: list[int | str] = [int(offered)]
+        if item_ids is not None:
+            where.append(f"id IN ({','.join('?' * len(item_ids))})")
+            params += list(item_ids)
+        if game is not None:
+            where.append("game = ?")
+            params.append(game)
+        if not offered:
+            where[0] = "1 = 1"  # withdrawing works whatever the item's state
+        with self.transaction() as conn:
+            return conn.execute(f"UPDATE items SET offered = ? WHERE {' AND '.join(where)}", [int(offered), *params]).rowcount
 
     def skip(self, item_id: int, version: int) -> ReviewItem:
         return self._save(item_id, version, ReviewStatus.SKIPPED, None, None)
@@ -265,7 +342,7 @@ class ReviewQueue:
         report = ImportReport(split)
         seen: dict[str, int] = {}
         now = datetime.now(timezone.utc)
-        with self._write() as conn:
+        with self.transaction() as conn:
             for index, entry in enumerate(entries):
                 if not entry.chosen.strip():
                     report.unanswered += 1
@@ -294,13 +371,14 @@ class ReviewQueue:
                     " version = version + 1, updated_at = ? WHERE id = ?",
                     (entry.chosen.strip(), reviewer, split.value, origin, now.isoformat(), item_id),
                 )
+                settle_contributions(conn, item_id, ReviewStatus.CHOSEN, entry.chosen)
                 report.imported += 1
         return report
 
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, item_id: int) -> ReviewItem:
-        with self._connect() as conn:
+        with self.connection() as conn:
             return self._load(conn, item_id)
 
     def _load(self, conn: sqlite3.Connection, item_id: int) -> ReviewItem:
@@ -337,6 +415,8 @@ class ReviewQueue:
             updated_at=datetime.fromisoformat(row["updated_at"]),
             split=PairSplit(row["split"]),
             origin=PairOrigin.model_validate_json(row["origin_json"]) if row["origin_json"] else None,
+            offered=bool(row["offered"]),
+            contributions=contributions_of(conn, row["id"]),
         )
 
     def items(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[ReviewItem]:
@@ -365,12 +445,12 @@ class ReviewQueue:
         )
         if limit is not None:
             params += [limit, offset]
-        with self._connect() as conn:
+        with self.connection() as conn:
             return [self._item(conn, row) for row in conn.execute(sql, params).fetchall()]
 
     def counts(self) -> QueueCounts:
         """Numbers for the status block: per status, rejected answers, trainable pairs per game, evaluation pairs."""
-        with self._connect() as conn:
+        with self.connection() as conn:
             by_status = {
                 ReviewStatus(r[0]).value: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
             }

@@ -53,6 +53,24 @@ class CollectorSettings(Settings):
         "each signs in to the review UI and the API with their token, and their name goes on every pair they write.",
     )
 
+    collector_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Token for the API's /api/admin calls (inviting and revoking contributors); unset, those calls are "
+        "refused, and `prefloop contributors` on the collector's machine does the same without a token.",
+    )
+    collector_contributors_agree: int = Field(
+        default=2,
+        ge=1,
+        description="Contributors who must give the same answer (compared normalised) before it becomes a pair without "
+        "a reviewer; until then a reviewer can approve it in the review UI.",
+    )
+    collector_contributor_answers_per_hour: int = Field(
+        default=60, ge=1, description="Answers one contributor may submit per hour; more are refused until it passes."
+    )
+    collector_contributor_max_chars: int = Field(
+        default=2_000, ge=10, description="Longest answer a contributor may submit (characters)."
+    )
+
     _split_games = field_validator("collector_games", "collector_hard_checks", mode="before")(_comma_list)
 
     @field_validator("collector_games")
@@ -75,6 +93,13 @@ class CollectorSettings(Settings):
             check_slug(name)
             if len(token.get_secret_value()) < 16:
                 raise ValueError(f"the token of reviewer {name!r} is shorter than 16 characters")
+        return value
+
+    @field_validator("collector_admin_token")
+    @classmethod
+    def _admin_token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the admin token is shorter than 16 characters")
         return value
 
     @property

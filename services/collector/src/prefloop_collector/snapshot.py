@@ -22,6 +22,7 @@ from pathlib import Path
 from prefloop_core.contracts import (
     ChatMessage,
     CheckResult,
+    ContributionStatus,
     DatasetManifest,
     PairSplit,
     PreferencePair,
@@ -67,6 +68,14 @@ def worst_per_model(item: ReviewItem) -> list[RejectedAnswer]:
     return list(worst.values())
 
 
+def source_of(item: ReviewItem) -> str:
+    """Who wrote the chosen answer: an import file, contributors (agreed, or approved by a reviewer), or a reviewer."""
+    if item.origin:
+        return "import"
+    accepted = any(c.status is ContributionStatus.ACCEPTED for c in item.contributions)
+    return "contributors" if accepted else "review"
+
+
 def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[PreferencePair]:
     pairs = []
     for item in sorted(items, key=lambda i: i.item_id):
@@ -80,7 +89,7 @@ def build_pairs(items: list[ReviewItem], template: PromptTemplate) -> list[Prefe
                     item_id=item.item_id,
                     game=item.game,
                     reviewer=item.reviewer,
-                    source="import" if item.origin else "review",
+                    source=source_of(item),
                     split=item.split,
                     origin=item.origin,
                 )

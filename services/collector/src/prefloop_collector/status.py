@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefloop_core.contracts import DatasetStatus
+from prefloop_collector.contributors import Contributors
 from prefloop_collector.queue import ReviewQueue
 from prefloop_collector.settings import CollectorSettings
 
@@ -26,6 +27,7 @@ def dataset_status(queue: ReviewQueue, settings: CollectorSettings) -> DatasetSt
         recommended_min=settings.collector_warn_pairs,
         progress=min(trainable / settings.collector_target_pairs, 1.0),
         games=games,
+        contributors=Contributors(queue, settings).stats(),
     )
 
 
@@ -49,4 +51,18 @@ def render_status(status: DatasetStatus) -> str:
             f"  per game           {shares}",
         ]
         + ([f"  for evaluation     {status.eval_pairs:>6} (imported with --split eval)"] if status.eval_pairs else [])
+        + contributor_lines(status)
     )
+
+
+def contributor_lines(status: DatasetStatus) -> list[str]:
+    if not status.contributors:
+        return []
+    lines = ["Contributors       answers  pending  accepted  not chosen  set aside  agreement"]
+    for c in status.contributors:
+        agreement = f"{c.agreement:.0%}" if c.agreement is not None else "-"
+        name = c.name + (" (revoked)" if c.revoked else "")
+        lines.append(
+            f"  {name:<17}{c.answers:>8}{c.pending:>9}{c.accepted:>10}{c.not_chosen:>12}{c.set_aside:>11}{agreement:>11}"
+        )
+    return lines

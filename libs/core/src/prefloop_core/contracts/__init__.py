@@ -12,6 +12,20 @@ from prefloop_core.contracts.common import (
     Text,
     check_text,
 )
+from prefloop_core.contracts.contributors import (
+    ApproveBody,
+    ContributedAnswer,
+    Contribution,
+    ContributionOutcome,
+    ContributionStatus,
+    ContributorInvite,
+    ContributorStats,
+    NewContributor,
+    OfferedItem,
+    OfferRequest,
+    OfferResult,
+    RevokeResult,
+)
 from prefloop_core.contracts.dataset import CheckResult, DatasetManifest, Verdict
 from prefloop_core.contracts.gate import (
     Drift,
@@ -58,6 +72,7 @@ from prefloop_core.contracts.service import (
 )
 
 __all__ = [
+    "ApproveBody",
     "Artifact",
     "ArtifactKind",
     "CandidateRecord",
@@ -66,6 +81,12 @@ __all__ = [
     "CheckResult",
     "Checkpoint",
     "Contract",
+    "ContributedAnswer",
+    "Contribution",
+    "ContributionOutcome",
+    "ContributionStatus",
+    "ContributorInvite",
+    "ContributorStats",
     "DatasetManifest",
     "DatasetStatus",
     "Drift",
@@ -82,6 +103,10 @@ __all__ = [
     "ImportResult",
     "IngestResult",
     "JobResult",
+    "NewContributor",
+    "OfferRequest",
+    "OfferResult",
+    "OfferedItem",
     "PairOrigin",
     "PairSplit",
     "PreferencePair",
@@ -96,6 +121,7 @@ __all__ = [
     "ReleaseHistoryEntry",
     "ReviewItem",
     "ReviewStatus",
+    "RevokeResult",
     "RunSummary",
     "SCHEMA_VERSION",
     "SQL_INT_MAX",

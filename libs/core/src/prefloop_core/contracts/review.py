@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefloop_core.contracts.common import ChatMessage, Contract
+from prefloop_core.contracts.contributors import ContributedAnswer
 from prefloop_core.ids import Slug
 
 
@@ -75,6 +76,8 @@ class ReviewItem(Contract):
     updated_at: datetime | None = None
     split: PairSplit = PairSplit.TRAIN
     origin: PairOrigin | None = Field(default=None, description="Set on imported items.")
+    offered: bool = Field(default=False, description="Offered to contributors: they see it and may answer it.")
+    contributions: list[ContributedAnswer] = Field(default_factory=list, description="Contributors' answers.")
 
 
 class PreferencePair(Contract):
@@ -86,6 +89,6 @@ class PreferencePair(Contract):
     item_id: int | None = Field(default=None, description="Review item the pair came from.")
     game: Slug | None = None
     reviewer: str | None = None
-    source: str = Field(default="review", description="review, import or generated.")
+    source: str = Field(default="review", description="review, import, contributors or generated.")
     split: PairSplit = PairSplit.TRAIN
     origin: PairOrigin | None = None

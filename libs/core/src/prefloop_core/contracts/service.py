@@ -12,6 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefloop_core.contracts.common import SQL_INT_MAX
+from prefloop_core.contracts.contributors import ContributorStats
 from prefloop_core.contracts.dataset import CheckResult, Verdict
 from prefloop_core.contracts.qa import QARecord
 from prefloop_core.contracts.review import ImportFormat
@@ -111,6 +112,7 @@ class DatasetStatus(Wire):
     recommended_min: int
     progress: float = Field(description="trainable_pairs / target, capped at 1.")
     games: dict[str, float] = Field(description="Share of trainable pairs per game.")
+    contributors: list[ContributorStats] = Field(default_factory=list, description="Per contributor, by name.")
 
 
 class IngestResult(Wire):

@@ -1,4 +1,5 @@
-"""Pages of the review UI: sign in, the queue with filters, an item to answer, the status page.
+"""Pages of the review UI: sign in, the queue with filters, an item to answer (or a contributor's answer to approve),
+the status page. Contributors sign in on the same page and land on their own pages (web/contribute.py).
 
 Shortcuts on an item page: Ctrl+Enter saves and opens the next item; outside the text box,
 `e` edits, `s` skips, `d` deletes (after a confirm), `n` opens the next item without saving.
@@ -15,9 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from prefloop_core.contracts import ReviewStatus, check_text
-from prefloop_collector.auth import COOKIE, reviewer_for, token_from
+from prefloop_collector.auth import COOKIE, contributor_for, reviewer_for, token_from
 from prefloop_collector.checks import run_checks
-from prefloop_collector.http_params import FormVersion, ItemId
+from prefloop_collector.contributors import Contributors
+from prefloop_collector.http_params import ContributionId, FormVersion, ItemId
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.snapshot import candidates, reviewed_items
 from prefloop_collector.status import dataset_status
@@ -36,12 +38,15 @@ def _who(request: Request) -> str | None:
     return reviewer_for(token_from(request), request.app.state.settings)
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
+def _to_login(request: Request) -> RedirectResponse:
+    """Not a reviewer: a contributor goes to their own page, anyone else to sign in."""
+    signed_in_contributor = contributor_for(token_from(request), request) is not None
+    return RedirectResponse("/contribute" if signed_in_contributor else "/login", status_code=303)
 
 
 def _page(request: Request, name: str, reviewer: str | None, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"reviewer": reviewer, **context})
+    agree = request.app.state.settings.collector_contributors_agree
+    return templates.TemplateResponse(request, name, {"reviewer": reviewer, "contributor": None, "agree": agree, **context})
 
 
 @router.get("/login")
@@ -51,17 +56,19 @@ def login_form(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 def login(request: Request, token: Annotated[str, Form()]) -> Response:
-    name = reviewer_for(token.strip(), request.app.state.settings)
-    if name is None:
-        return _page(request, "login.html", None, error="That token is not a reviewer's token.")
-    response = RedirectResponse("/queue", status_code=303)
+    if reviewer_for(token.strip(), request.app.state.settings) is not None:
+        response = RedirectResponse("/queue", status_code=303)
+    elif contributor_for(token.strip(), request) is not None:
+        response = RedirectResponse("/contribute", status_code=303)
+    else:
+        return _page(request, "login.html", None, error="That token is not a reviewer's or a contributor's token.")
     response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=30 * 24 * 3600)
     return response
 
 
 @router.post("/logout")
 def logout() -> Response:
-    response = _to_login()
+    response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
 
@@ -87,7 +94,7 @@ def _filters(status: str, game: str, min_score: str, max_score: str) -> tuple[Fi
 def queue_page(request: Request, status: str = "pending", game: str = "", min_score: str = "", max_score: str = "") -> Response:
     reviewer = _who(request)
     if reviewer is None:
-        return _to_login()
+        return _to_login(request)
     filters, error = _filters(status, game, min_score, max_score)
     items = _queue(request).items(filters, limit=200)
     return _page(
@@ -113,7 +120,7 @@ def _next_pending(queue: ReviewQueue, after: int) -> str:
 def item_page(request: Request, item_id: ItemId) -> Response:
     reviewer = _who(request)
     if reviewer is None:
-        return _to_login()
+        return _to_login(request)
     try:
         item = _queue(request).get(item_id)
     except ItemNotFound:
@@ -123,10 +130,10 @@ def item_page(request: Request, item_id: ItemId) -> Response:
     )
 
 
-def _act(request: Request, item_id: int, action: str, version: int, chosen: str = "") -> Response:
+def _act(request: Request, item_id: int, action: str, version: int, chosen: str = "", contribution_id: int = 0) -> Response:
     reviewer = _who(request)
     if reviewer is None:
-        return _to_login()
+        return _to_login(request)
     queue = _queue(request)
     try:
         if action == "chosen":
@@ -145,6 +152,9 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
                     next_url=_next_pending(queue, item_id),
                 )
             queue.save_chosen(item_id, chosen, reviewer, version)
+        elif action == "approve":
+            contributors: Contributors = request.app.state.contributors
+            contributors.approve(item_id, contribution_id, reviewer, version)
         elif action == "skip":
             queue.skip(item_id, version)
         else:
@@ -170,6 +180,19 @@ def save_chosen(request: Request, item_id: ItemId, version: FormVersion, chosen:
     return _act(request, item_id, "chosen", version, chosen)
 
 
+@router.post("/items/{item_id}/contributions/{contribution_id}/approve")
+def approve(request: Request, item_id: ItemId, contribution_id: ContributionId, version: FormVersion) -> Response:
+    return _act(request, item_id, "approve", version, contribution_id=contribution_id)
+
+
+@router.post("/items/{item_id}/offer")
+def offer(request: Request, item_id: ItemId, offered: Annotated[bool, Form()]) -> Response:
+    if _who(request) is None:
+        return _to_login(request)
+    _queue(request).offer([item_id], None, offered)
+    return RedirectResponse(f"/items/{item_id}", status_code=303)
+
+
 @router.post("/items/{item_id}/skip")
 def skip(request: Request, item_id: ItemId, version: FormVersion) -> Response:
     return _act(request, item_id, "skip", version)
@@ -184,7 +207,7 @@ def delete(request: Request, item_id: ItemId, version: FormVersion) -> Response:
 def status_page(request: Request) -> Response:
     reviewer = _who(request)
     if reviewer is None:
-        return _to_login()
+        return _to_login(request)
     settings = request.app.state.settings
     queue = _queue(request)
     status = dataset_status(queue, settings)
