@@ -206,6 +206,11 @@ def test_contributors_answer_offered_questions_and_a_reviewer_approves_one(
     browser.find_element(By.ID, "upload").click()
     problem = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".problem"))).text
     assert problem.startswith("broken.json item 0: item_id:")
+    (tmp_path / "notes.txt").write_text("answers: cats", encoding="utf-8")
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.txt"))
+    browser.find_element(By.ID, "upload").click()
+    problem = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".problem"))).text
+    assert problem.startswith("notes.txt is not JSON (") and problem.endswith("save the file the page gave you")
 
     # The reviewer sees both answers to item 1 with their agreement and uses one.
     browser.delete_all_cookies()

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from prefloop_core.contracts import SQL_INT_MAX, Contribution, ContributionOutcome
 from prefloop_collector.auth import contributor_for, token_from
@@ -96,12 +97,11 @@ def answer(request: Request, item_id: ItemId, answer: Annotated[str, Form()] = "
     return _page(request, contributor, item_id, outcomes=[outcome])
 
 
-def _problem(name: str, error: object) -> str:
+def _problem(name: str, error: ErrorDetails) -> str:
     """One line per bad entry: `questions.json item 3: answer: Input should be a valid string`."""
-    assert isinstance(error, dict)
-    loc = list(error.get("loc", ()))
-    if error.get("type") == "json_invalid":
+    loc = list(error["loc"])
+    if error["type"] == "json_invalid":
         return f"{name} is not JSON ({error.get('ctx', {}).get('error', 'invalid')}): save the file the page gave you"
     where = f"item {loc[0]}" if loc and isinstance(loc[0], int) else "the file"
     field = ".".join(str(part) for part in loc[1:])
-    return f"{name} {where}: {field + ': ' if field else ''}{error.get('msg')}"
+    return f"{name} {where}: {field + ': ' if field else ''}{error['msg']}"
