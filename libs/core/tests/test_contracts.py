@@ -89,6 +89,22 @@ def test_release_tags_cannot_be_paths(tag: str) -> None:
         Release(tag=tag, base_model="tiny", mode="merged", created_at=NOW)
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mode": "ensemble", "rule": "consensus"},  # no members
+        {"mode": "ensemble", "members": ["a", "b"]},  # no rule
+        {"mode": "ensemble", "members": ["a"], "rule": "consensus"},  # one member
+        {"mode": "ensemble", "members": ["a", "a"], "rule": "consensus"},
+        {"mode": "adapter", "members": ["a", "b"], "rule": "judge"},  # only an ensemble has members
+    ],
+)
+def test_only_an_ensemble_names_members_and_a_rule_and_it_has_two_or_more(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="ensemble"):
+        Release.model_validate({"tag": "e", "base_model": "tiny", "created_at": NOW, **fields})
+    assert Release(tag="e", base_model="tiny", mode="ensemble", members=["a", "b"], rule="judge", created_at=NOW).members
+
+
 def test_ids_have_their_documented_shapes() -> None:
     assert dataset_id_for("ab" * 32) == "ds-abababababababab"
     assert release_tag("smollm2-135m", "dpo", NOW, 2) == "smollm2-135m-dpo-20261123-2"

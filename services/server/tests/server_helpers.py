@@ -150,3 +150,49 @@ def start_server(home: Path, bucket: Path, template: Path, *extra: str, env: dic
 
 def stop_server(server: Server) -> None:
     stop_process(server.proc)
+
+
+def random_lora(base: Path, out: Path, seed: int, scale: float, rank: int = 8) -> Path:
+    """A LoRA GGUF over `base` with random A and B on every layer's attention q and v (llama.cpp's gguf-py, from the
+    toolchain): a real adapter llama-server loads, that changes answers more the larger `scale` is."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]) / "src" / "gguf-py"))
+    import gguf
+
+    shapes = {
+        t.name: (int(t.shape[0]), int(t.shape[1]))
+        for t in gguf.GGUFReader(base).tensors
+        if t.name.endswith((".attn_q.weight", ".attn_v.weight"))
+    }
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(out, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(rank))
+    for name, (n_in, n_out) in sorted(shapes.items()):
+        writer.add_tensor(f"{name}.lora_a", (rng.standard_normal((rank, n_in)) * scale).astype(np.float32))
+        writer.add_tensor(f"{name}.lora_b", (rng.standard_normal((n_out, rank)) * scale).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def publish_adapters(bucket: Path, base: Path, adapters: dict[str, tuple[int, float]]) -> None:
+    """Adapter releases over release `good`: tag -> (seed, scale) of a random LoRA."""
+    store = ArtifactStore(LocalBackend(bucket))
+    work = bucket.parent / "loras"
+    work.mkdir(exist_ok=True)
+    for tag, (seed, scale) in adapters.items():
+        lora = random_lora(base, work / f"{tag}.gguf", seed, scale)
+        release = Release(
+            tag=tag,
+            base_model="SmolLM2-135M-Instruct",
+            mode=ExportMode.ADAPTER,
+            base_release="good",
+            created_at=datetime.now(timezone.utc),
+            quantizations=[Quantization.Q4_1],
+        )
+        store.publish(release, {"lora-1-adapter.gguf": lora})

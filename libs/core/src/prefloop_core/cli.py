@@ -28,6 +28,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("trainer", "train a LoRA adapter with DPO/ORPO/KTO on a dataset snapshot"),
     "export": ("exporter", "merge, convert to GGUF and quantize a run into a release"),
     "base-release": ("exporter", "export a base model alone (verified), to serve before the first round"),
+    "ensemble": ("exporter", "combine adapter releases over one base into an ensemble release"),
     "releases": ("exporter", "list published releases"),
     "serve": ("server", "run the router with blue/green llama-server slots"),
     "deploy": ("server", "load a release into the idle slot"),

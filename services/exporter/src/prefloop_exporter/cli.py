@@ -1,4 +1,5 @@
-"""`prefloop-exporter`: export a run into a release, list releases (also the exporter container's command)."""
+"""`prefloop-exporter`: export a run into a release, make an ensemble of releases, list releases (also the exporter
+container's command)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 from prefloop_core.changelog import HEADER, changelog
 from prefloop_core.chat_templates import ChatTemplateError, bundled_names, configured_chat_template
-from prefloop_core.contracts import ExportMode, Quantization, Release
+from prefloop_core.contracts import EnsembleRule, ExportMode, Quantization, Release
 from prefloop_core.openmp import use_wait_policy
 from prefloop_core.servicecli import dispatch
 from prefloop_core.settings import load_settings
@@ -128,6 +129,26 @@ def cmd_base_release(args: list[str]) -> int:
     )
 
 
+def cmd_ensemble(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop ensemble",
+        description="Publish an ensemble release: two or more adapter releases over the same base, served by one "
+        "llama-server that asks each member and answers with the one the rule picks. Deploy, gate, promote and roll "
+        "it back like any release. Prints the tag.",
+        epilog="rules: consensus  the answer closest to the others (minimum Bayes risk by key-fact similarity)\n"
+        "       judge      PREFLOOP_SERVER_ENSEMBLE_JUDGE_URL's model picks the best answer\n"
+        "example: prefloop ensemble smollm2-135m-dpo-20261206-1 smollm2-135m-dpo-20261206-2 --rule consensus",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("members", nargs="+", metavar="TAG", help="adapter releases over one base (2 to 8)")
+    parser.add_argument("--rule", choices=[r.value for r in EnsembleRule], default="consensus", help="default %(default)s")
+    ns = parser.parse_args(args)
+    from prefloop_exporter.ensemble import make_ensemble
+
+    settings = load_settings()
+    return _publish("prefloop ensemble", lambda: make_ensemble(open_store(settings), ns.members, EnsembleRule(ns.rule), settings))
+
+
 def cmd_releases(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="prefloop releases",
@@ -147,12 +168,13 @@ def cmd_releases(args: list[str]) -> int:
         quants = ",".join(q.value for q in r.quantizations)
         pairs = r.pairs if r.pairs is not None else "-"
         print(
-            f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {pairs} | {r.run_id or '-'} | {r.base_release or '-'}"
+            f"{r.created_at:%Y-%m-%d} | {r.tag} | {r.mode.value} | {quants} | {pairs} | "
+            f"{r.run_id or ' + '.join(r.members) or '-'} | {r.base_release or '-'}"
         )
     return 0
 
 
-HANDLERS = {"export": cmd_export, "base-release": cmd_base_release, "releases": cmd_releases}
+HANDLERS = {"export": cmd_export, "base-release": cmd_base_release, "ensemble": cmd_ensemble, "releases": cmd_releases}
 
 
 def main() -> None:

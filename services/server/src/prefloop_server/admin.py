@@ -26,10 +26,12 @@ from prefloop_core.ids import SafeId
 from prefloop_core.prompts import load_template
 from prefloop_core.store import ArtifactNotFound, IntegrityError
 from prefloop_server.bluegreen import BlueGreen, GateInterrupted, OperationRefused
+from prefloop_server.ensemble import EnsembleTransport, ensemble_of
 from prefloop_server.qa import drift
 from prefloop_server.qa.candidates import generate_async
 from prefloop_server.qa.gate_report import publish_gate
 from prefloop_server.qa.runner import Decoding, Endpoint, run_qa_async
+from prefloop_server.releases import NotServable
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import Slot, SlotFailed
 
@@ -116,6 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationRefused, handler(status.HTTP_409_CONFLICT))
     app.add_exception_handler(GateInterrupted, handler(status.HTTP_409_CONFLICT))
     app.add_exception_handler(ArtifactNotFound, handler(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(NotServable, handler(status.HTTP_409_CONFLICT))
     app.add_exception_handler(SlotFailed, handler(status.HTTP_502_BAD_GATEWAY))
     app.add_exception_handler(IntegrityError, handler(status.HTTP_502_BAD_GATEWAY))
 
@@ -162,22 +165,26 @@ def _qa_options(settings: ServerSettings, correct_at: float) -> dict[str, Any]:
     }
 
 
-def _endpoint(slot: Slot, tag: str) -> Endpoint:
-    return Endpoint(slot.url, tag, api_key=slot.api_key, llama_server=True)
+def _endpoint(slot: Slot, tag: str, settings: ServerSettings) -> Endpoint:
+    """How the QA runner asks a slot: directly, or through the ensemble the slot serves (a fresh transport per run:
+    the run's client closes it)."""
+    ensemble = ensemble_of(slot, settings)
+    transport = EnsembleTransport(ensemble) if ensemble else None
+    return Endpoint(slot.url, tag, api_key=slot.api_key, llama_server=True, transport=transport)
 
 
-def _live(bluegreen: BlueGreen) -> Endpoint:
+def _live(bluegreen: BlueGreen, settings: ServerSettings) -> Endpoint:
     live = bluegreen.live_slot()
     if live is None or live.model is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "no model is live: deploy and promote a release first")
-    return _endpoint(live, live.model.tag)
+    return _endpoint(live, live.model.tag, settings)
 
 
 @router.post("/qa", response_model=QAReport)
 async def qa(body: QABody, request: Request, bluegreen: Slots) -> QAReport:
     """Run the QA set on the live slot (the source's daily qa-test); the records are the collector's input."""
     settings: ServerSettings = request.app.state.settings
-    live = _live(bluegreen)
+    live = _live(bluegreen, settings)
     run = await run_qa_async(
         body.qa_set,
         live,
@@ -194,7 +201,7 @@ async def candidates(body: CandidatesBody, request: Request, bluegreen: Slots) -
     """Sample answers from the live slot: the bad ones, each with the best answer as a suggestion when it was right
     (candidate generation, for the review queue)."""
     settings: ServerSettings = request.app.state.settings
-    live = _live(bluegreen)
+    live = _live(bluegreen, settings)
     return await generate_async(
         body.qa_set,
         live,
@@ -226,7 +233,7 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
     async with bluegreen.gating() as hold:
         runs = []
         for slot, tag in ((hold.live, hold.live_tag), (hold.candidate, hold.candidate_tag)):
-            run = await run_qa_async(body.qa_set, _endpoint(slot, tag), template, model=tag, **options)
+            run = await run_qa_async(body.qa_set, _endpoint(slot, tag, settings), template, model=tag, **options)
             bluegreen.check_held(hold)
             if run.failures:
                 question, error = run.failures[0]
@@ -237,11 +244,14 @@ async def gate(body: GateBody, request: Request, bluegreen: Slots) -> GateResult
                 )
             runs.append(run)
         measured = None
-        if settings.server_gate_drift_tokens:
+        # The drift compares two models' next-token distributions; an ensemble has none of its own (each answer is one
+        # member's), so a gate with an ensemble on either side reports none.
+        single = not (ensemble_of(hold.live, settings) or ensemble_of(hold.candidate, settings))
+        if settings.server_gate_drift_tokens and single:
             try:
                 measured = await drift.measure(
-                    _endpoint(hold.live, hold.live_tag),
-                    _endpoint(hold.candidate, hold.candidate_tag),
+                    _endpoint(hold.live, hold.live_tag, settings),
+                    _endpoint(hold.candidate, hold.candidate_tag, settings),
                     runs[0].records,
                     max_tokens=settings.server_gate_drift_tokens,
                     concurrency=settings.server_qa_concurrency,

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from prefloop_server.bluegreen import BlueGreen
+from prefloop_server.ensemble import Ensemble, UpstreamError, ensemble_of, stream
 from prefloop_server.slots import Slot
 
 log = logging.getLogger("prefloop.router")
@@ -89,6 +90,12 @@ async def _forward(request: Request, path: str) -> Response:
     slot.in_flight += 1
     if request.app.state.settings.server_log_prompts:
         log.info("%s %s -> %s: %s", request.method, path, slot.name.value, body[:2000].decode(errors="replace"))
+    ensemble = ensemble_of(slot, request.app.state.settings)
+    if ensemble is not None:
+        try:
+            return await _ensemble_answer(ensemble, client, path, body)
+        finally:
+            slot.in_flight -= 1
     try:
         upstream = await _send(
             client,
@@ -112,6 +119,30 @@ async def _forward(request: Request, path: str) -> Response:
             slot.in_flight -= 1
 
     return StreamingResponse(relay(), status_code=upstream.status_code, headers=_headers(upstream.headers))
+
+
+async def _ensemble_answer(ensemble: Ensemble, client: httpx.AsyncClient, path: str, body: bytes) -> Response:
+    """An ensemble answers chat completions only (streamed once every member has answered), and lists itself."""
+    if path == "/v1/models":
+        return JSONResponse({"object": "list", "data": [{"id": ensemble.model.tag, "object": "model", "owned_by": "prefloop"}]})
+    if path != "/v1/chat/completions":
+        return openai_error(
+            400,
+            f"the live model {ensemble.model.tag} is an ensemble: it answers /v1/chat/completions only",
+            "invalid_request_error",
+        )
+    request = json.loads(body)
+    try:
+        result = await ensemble.complete(client, request)
+    except UpstreamError as exc:
+        return Response(exc.response.content, status_code=exc.response.status_code, headers=_headers(exc.response.headers))
+    except httpx.HTTPError as exc:
+        return openai_error(502, f"the live slot did not answer: {exc}", "server_error", "upstream_unavailable")
+    if request.get("stream"):
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return StreamingResponse(stream(result, include_usage), media_type="text/event-stream")
+    return JSONResponse(result)
 
 
 @router.post("/v1/chat/completions")

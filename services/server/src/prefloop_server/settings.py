@@ -96,6 +96,13 @@ class ServerSettings(Settings):
         default=_RULE.max_regressions, ge=0, description="QA gate (count): most live-correct questions that may regress."
     )
     server_correct_at: float = Field(default=0.7, ge=0, le=1, description="A QA score at or above this counts as correct.")
+    server_ensemble_judge_url: str | None = Field(
+        default=None,
+        description="An ensemble with the `judge` rule asks this OpenAI-compatible server (base URL, without /v1) which "
+        "member's answer is best; unset, such an ensemble is refused at deploy.",
+    )
+    server_ensemble_judge_model: str = Field(default="default", description="The judge's model name.")
+    server_ensemble_judge_api_key: SecretStr | None = Field(default=None, description="The judge's API key, if it needs one.")
 
     def gate_rule(self, **changes: object) -> GateRule:
         """The QA gate's rule from these settings, with `changes` (e.g. from command-line flags) on top."""

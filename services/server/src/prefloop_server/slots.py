@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 from prefloop_core.children import ChildRecord, die_with_parent
-from prefloop_core.contracts import SlotName, SlotState, SlotStatus
+from prefloop_core.contracts import EnsembleRule, SlotName, SlotState, SlotStatus
 from prefloop_core.net import free_port
 from prefloop_core.openmp import wait_policy_environment
 from prefloop_core.toolchain import LlamaCpp
@@ -33,12 +33,23 @@ class SlotFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Member:
+    """One member of an ensemble: its release tag and the indices of its LoRAs among the slot's."""
+
+    tag: str
+    loras: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Model:
-    """What a slot loads: a GGUF, optionally with GGUF LoRAs applied over it (in order: SFT, then DPO)."""
+    """What a slot loads: a GGUF, optionally with GGUF LoRAs applied over it (in order: SFT, then DPO). An ensemble
+    loads every member's LoRAs unapplied, and each request applies one member's (prefloop_server.ensemble)."""
 
     tag: str
     gguf: Path
     loras: tuple[Path, ...] = ()
+    members: tuple[Member, ...] = ()
+    rule: EnsembleRule | None = None
 
 
 class Slot:
@@ -97,6 +108,8 @@ class Slot:
             cmd += ["-t", str(s.server_threads)]
         for lora in model.loras:
             cmd += ["--lora", str(lora)]
+        if model.members:
+            cmd.append("--lora-init-without-apply")
         return cmd + shlex.split(s.server_extra_args)
 
     def headers(self) -> dict[str, str]:
@@ -142,12 +155,22 @@ class Slot:
                     return await self._fail(f"llama-server exited with code {self.proc.returncode} while loading {model.tag}")
                 try:
                     if (await client.get(f"{self.url}/health")).status_code == 200:
+                        if model.members:
+                            await self._unapply_loras(client, model)
                         self.status, self.loaded_at = SlotStatus.READY, datetime.now(timezone.utc)
                         return
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.2)
         await self._fail(f"{model.tag} did not become healthy within {self.settings.server_health_timeout_s:.0f} s")
+
+    async def _unapply_loras(self, client: httpx.AsyncClient, model: Model) -> None:
+        """Every LoRA at scale 0 for requests that name none: an ensemble's requests each name their member's, and
+        this build of llama-server applied the LoRAs at start in spite of --lora-init-without-apply."""
+        zero = [{"id": i, "scale": 0.0} for i in range(len(model.loras))]
+        response = await client.post(f"{self.url}/lora-adapters", json=zero, headers=self.headers())
+        if response.status_code != 200:
+            await self._fail(f"setting {model.tag}'s LoRA scales failed: {response.status_code} {response.text[:200]}")
 
     async def _fail(self, message: str) -> None:
         tail = self.log_tail()

@@ -40,6 +40,7 @@ from prefloop_core.contracts.gate import (
 )
 from prefloop_core.contracts.qa import CandidateRecord, QAQuestion, QARecord, QASet
 from prefloop_core.contracts.releases import (
+    EnsembleRule,
     ExportMode,
     HistoryAction,
     Quantization,
@@ -90,6 +91,7 @@ __all__ = [
     "DatasetManifest",
     "DatasetStatus",
     "Drift",
+    "EnsembleRule",
     "ExportMode",
     "GateCheck",
     "GateMethod",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from prefloop_core.contracts.common import Artifact, ArtifactKind, ChatTemplate, Contract
 from prefloop_core.ids import SafeId
@@ -25,6 +25,14 @@ class ExportMode(str, enum.Enum):
     MERGED = "merged"  # adapter merged into the base, converted and quantized
     ADAPTER = "adapter"  # a GGUF LoRA applied by llama-server over a base GGUF
     BASE = "base"  # an untrained base model, as shipped
+    ENSEMBLE = "ensemble"  # adapter releases over one base, each asked, one answer chosen by a rule
+
+
+class EnsembleRule(str, enum.Enum):
+    """How an ensemble picks one of its members' answers."""
+
+    CONSENSUS = "consensus"  # minimum Bayes risk: the answer most similar to the others (key-fact similarity)
+    JUDGE = "judge"  # an OpenAI-compatible judge model picks the best (PREFLOOP_SERVER_ENSEMBLE_JUDGE_*)
 
 
 class Release(Artifact):
@@ -51,6 +59,20 @@ class Release(Artifact):
     qa_accuracy: float | None = Field(
         default=None, ge=0, le=1, description="QA accuracy once known (also kept in the release history)."
     )
+    members: list[SafeId] = Field(
+        default_factory=list, max_length=8, description="For ensembles: the adapter releases asked, in order."
+    )
+    rule: EnsembleRule | None = Field(default=None, description="For ensembles: how one member's answer is chosen.")
+
+    @model_validator(mode="after")
+    def _ensemble_fields(self) -> Release:
+        if (self.mode is ExportMode.ENSEMBLE) != bool(self.members) or (self.mode is ExportMode.ENSEMBLE) != (
+            self.rule is not None
+        ):
+            raise ValueError("an ensemble release names its members and rule, and only an ensemble does")
+        if self.mode is ExportMode.ENSEMBLE and (len(self.members) < 2 or len(set(self.members)) != len(self.members)):
+            raise ValueError("an ensemble has two or more different members")
+        return self
 
 
 class HistoryAction(str, enum.Enum):

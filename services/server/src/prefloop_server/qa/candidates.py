@@ -90,7 +90,7 @@ async def generate_async(
                 client, endpoint, template, question, qa_set.name, model, scorer, samples, temperature, max_tokens, correct_at
             )
 
-    async with httpx.AsyncClient(timeout=300) as client:
+    async with httpx.AsyncClient(timeout=300, transport=endpoint.transport) as client:
         groups = await asyncio.gather(*(one(client, q) for q in qa_set.questions))
     return [candidate for group in groups for candidate in group]
 

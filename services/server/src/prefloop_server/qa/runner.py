@@ -34,6 +34,7 @@ class Endpoint:
     model: str = "default"
     api_key: str | None = None
     llama_server: bool = False
+    transport: httpx.AsyncBaseTransport | None = None  # how to reach it (an ensemble's slot answers through one)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -214,7 +215,7 @@ async def run_qa_async(
             if callable(on_answer):
                 on_answer(len(run.records) + len(run.failures), len(qa_set.questions))
 
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
+    async with httpx.AsyncClient(timeout=timeout_s, transport=endpoint.transport) as client:
         await asyncio.gather(*(one(client, q) for q in qa_set.questions))
     order = {q.id: i for i, q in enumerate(qa_set.questions)}
     run.records.sort(key=lambda r: order[r.question_id])
