@@ -100,6 +100,7 @@ def test_an_ensemble_answers_with_the_consensus_of_its_members_streams_and_lists
         assert members["mild"]["choices"][0]["message"] == members["mild-twin"]["choices"][0]["message"]
         differs += members["wild"]["choices"][0]["message"] != members["mild"]["choices"][0]["message"]
         assert answer["usage"]["completion_tokens"] == sum(m["usage"]["completion_tokens"] for m in members.values())
+        assert answer["ensemble"]["answer_tokens"] == members["mild"]["usage"]["completion_tokens"]
         scores = {m["tag"]: m["score"] for m in answer["ensemble"]["members"]}
         assert scores["mild"] == scores["mild-twin"] >= scores["wild"]
     assert differs, "the wild member answered as the mild ones: the test would not tell a pick from a copy"
@@ -211,3 +212,52 @@ def test_a_judged_ensemble_needs_a_judge_and_members_must_be_adapters(server: Se
     store.publish(mixed, {})
     refused = server.admin().post("/admin/deploy", json={"tag": "mixed"})
     assert refused.status_code == 409 and "member good-copy is not an adapter release" in refused.json()["detail"]
+
+
+def test_consensus_by_embedding_similarity_asks_the_embeddings_endpoint(releases: dict[str, Path], tmp_path: Path) -> None:
+    port = free_port()
+    embedder_url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "embedder.log", "wb")
+    embedder = subprocess.Popen(
+        [str(llama_cpp(Settings(llama_cpp_dir=Path(os.environ["PREFLOOP_LLAMA_CPP_DIR"]))).server), "-m", str(base())]
+        + ["--host", "127.0.0.1", "--port", str(port), "-c", "2048", "--embeddings", "--pooling", "mean", "--no-webui"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    bucket = tmp_path / "bucket"
+    subprocess.run(["cp", "-al", str(releases["bucket"]), str(bucket)], check=True)
+    try:
+        wait_until_ready(f"{embedder_url}/health", 60, embedder)
+        server = start_server(
+            tmp_path / "home",
+            bucket,
+            releases["template"],
+            env={**slot_env(), "PREFLOOP_SERVER_ENSEMBLE_EMBEDDINGS_URL": embedder_url},
+        )
+        try:
+            publish_ensemble(server, "trio", ["wild", "mild", "mild-twin"])
+            admin = server.admin()
+            admin.post("/admin/deploy", json={"tag": "trio"}).raise_for_status()
+            admin.post("/admin/promote", json={"tag": "trio"}).raise_for_status()
+            slot = slot_url(server)
+            for question in QUESTIONS:
+                picked = ask(server.url, question).json()["ensemble"]
+                answers = [
+                    ask(slot, question, lora=[{"id": i, "scale": 1.0 if i == m else 0.0} for i in range(3)]).json()["choices"][0][
+                        "message"
+                    ]["content"]
+                    for m in range(3)
+                ]
+                vectors = [
+                    e["embedding"] for e in httpx.post(f"{embedder_url}/v1/embeddings", json={"input": answers}).json()["data"]
+                ]
+                expected = consensus(answers, vectors)
+                assert [m["score"] for m in picked["members"]] == pytest.approx(expected, abs=1e-3)
+                assert picked["chosen"] == ["wild", "mild", "mild-twin"][max(range(3), key=lambda i: (round(expected[i], 6), -i))]
+                if answers[0] != answers[1]:
+                    assert picked["chosen"] == "mild"  # the twins agree exactly: cosine 1 between them
+        finally:
+            stop_server(server)
+    finally:
+        stop_process(embedder)
+        log.close()

@@ -7,13 +7,15 @@ without loading the base twice. The rule then keeps one answer:
 - `consensus`: minimum Bayes risk, the answer with the highest mean similarity to the other members' answers. The
   similarity is the key-fact one the QA scorer uses, both ways: the share of one answer's words the other contains
   as key facts (Korean words as substrings, so particles do not count against them; Latin words whole), averaged
-  over the two directions. Ties go to the earlier member.
+  over the two directions; or, with an embeddings endpoint configured, the cosine of the answers' embeddings. Ties
+  go to the earlier member.
 - `judge`: an OpenAI-compatible model is shown the question and the numbered answers and names the best (its reply
   is kept in the answer); a reply without a number in range, or a judge that fails, falls back to consensus, and the
   answer says so.
 
 The answer is the chosen member's own response, with the ensemble's tag as `model`, the usage of all members (what
-the answer cost) and an `ensemble` field naming the rule, the chosen member and every member's score.
+the answer cost) and an `ensemble` field naming the rule, the chosen member, its answer's tokens and every member's
+score.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import httpx
 
 from prefloop_core.contracts import ChatMessage, EnsembleRule
 from prefloop_server.qa.runner import Decoding, Endpoint, chat
-from prefloop_server.qa.scoring import fact_found, normalize
+from prefloop_server.qa.scoring import cosine, fact_found, normalize
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import Model, Slot
 
@@ -60,11 +62,17 @@ def similarity(a: str, b: str) -> float:
     return (_recall(a, b) + _recall(b, a)) / 2
 
 
-def consensus(answers: Sequence[str]) -> list[float]:
-    """Each answer's mean similarity to the others (minimum Bayes risk with 1 - similarity as the loss)."""
+def consensus(answers: Sequence[str], vectors: Sequence[list[float]] | None = None) -> list[float]:
+    """Each answer's mean similarity to the others (minimum Bayes risk with 1 - similarity as the loss): key-fact
+    similarity, or the cosine of `vectors` (the answers' embeddings) when given."""
     if len(answers) < 2:
         return [1.0] * len(answers)
-    return [sum(similarity(a, b) for j, b in enumerate(answers) if j != i) / (len(answers) - 1) for i, a in enumerate(answers)]
+
+    def sim(i: int, j: int) -> float:
+        return cosine(vectors[i], vectors[j]) if vectors is not None else similarity(answers[i], answers[j])
+
+    n = len(answers)
+    return [sum(sim(i, j) for j in range(n) if j != i) / (n - 1) for i in range(n)]
 
 
 def parse_choice(reply: str, count: int) -> int | None:
@@ -85,11 +93,14 @@ def _question(messages: Any) -> str:
 
 
 class Ensemble:
-    def __init__(self, model: Model, slot_url: str, headers: dict[str, str], judge: Endpoint | None) -> None:
+    def __init__(
+        self, model: Model, slot_url: str, headers: dict[str, str], judge: Endpoint | None, embeddings: Endpoint | None = None
+    ) -> None:
         self.model = model
         self.url = f"{slot_url}/v1/chat/completions"
         self.headers = headers
         self.judge = judge
+        self.embeddings = embeddings
 
     def member_body(self, body: dict[str, Any], index: int) -> dict[str, Any]:
         own = set(self.model.members[index].loras)
@@ -117,6 +128,7 @@ class Ensemble:
         result["ensemble"] = {
             "rule": self.model.rule.value if self.model.rule else None,
             "chosen": self.model.members[chosen].tag,
+            "answer_tokens": int(usage[chosen].get("completion_tokens", 0)),
             "members": [{"tag": m.tag, "score": round(s, 4)} for m, s in zip(self.model.members, scores, strict=True)],
             **note,
         }
@@ -126,8 +138,10 @@ class Ensemble:
         self, client: httpx.AsyncClient, question: str, answers: list[str]
     ) -> tuple[int, list[float], dict[str, str]]:
         """The index of the answer kept, each answer's score, and a note when the judge's pick was not used."""
-        scores = consensus(answers)
-        best = max(range(len(answers)), key=lambda i: (scores[i], -i))
+        scores = consensus(answers, await self.embed(client, answers) if self.embeddings else None)
+        # Scores equal to 6 places are a tie (embeddings of one text differ in the last bits across a batch): the
+        # earlier member answers.
+        best = max(range(len(answers)), key=lambda i: (round(scores[i], 6), -i))
         if self.model.rule is not EnsembleRule.JUDGE or self.judge is None:
             return best, scores, {}
         listed = "\n\n".join(f"Answer {i + 1}:\n{answer}" for i, answer in enumerate(answers))
@@ -141,6 +155,17 @@ class Ensemble:
         if pick is None:
             return best, scores, {"fallback": f"consensus (the judge replied {reply[:80]!r})"}
         return pick, [1.0 if i == pick else 0.0 for i in range(len(answers))], {"judge": reply[:80]}
+
+    async def embed(self, client: httpx.AsyncClient, answers: list[str]) -> list[list[float]]:
+        """The answers' embeddings from the configured endpoint (an empty answer embeds as a space)."""
+        assert self.embeddings is not None
+        response = await client.post(
+            f"{self.embeddings.url.rstrip('/')}/v1/embeddings",
+            headers=self.embeddings.headers(),
+            json={"model": self.embeddings.model, "input": [a or " " for a in answers]},
+        )
+        response.raise_for_status()
+        return [item["embedding"] for item in sorted(response.json()["data"], key=lambda item: item["index"])]
 
 
 async def stream(result: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
@@ -196,6 +221,11 @@ class EnsembleTransport(httpx.AsyncBaseTransport):
         await self.client.aclose()
 
 
+def embeddings_endpoint(settings: ServerSettings) -> Endpoint | None:
+    url = settings.server_ensemble_embeddings_url
+    return Endpoint(url, settings.server_ensemble_embeddings_model) if url else None
+
+
 def judge_endpoint(settings: ServerSettings) -> Endpoint | None:
     if not settings.server_ensemble_judge_url:
         return None
@@ -209,4 +239,4 @@ def ensemble_of(slot: Slot, settings: ServerSettings) -> Ensemble | None:
     """The ensemble the slot serves, or None when it serves a single model."""
     if slot.model is None or not slot.model.members:
         return None
-    return Ensemble(slot.model, slot.url, slot.headers(), judge_endpoint(settings))
+    return Ensemble(slot.model, slot.url, slot.headers(), judge_endpoint(settings), embeddings_endpoint(settings))

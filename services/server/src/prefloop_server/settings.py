@@ -96,6 +96,12 @@ class ServerSettings(Settings):
         default=_RULE.max_regressions, ge=0, description="QA gate (count): most live-correct questions that may regress."
     )
     server_correct_at: float = Field(default=0.7, ge=0, le=1, description="A QA score at or above this counts as correct.")
+    server_ensemble_embeddings_url: str | None = Field(
+        default=None,
+        description="Consensus of an ensemble by embedding similarity: this OpenAI-compatible server's /v1/embeddings "
+        "(base URL, without /v1) embeds the members' answers; unset, consensus uses key-fact similarity.",
+    )
+    server_ensemble_embeddings_model: str = Field(default="default", description="The embedding model's name.")
     server_ensemble_judge_url: str | None = Field(
         default=None,
         description="An ensemble with the `judge` rule asks this OpenAI-compatible server (base URL, without /v1) which "
