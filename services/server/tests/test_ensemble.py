@@ -57,7 +57,8 @@ def publish_ensemble(server: Server, tag: str, members: list[str], rule: Ensembl
 
 
 def ask(url: str, question: str, **extra: object) -> httpx.Response:
-    body = {"messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0, **extra}
+    body = {"messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0, "cache_prompt": False}
+    body.update(extra)
     return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=300, headers=slot_headers())
 
 
@@ -84,7 +85,7 @@ def test_an_ensemble_answers_with_the_consensus_of_its_members_streams_and_lists
     assert deployed.status_code == 200, deployed.text
     admin.post("/admin/promote", json={"tag": "trio"}).raise_for_status()  # nothing was live: no gate
     slot = slot_url(server)
-    lora = httpx.get(f"{slot}/lora-adapters", headers=slot_headers()).json()
+    lora = httpx.get(f"{slot}/lora-adapters", headers=slot_headers(), timeout=60).json()
     assert [a["scale"] for a in lora] == [0.0, 0.0, 0.0]  # none applied unless a request names it
 
     differs = 0
@@ -124,8 +125,8 @@ def test_an_ensemble_answers_with_the_consensus_of_its_members_streams_and_lists
     assert text == ask(server.url, QUESTIONS[0]).json()["choices"][0]["message"]["content"]
     assert chunks[-1]["usage"]["completion_tokens"] > 0
 
-    assert httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"] == "trio"
-    legacy = httpx.post(f"{server.url}/v1/completions", json={"prompt": "Hi", "max_tokens": 4})
+    assert httpx.get(f"{server.url}/v1/models", timeout=60).json()["data"][0]["id"] == "trio"
+    legacy = httpx.post(f"{server.url}/v1/completions", json={"prompt": "Hi", "max_tokens": 4}, timeout=60)
     assert legacy.status_code == 400 and "is an ensemble" in legacy.json()["error"]["message"]
 
 
@@ -144,12 +145,12 @@ def test_the_gate_compares_an_ensemble_with_the_live_model_and_rollback_puts_the
     answered = [r["answer"] for r in result["candidate_records"]]
     promoted = admin.post("/admin/promote", json={"tag": "pair", "force": True, "reason": "testing an ensemble"})
     assert promoted.status_code == 200, promoted.text
-    assert httpx.get(f"{server.url}/health").json()["tag"] == "pair"
+    assert httpx.get(f"{server.url}/health", timeout=60).json()["tag"] == "pair"
     qa = admin.post("/admin/qa", json={"qa_set": easy_qa_set().model_dump(mode="json")}).json()
     assert [r["answer"] for r in qa["records"]] == answered  # the daily QA asks the ensemble as the gate did
 
     admin.post("/admin/rollback", json={}).raise_for_status()
-    assert httpx.get(f"{server.url}/health").json()["tag"] == "good"
+    assert httpx.get(f"{server.url}/health", timeout=60).json()["tag"] == "good"
     assert "ensemble" not in ask(server.url, QUESTIONS[0]).json()
 
 
@@ -249,7 +250,8 @@ def test_consensus_by_embedding_similarity_asks_the_embeddings_endpoint(releases
                     for m in range(3)
                 ]
                 vectors = [
-                    e["embedding"] for e in httpx.post(f"{embedder_url}/v1/embeddings", json={"input": answers}).json()["data"]
+                    e["embedding"]
+                    for e in httpx.post(f"{embedder_url}/v1/embeddings", json={"input": answers}, timeout=120).json()["data"]
                 ]
                 expected = consensus(answers, vectors)
                 assert [m["score"] for m in picked["members"]] == pytest.approx(expected, abs=1e-3)

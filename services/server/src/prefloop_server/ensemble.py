@@ -105,7 +105,12 @@ class Ensemble:
     def member_body(self, body: dict[str, Any], index: int) -> dict[str, Any]:
         own = set(self.model.members[index].loras)
         request = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "lora")}
-        return {**request, "lora": [{"id": i, "scale": 1.0 if i in own else 0.0} for i in range(len(self.model.loras))]}
+        # Never a prompt cached by another request: its KV may have been computed under another member's LoRA.
+        return {
+            **request,
+            "cache_prompt": False,
+            "lora": [{"id": i, "scale": 1.0 if i in own else 0.0} for i in range(len(self.model.loras))],
+        }
 
     async def complete(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
         """Ask every member with `body` (a chat completion request, never streamed to them) and answer as the rule
