@@ -7,7 +7,8 @@ answer costs (latency, delivered tokens/s).
 DIR is a PREFLOOP_HOME whose bucket holds the releases: the live (base) release and adapter releases over it, e.g. the
 `home` of a `benchmarks/effectiveness.py` work folder, whose trials are adapters trained on the same pairs with
 different seeds. The ensemble is made with `prefloop ensemble` (the exporter's command). A real `prefloop serve` then
-serves each variant in turn (deploy; promote, forced with this benchmark as the reason, so the history says why) and
+serves the live model, then each other variant in turn (deploy; promote, forced with this benchmark as the reason, so
+the history says why), and
 its own QA (`POST /admin/qa`, as the daily QA asks: one request at a time, greedy, 64 tokens, no prompt reuse) asks it
 the QA set (`games-v2`: the demo's 72 questions and the second week's 24). Speed: the first `--speed-prompts`
 questions through the router one at a time; an ensemble's answer costs every member's generation, and its delivered
@@ -117,14 +118,13 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     rows = []
     log = args.home / "logs" / "ensemble-bench-server.log"
-    with service(
-        "server", [str(venvs / "server/bin/prefloop-server"), "serve", "--port", str(port)], env, f"{url}/admin/status", log
-    ):
+    command = [str(venvs / "server/bin/prefloop-server"), "serve", "--port", str(port), "--tag", args.live]
+    with service("server", command, env, f"{url}/health", log):
         server = ServerAdminClient(url, admin_token, timeout=3600)
         for variant in [args.live, *members, ensemble]:
-            server.deploy(variant, "ensemble_bench")
-            live_now = server.status().live_tag
-            server.promote(variant, "ensemble_bench", force_reason=None if live_now is None else "ensemble_bench.py")
+            if variant != args.live:
+                server.deploy(variant, "ensemble_bench")
+                server.promote(variant, "ensemble_bench", force_reason="ensemble_bench.py")
             report = server.qa(qa_set.model_dump(mode="json"))
             scores = {r.question_id: r.score for r in report.records}
             by_game = {g: statistics.fmean(r.score for r in report.records if (r.game or "other") == g) for g in games}
