@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import statistics
 import subprocess
@@ -31,21 +30,9 @@ from typing import Any
 
 import httpx
 
-from report import emit  # the script's folder is on sys.path
+from report import emit, machine  # the script's folder is on sys.path
 
 CORRECT_AT = 0.7
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown CPU",
-    )
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def speed(url: str, questions: list[str], template: Any) -> tuple[float, float]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from report import emit  # the script's folder is on sys.path
+from report import emit, machine  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECORDS = ROOT / "benchmarks" / "results" / "gate_calibration"
@@ -56,20 +55,6 @@ NOOP_QUANTS = ("Q8_0", "Q6_K", "Q5_K_M")
 HARMFUL_SCALES = (3.0, 6.0)
 RULES = ("mcnemar", "count")
 DROPPED_FIELDS = ("prompt", "context")  # large, and the same for every candidate: the QA set has them
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown CPU",
-    )
-    flags = Path("/proc/cpuinfo").read_text()
-    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
-    return f"{cpu} ({isa}), {os.cpu_count()} cores"
 
 
 # -- making candidates ---------------------------------------------------------------------------------------------

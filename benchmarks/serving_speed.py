@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from report import emit  # the script's folder is on sys.path
+from report import emit, machine  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -40,18 +39,6 @@ PROMPTS = [
     "Explain what a support hero does in Overwatch.",
     "Write a short story about a robot that learns to cook.",
 ]
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown CPU",
-    )
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 # -- the synthetic 1B-shaped model (runs in the exporter's environment) ---------------------------------------------
