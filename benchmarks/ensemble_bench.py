@@ -150,7 +150,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, ensemble: str, g
         f"time · speed over {args.speed_prompts} questions through the router",
         "",
         header,
-        "| --- | " + " | ".join(["---:"] * (len(games) + 7)) + " |",
+        "| --- | " + " | ".join(["---:"] * (len(games) + 6)) + " |",
     ]
     for row in rows:
         role = "live" if row is live else "ensemble" if row is ens else "best member" if row is best else "member"
