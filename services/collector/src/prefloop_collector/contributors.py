@@ -234,17 +234,14 @@ class Contributors:
             (item_id, contributor_id, answer, key, _now().isoformat()),
         )
         agreeing = conn.execute(
-            "SELECT p.name FROM contributions c JOIN contributors p ON p.id = c.contributor_id"
+            "SELECT p.name, c.answer FROM contributions c JOIN contributors p ON p.id = c.contributor_id"
             " WHERE c.item_id = ? AND c.answer_key = ? AND c.status = 'pending' ORDER BY c.id",
             (item_id, key),
         ).fetchall()
         if len(agreeing) < self.settings.collector_contributors_agree:
             return ContributionOutcome(item_id=item_id, outcome="pending", agreeing=len(agreeing))
         # Enough contributors agree: the first wording of the agreed answer becomes the item's chosen answer.
-        first = conn.execute(
-            "SELECT answer FROM contributions WHERE item_id = ? AND answer_key = ? AND status = 'pending' ORDER BY id LIMIT 1",
-            (item_id, key),
-        ).fetchone()["answer"]
+        first = agreeing[0]["answer"]
         conn.execute(
             "UPDATE items SET status = 'chosen', chosen = ?, reviewer = ?, version = version + 1, updated_at = ? WHERE id = ?",
             (first, "contributors: " + ", ".join(r["name"] for r in agreeing), _now().isoformat(), item_id),

@@ -9,11 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefloop_core.contracts import EnsembleRule, ExportMode, Release
-from prefloop_core.ids import release_tag
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_exporter.export import ExportError
-from prefloop_exporter.tags import base_short
+from prefloop_exporter.tags import base_short, next_free_tag
 
 MAX_MEMBERS = 8  # each member is a full generation per request
 
@@ -42,10 +41,8 @@ def make_ensemble(store: ArtifactStore, members: list[str], rule: EnsembleRule, 
         raise ExportError(f"the members are over different bases ({listed}): one llama-server serves one base")
     first = releases[0]
     now = datetime.now(timezone.utc)
-    short = base_short(first.base_model, settings)
-    taken = [int(t.rsplit("-", 1)[1]) for t in store.ids(Release, prefix=f"{short}-ensemble-{now:%Y%m%d}-") if t[-1].isdigit()]
     ensemble = Release(
-        tag=release_tag(short, "ensemble", now, max(taken, default=0) + 1),
+        tag=next_free_tag(store, base_short(first.base_model, settings), "ensemble", now),
         base_model=first.base_model,
         chat_template=first.chat_template,
         mode=ExportMode.ENSEMBLE,

@@ -34,7 +34,11 @@ def _short_and_method(run: TrainingRun, settings: Settings) -> tuple[str, str]:
 
 
 def next_tag(store: ArtifactStore, run: TrainingRun, day: datetime, settings: Settings) -> str:
-    short, method = _short_and_method(run, settings)
+    return next_free_tag(store, *_short_and_method(run, settings), day)
+
+
+def next_free_tag(store: ArtifactStore, short: str, method: str, day: datetime) -> str:
+    """`<short>-<method>-<YYYYMMDD>-<n>` with the next `n` no release of that day has (tags are never reused)."""
     taken = [
         int(t.rsplit("-", 1)[1])
         for t in store.ids(Release, prefix=f"{short}-{method}-{day:%Y%m%d}-")

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from prefloop_core.contracts import ChatMessage, EnsembleRule
-from prefloop_server.qa.runner import Decoding, Endpoint, chat
+from prefloop_server.qa.runner import Decoding, Endpoint, chat, embed
 from prefloop_server.qa.scoring import cosine, fact_found, normalize
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import Model, Slot
@@ -143,34 +143,28 @@ class Ensemble:
         self, client: httpx.AsyncClient, question: str, answers: list[str]
     ) -> tuple[int, list[float], dict[str, str]]:
         """The index of the answer kept, each answer's score, and a note when the judge's pick was not used."""
-        scores = consensus(answers, await self.embed(client, answers) if self.embeddings else None)
-        # Scores equal to 6 places are a tie (embeddings of one text differ in the last bits across a batch): the
-        # earlier member answers.
-        best = max(range(len(answers)), key=lambda i: (round(scores[i], 6), -i))
         if self.model.rule is not EnsembleRule.JUDGE or self.judge is None:
-            return best, scores, {}
+            return *await self.by_consensus(client, answers), {}
         listed = "\n\n".join(f"Answer {i + 1}:\n{answer}" for i, answer in enumerate(answers))
         prompt = JUDGE_PROMPT.format(question=question, answers=listed)
         try:
             reply = await chat(client, self.judge, [ChatMessage(role="user", content=prompt)], Decoding(max_tokens=16))
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             log.warning("the ensemble's judge failed (%s): consensus picked the answer", exc)
-            return best, scores, {"fallback": f"consensus (the judge failed: {type(exc).__name__})"}
+            return *await self.by_consensus(client, answers), {"fallback": f"consensus (the judge failed: {type(exc).__name__})"}
         pick = parse_choice(reply, len(answers))
         if pick is None:
-            return best, scores, {"fallback": f"consensus (the judge replied {reply[:80]!r})"}
+            return *await self.by_consensus(client, answers), {"fallback": f"consensus (the judge replied {reply[:80]!r})"}
         return pick, [1.0 if i == pick else 0.0 for i in range(len(answers))], {"judge": reply[:80]}
 
-    async def embed(self, client: httpx.AsyncClient, answers: list[str]) -> list[list[float]]:
-        """The answers' embeddings from the configured endpoint (an empty answer embeds as a space)."""
-        assert self.embeddings is not None
-        response = await client.post(
-            f"{self.embeddings.url.rstrip('/')}/v1/embeddings",
-            headers=self.embeddings.headers(),
-            json={"model": self.embeddings.model, "input": [a or " " for a in answers]},
-        )
-        response.raise_for_status()
-        return [item["embedding"] for item in sorted(response.json()["data"], key=lambda item: item["index"])]
+    async def by_consensus(self, client: httpx.AsyncClient, answers: list[str]) -> tuple[int, list[float]]:
+        """The consensus pick and every answer's score, by embeddings when an endpoint is set (an empty answer embeds
+        as a space)."""
+        vectors = await embed(client, self.embeddings, [a or " " for a in answers]) if self.embeddings else None
+        scores = consensus(answers, vectors)
+        # Scores equal to 6 places are a tie (embeddings of one text differ in the last bits across a batch): the
+        # earlier member answers.
+        return max(range(len(answers)), key=lambda i: (round(scores[i], 6), -i)), scores
 
 
 async def stream(result: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:

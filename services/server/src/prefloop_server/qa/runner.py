@@ -62,6 +62,17 @@ async def chat(client: httpx.AsyncClient, endpoint: Endpoint, messages: list[Cha
     return str(response.json()["choices"][0]["message"]["content"]).strip()
 
 
+async def embed(client: httpx.AsyncClient, endpoint: Endpoint, texts: list[str]) -> list[list[float]]:
+    """The texts' embeddings, in order, from an OpenAI-compatible `/v1/embeddings`."""
+    response = await client.post(
+        f"{endpoint.url.rstrip('/')}/v1/embeddings",
+        headers=endpoint.headers(),
+        json={"model": endpoint.model, "input": texts},
+    )
+    response.raise_for_status()
+    return [item["embedding"] for item in sorted(response.json()["data"], key=lambda item: item["index"])]
+
+
 class Scorer(Protocol):
     name: str
 
@@ -85,13 +96,7 @@ class EmbeddingScorer:
 
     async def score(self, client: httpx.AsyncClient, question: QAQuestion, answer: str) -> float:
         reference = question.reference or " ".join(question.key_facts)
-        response = await client.post(
-            f"{self.endpoint.url.rstrip('/')}/v1/embeddings",
-            headers=self.endpoint.headers(),
-            json={"model": self.endpoint.model, "input": [answer, reference]},
-        )
-        response.raise_for_status()
-        vectors = [item["embedding"] for item in response.json()["data"]]
+        vectors = await embed(client, self.endpoint, [answer, reference])
         return cosine(vectors[0], vectors[1])
 
 
