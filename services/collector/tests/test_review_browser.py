@@ -209,7 +209,9 @@ def test_contributors_answer_offered_questions_and_a_reviewer_approves_one(
     (tmp_path / "notes.txt").write_text("answers: cats", encoding="utf-8")
     browser.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.txt"))
     browser.find_element(By.ID, "upload").click()
-    problem = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".problem"))).text
+    # The page still shows broken.json's problem until the upload's answer replaces it: wait for the new one's text.
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".problem"), "notes.txt"))
+    problem = browser.find_element(By.CSS_SELECTOR, ".problem").text
     assert problem.startswith("notes.txt is not JSON (") and problem.endswith("save the file the page gave you")
 
     # The reviewer sees both answers to item 1 with their agreement and uses one.
