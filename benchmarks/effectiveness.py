@@ -20,8 +20,9 @@ prompts both move scores between identical runs, which would swamp small effects
 2026-11-24 11:00 asked on one-sequence slots with prompts reused: their numbers are not comparable with later ones.)
 
 A `-x<scale>` trial trains nothing: it serves the named trial's adapter of the same seed at that LoRA scale
-(llama-server's `/lora-adapters`), so list that trial first. Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the table (mean and spread
-over seeds, per setting) to FILE.
+(llama-server's `/lora-adapters`), so list that trial first. Every trial's numbers go to `<work>/trials.jsonl`; `--report FILE` appends the tables to FILE: mean and spread
+over seeds, per setting; and each setting against the defaults on the seeds both ran, question by question, with a
+sign test (how a lever's default is decided: benchmarks/results/effectiveness.md).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 
 import httpx
 import yaml
+from scipy import stats
 
 from prefloop_core.contracts import QARecord, SlotStatus
 
@@ -161,6 +163,7 @@ TRIALS: dict[str, tuple[str, dict[str, Any]]] = {
     "rpo-lr3e-4-rehearsal-e5": ("the defaults, lr 3e-4", {"training": {"learning_rate": 3e-4, "epochs": 5.0}, "method": RPO}),
     "rpo-lr4e-4-rehearsal-e4": ("the defaults, 4 epochs", {"training": {"learning_rate": 4e-4, "epochs": 4.0}, "method": RPO}),
 }
+DEFAULTS = "rpo-lr4e-4-rehearsal-e5"  # the trainer's defaults: every lever above is one change from these
 # The LoRA applied at a scale below 1 (llama-server's /lora-adapters), as an export could bake it in: no training of its
 # own, the named trial's adapter of the same seed at that scale.
 SCALED = {f"rpo-lr4e-4-rehearsal-e5-x{scale:g}": ("rpo-lr4e-4-rehearsal-e5", scale) for scale in (0.6, 0.8)}
@@ -397,6 +400,61 @@ def report(trials: list[dict[str, Any]], state: dict[str, Any], split: dict[str,
             f"{cell([100 * (x['heldout'] - live['heldout']) for x in m])} | "
             f"{cell([100 * (x['accuracy'] - live['accuracy']) for x in m])} | "
             f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} min |"
+        )
+    return lines + paired_with_defaults(by_name, live_scores, split)
+
+
+def sign_test(ahead: int, behind: int) -> str:
+    """Two-sided exact sign test (McNemar's, on questions): `ahead` questions moved one way, `behind` the other."""
+    p = float(stats.binomtest(ahead, ahead + behind, 0.5).pvalue) if ahead + behind else 1.0
+    return f"{ahead} / {behind} (p = {p:.3f})"
+
+
+def paired_with_defaults(
+    by_name: dict[str, list[dict[str, Any]]], live_scores: dict[str, float], split: dict[str, list[str]]
+) -> list[str]:
+    """Each trial against the defaults on the seeds both ran, question by question.
+
+    A question counts for a trial when, summed over the paired seeds, it was right (or, for regressions, turned wrong
+    from live's right answer) more often under the trial than under the defaults; against the defaults the other way.
+    The sign test over those questions treats questions as independent and a question's seeds as one observation, so
+    five seeds of one question are not counted as five pieces of evidence (they are not independent: the question is
+    the same). It is the gate's McNemar test, with the defaults in live's place."""
+    defaults = {r["seed"]: r for r in by_name.get(DEFAULTS, [])}
+    everything = [*split["train"], *split["heldout"]]
+    lines = [
+        "",
+        f"Against the defaults (`{DEFAULTS}`), on the seeds both ran: questions that did better under the setting / "
+        "under the defaults, summed over those seeds, and the two-sided sign test over them. Regressions: a question "
+        "live answers right, turned wrong; trained and second week: answered right.",
+        "",
+        "| setting | paired seeds | regressions per seed, setting - defaults | fewer regressions / more | trained right "
+        "more / fewer | second week right more / fewer |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in by_name.items():
+        paired = [(r, defaults[r["seed"]]) for r in runs if r["seed"] in defaults and name != DEFAULTS]
+        if not paired:
+            continue
+
+        def net(ids: list[str], outcome: Any) -> str:
+            sums = {q: sum(outcome(t, q) - outcome(d, q) for t, d in paired) for q in ids}
+            return sign_test(sum(v > 0 for v in sums.values()), sum(v < 0 for v in sums.values()))
+
+        def right(run: dict[str, Any], q: str) -> int:
+            return int(run["scores"].get(q, 0.0) >= CORRECT_AT)
+
+        def kept(run: dict[str, Any], q: str) -> int:  # 1 unless live's right answer turned wrong
+            return int(not live_scores[q] >= CORRECT_AT > run["scores"].get(q, 0.0))
+
+        differences = [
+            len(measure(t["scores"], live_scores, split)["regressions"])
+            - len(measure(d["scores"], live_scores, split)["regressions"])
+            for t, d in paired
+        ]
+        lines.append(
+            f"| `{name}` | {', '.join(str(t['seed']) for t, _ in paired)} | {' / '.join(f'{x:+d}' for x in differences)} | "
+            f"{net(everything, kept)} | {net(split['train'], right)} | {net(split.get('week2', []), right)} |"
         )
     return lines
 
