@@ -189,6 +189,8 @@ def test_offer_and_contributors_as_a_person_runs_them(tmp_path: Path) -> None:
     offered = run(home, "offer", "--game", "palworld")
     assert offered.returncode == 0 and offered.stdout.startswith("offered 5 item(s) to contributors"), offered.stdout
     assert run(home, "offer", "--withdraw", "--item", "1").stdout.startswith("withdrew ")
+    huge = run(home, "offer", "--item", str(2**64))
+    assert huge.returncode == 2 and huge.stderr.strip().endswith("is not an item id: ids are from 1 up"), huge.stderr
 
     assert "no contributors yet" in run(home, "contributors", "list").stdout
     invited = run(home, "contributors", "invite", "hana")

@@ -3,14 +3,18 @@ queue and over the real HTTP API."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
-from collector_helpers import ADMIN_TOKEN, Collector, record, running_collector
+from collector_helpers import ADMIN_TOKEN, TOKENS, Collector, record, running_collector
 
 from prefloop_core.contracts import Contribution, ContributionStatus, ReviewStatus
 from prefloop_core.prompts import load_template
 from prefloop_core.store import open_store
+from prefloop_collector import contributors
+from prefloop_collector.auth import COOKIE
 from prefloop_collector.contributors import ContributorError, Contributors
 from prefloop_collector.queue import ReviewQueue
 from prefloop_collector.settings import CollectorSettings
@@ -116,7 +120,7 @@ def test_a_bad_answer_is_refused_with_its_reason_and_nothing_is_stored(people: C
 
 
 def test_duplicates_spam_unoffered_items_and_the_hourly_limit_are_refused_and_the_rest_kept(
-    queue: ReviewQueue, tmp_path: Path
+    queue: ReviewQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = CollectorSettings(home=tmp_path / "home", collector_contributor_answers_per_hour=4)
     queue.ingest([record(n) for n in range(1, 8)])
@@ -131,7 +135,7 @@ def test_duplicates_spam_unoffered_items_and_the_hourly_limit_are_refused_and_th
         (1, "pending", None),
         (1, "refused", "item 1 is in this submission twice: send one answer"),
         (2, "pending", None),
-        (3, "refused", "you sent this same answer for items 1, 2: answer each question on its own"),
+        (3, "refused", "you sent this same answer for items 1, 2 in the last hour: answer each question on its own"),
         (7, "refused", "item 7 is not offered to contributors"),
         (4, "skipped", None),
         (5, "pending", None),
@@ -143,6 +147,11 @@ def test_duplicates_spam_unoffered_items_and_the_hourly_limit_are_refused_and_th
         "over the limit of 4 answers per hour: send it again after "
     )
     assert people.stats()[0].answers == 4
+
+    # An hour later the limits count afresh: a short answer can rightly answer several questions over time.
+    later = datetime.now(timezone.utc) + timedelta(minutes=61)
+    monkeypatch.setattr(contributors, "_now", lambda: later)
+    assert [o.outcome for o in people.submit("hana", answers((3, "고양이"), (4, "고양이 두 마리")))] == ["pending", "pending"]
 
 
 def test_revoking_sets_pending_answers_aside_and_keeps_everything_else(people: Contributors) -> None:
@@ -157,7 +166,11 @@ def test_revoking_sets_pending_answers_aside_and_keeps_everything_else(people: C
     with pytest.raises(ContributorError, match="unknown or revoked"):
         people.submit("spam", answers((3, "x")))
     assert people.queue.get(1).status is ReviewStatus.CHOSEN
-    assert [c.status for c in people.queue.get(2).contributions] == [ContributionStatus.SET_ASIDE]
+    (set_aside,) = people.queue.get(2).contributions
+    assert set_aside.status is ContributionStatus.SET_ASIDE
+    with pytest.raises(ContributorError, match="is set aside, not pending: it cannot become the answer"):
+        people.approve(2, set_aside.contribution_id, "minji", people.queue.get(2).version)  # from a page opened before
+    assert people.queue.get(2).status is ReviewStatus.PENDING
     spam = next(s for s in people.stats() if s.name == "spam")
     assert (spam.revoked, spam.accepted, spam.set_aside) == (True, 1, 1)
     with pytest.raises(ContributorError, match="no contributor 'nobody'"):
@@ -223,6 +236,15 @@ def test_the_api_keeps_the_roles_apart(collector: Collector) -> None:
 
     revoked = anonymous.post("/api/admin/contributors/hana/revoke", headers=admin).json()
     assert revoked == {"name": "hana", "set_aside": 0}
+    again = reviewer.post(f"/api/items/1/contributions/{contribution['contribution_id']}/approve", json={"version": 2})
+    assert again.status_code == 409 and "is accepted, not pending" in again.json()["detail"]
+    page = httpx.post(
+        f"{collector.url}/items/1/contributions/{contribution['contribution_id']}/approve",
+        data={"version": "2"},
+        cookies={COOKIE: TOKENS["minji"]},
+    )
+    assert page.status_code == 200 and "is accepted, not pending: it cannot become the answer" in page.text
+    assert reviewer.post("/api/offer", json={"item_ids": [2**64]}).status_code == 422
     assert anonymous.get("/api/contribute/items", headers=hana).status_code == 401
     assert anonymous.post("/api/admin/contributors/nobody/revoke", headers=admin).status_code == 404
 

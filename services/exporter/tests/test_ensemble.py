@@ -62,6 +62,7 @@ def test_adapters_over_one_base_make_an_ensemble_release(releases: ArtifactStore
         (["tiny-dpo-20261206-1"], "an ensemble has 2 to 8 members, not 1"),
         (["tiny-dpo-20261206-1", "tiny-dpo-20261206-1"], "a member is named twice: tiny-dpo-20261206-1"),
         (["tiny-dpo-20261206-1", "nope"], "no release nope (`prefloop releases` lists them)"),
+        (["tiny-dpo-20261206-1", "../tiny-dpo-20261206-2"], "member '../tiny-dpo-20261206-2' is not a valid id: use 1-128"),
         (["tiny-dpo-20261206-1", "tiny-dpo-20261206-4"], "tiny-dpo-20261206-4 is a merged release: ensemble members are"),
         (
             ["tiny-dpo-20261206-1", "other-dpo-20261206-1"],

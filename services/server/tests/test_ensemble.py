@@ -4,6 +4,7 @@ model, promote and rollback work on it, and the judge rule asks a real judge or 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -27,7 +28,8 @@ from prefloop_core.net import free_port, stop_process, wait_until_ready
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore, LocalBackend
 from prefloop_core.toolchain import base_gguf, llama_cpp
-from prefloop_server.ensemble import consensus, parse_choice, similarity
+from prefloop_server.ensemble import Ensemble, consensus, parse_choice, similarity
+from prefloop_server.slots import Member, Model
 
 # Two identical mild LoRAs and a strong one: the mild pair agree, so consensus keeps their answer.
 MEMBERS = {"mild": (1, 0.02), "mild-twin": (1, 0.02), "wild": (7, 0.15)}
@@ -75,7 +77,44 @@ def test_similarity_and_consensus_and_the_judges_pick() -> None:
     assert similarity("크리퍼는 고양이를 무서워합니다", "고양이") == pytest.approx(0.5)
     assert similarity("Cats.", "cats") == 1.0 and similarity("cat", "category") == 0.0
     assert consensus(["Paris.", "It is Paris", "London"]) == pytest.approx([1 / 3, 1 / 3, 0.0])
+    # An empty answer agrees with nothing said (else it would win when the others disagree), and with another empty one.
+    assert similarity("", "Paris") == similarity("Paris", "...") == 0.0 and similarity("", " ") == 1.0
+    assert consensus(["Paris", "London", ""]) == pytest.approx([0.0, 0.0, 0.0])
     assert parse_choice("Answer 3 is the best", 3) == 2 and parse_choice("5", 3) is None and parse_choice("none", 2) is None
+
+
+def test_a_member_is_asked_again_on_a_dropped_connection_and_one_that_fails_stops_the_others() -> None:
+    """Members go out like the router's requests (once more when llama-server dropped a kept-alive connection); when
+    one still fails, the others are cancelled rather than left generating on a slot the router will count idle."""
+    model = Model(
+        tag="pair", gguf=Path("base.gguf"), loras=(Path("a"), Path("b")), members=(Member("a", (0,)), Member("b", (1,)))
+    )
+    tries: dict[int, int] = {0: 0, 1: 0}
+    slow_member_cancelled = asyncio.Event()
+
+    async def llama_server(request: httpx.Request) -> httpx.Response:
+        member = [lora["scale"] for lora in json.loads(request.content)["lora"]].index(1.0)
+        tries[member] += 1
+        if member == 0 and (failing or tries[0] == 1):
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        if member == 1 and failing:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                slow_member_cancelled.set()
+                raise
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": f"answer {member}"}}]})
+
+    async def ask() -> dict[str, object]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(llama_server)) as client:
+            return await Ensemble(model, "http://slot", {}, None).complete(client, {"messages": []})
+
+    failing = False
+    assert asyncio.run(ask())["ensemble"]["chosen"] == "a" and tries == {0: 2, 1: 1}  # type: ignore[index]
+    failing = True
+    with pytest.raises(httpx.RemoteProtocolError):
+        asyncio.run(asyncio.wait_for(ask(), 30))
+    assert slow_member_cancelled.is_set()
 
 
 def test_an_ensemble_answers_with_the_consensus_of_its_members_streams_and_lists_itself(server: Server) -> None:
@@ -169,11 +208,13 @@ def test_a_judge_picks_the_answer_or_consensus_does_when_it_cannot(releases: dic
             bucket = tmp_path / name / "bucket"
             bucket.parent.mkdir()
             subprocess.run(["cp", "-al", str(releases["bucket"]), str(bucket)], check=True)
+            # Without its judge, consensus picks; its embeddings endpoint is down too, so key facts do.
+            dead = {"PREFLOOP_SERVER_ENSEMBLE_EMBEDDINGS_URL": f"http://127.0.0.1:{free_port()}"} if name == "unjudged" else {}
             server = start_server(
                 tmp_path / name / "home",
                 bucket,
                 releases["template"],
-                env={**slot_env(), "PREFLOOP_SERVER_ENSEMBLE_JUDGE_URL": url},
+                env={**slot_env(), "PREFLOOP_SERVER_ENSEMBLE_JUDGE_URL": url, **dead},
             )
             try:
                 publish_ensemble(server, "judged-pair", ["mild", "wild"], EnsembleRule.JUDGE)
@@ -184,6 +225,7 @@ def test_a_judge_picks_the_answer_or_consensus_does_when_it_cannot(releases: dic
                     picked = ask(server.url, question).json()["ensemble"]
                     if name == "unjudged":
                         assert picked["fallback"] == "consensus (the judge failed: ConnectError)"
+                        assert picked["similarity"] == "key facts (the embeddings endpoint failed: ConnectError)"
                         assert picked["chosen"] == "mild"  # consensus of two: a tie, the earlier member
                     elif (pick := parse_choice(picked.get("judge", ""), 2)) is not None:
                         assert picked["chosen"] == ["mild", "wild"][pick] and "fallback" not in picked

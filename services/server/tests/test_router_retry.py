@@ -12,7 +12,7 @@ import asyncio
 import httpx
 import pytest
 
-from prefloop_server.router import _send
+from prefloop_server.upstream import send
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
@@ -55,7 +55,7 @@ async def _two_requests(send_twice: bool) -> tuple[int, int]:
             statuses = []
             for _ in range(2):
                 request = client.build_request("GET", f"http://127.0.0.1:{port}/v1/models")
-                response = await (_send(client, request) if send_twice else client.send(request, stream=True))
+                response = await (send(client, request, stream=True) if send_twice else client.send(request, stream=True))
                 await response.aread()
                 await response.aclose()
                 statuses.append(response.status_code)

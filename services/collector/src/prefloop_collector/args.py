@@ -1,10 +1,11 @@
-"""Argument types the collector's commands share: a threshold, a name, the default reviewer."""
+"""Argument types the collector's commands share: a threshold, a name, an item id, the default reviewer."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 
+from prefloop_core.contracts import SQL_INT_MAX
 from prefloop_core.ids import check_slug
 from prefloop_collector.text import parse_threshold
 
@@ -21,6 +22,16 @@ def name(text: str) -> str:
         return check_slug(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def item_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an item id: give the number `prefloop review` shows") from None
+    if not 1 <= value <= SQL_INT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is not an item id: ids are from 1 up")
+    return value
 
 
 def default_reviewer() -> str:

@@ -206,7 +206,9 @@ def cmd_offer(args: list[str]) -> int:
         "(PREFLOOP_COLLECTOR_CONTRIBUTORS_AGREE) or a reviewer approves it.",
         epilog="examples: prefloop offer --game palworld · prefloop offer --item 12 --item 15 · prefloop offer --withdraw",
     )
-    parser.add_argument("--item", type=int, action="append", dest="items", metavar="ID", help="this item (repeatable)")
+    parser.add_argument(
+        "--item", type=argtypes.item_id, action="append", dest="items", metavar="ID", help="this item (repeatable)"
+    )
     parser.add_argument("--game", type=argtypes.name, help="the pending items of this game (default: every pending item)")
     parser.add_argument("--withdraw", action="store_true", help="stop offering them (answers already given are kept)")
     ns = parser.parse_args(args)

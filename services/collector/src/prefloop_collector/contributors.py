@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from prefloop_core.contracts import (
     Contribution,
     ContributionOutcome,
+    ContributionStatus,
     ContributorInvite,
     ContributorStats,
     OfferedItem,
@@ -216,15 +217,20 @@ class Contributors:
             return "the answer repeats the question: write the answer"
         if any(normalize(r["answer"]) == key for r in conn.execute("SELECT answer FROM rejected WHERE item_id = ?", (item_id,))):
             return "the answer is the model's answer, which was judged wrong: write the correct one"
+        # Within the hour only: a short answer ("yes", "Diamond") can rightly answer several questions over time.
         same = [
             r["item_id"]
             for r in conn.execute(
-                "SELECT item_id FROM contributions WHERE contributor_id = ? AND answer_key = ? ORDER BY item_id",
-                (contributor_id, key),
+                "SELECT item_id FROM contributions WHERE contributor_id = ? AND answer_key = ? AND created_at > ?"
+                " ORDER BY item_id",
+                (contributor_id, key, (_now() - timedelta(hours=1)).isoformat()),
             )
         ]
         if len(same) >= SAME_ANSWER_LIMIT:
-            return f"you sent this same answer for items {', '.join(map(str, same))}: answer each question on its own"
+            return (
+                f"you sent this same answer for items {', '.join(map(str, same))} in the last hour: "
+                "answer each question on its own"
+            )
         return None
 
     def _store(self, conn: sqlite3.Connection, contributor_id: int, item_id: int, answer: str) -> ContributionOutcome:
@@ -257,4 +263,10 @@ class Contributors:
         contribution = next((c for c in item.contributions if c.contribution_id == contribution_id), None)
         if contribution is None:
             raise ItemNotFound(f"item {item_id} has no contribution {contribution_id}")
+        if contribution.status is not ContributionStatus.PENDING:
+            # A set-aside answer (its contributor revoked) is never trained, even from a page opened before.
+            raise ContributorError(
+                f"contribution {contribution_id} is {contribution.status.value.replace('_', ' ')}, not pending: "
+                "it cannot become the answer; write the answer yourself"
+            )
         return self.queue.save_chosen(item_id, contribution.answer, reviewer, version)

@@ -79,6 +79,8 @@ def approve(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc.args[0])) from None
     except Conflict as exc:
         raise conflict_error(exc) from None
+    except ContributorError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
 @router.get("/contribute/items", response_model=list[OfferedItem])
@@ -92,4 +94,7 @@ def contribute(
     entries: Annotated[list[Contribution], Field(max_length=1000)], people: People, contributor: Contributor
 ) -> list[ContributionOutcome]:
     """Your answers; each gets its outcome (a refused one its reason, and nothing of it is stored)."""
-    return people.submit(contributor, entries)
+    try:
+        return people.submit(contributor, entries)
+    except ContributorError as exc:  # revoked between the token check and the write
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None

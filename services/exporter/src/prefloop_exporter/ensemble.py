@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefloop_core.contracts import EnsembleRule, ExportMode, Release
+from prefloop_core.ids import check_safe_id
 from prefloop_core.settings import Settings
 from prefloop_core.store import ArtifactStore
 from prefloop_exporter.export import ExportError
@@ -26,6 +27,10 @@ def make_ensemble(store: ArtifactStore, members: list[str], rule: EnsembleRule, 
         raise ExportError(f"an ensemble has 2 to {MAX_MEMBERS} members, not {len(members)}")
     releases = []
     for tag in members:
+        try:
+            check_safe_id(tag)
+        except ValueError as exc:
+            raise ExportError(f"member {exc}") from None
         release = store.get(Release, tag)
         if release is None:
             raise ExportError(f"no release {tag} (`prefloop releases` lists them)")

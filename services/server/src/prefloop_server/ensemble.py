@@ -7,8 +7,9 @@ without loading the base twice. The rule then keeps one answer:
 - `consensus`: minimum Bayes risk, the answer with the highest mean similarity to the other members' answers. The
   similarity is the key-fact one the QA scorer uses, both ways: the share of one answer's words the other contains
   as key facts (Korean words as substrings, so particles do not count against them; Latin words whole), averaged
-  over the two directions; or, with an embeddings endpoint configured, the cosine of the answers' embeddings. Ties
-  go to the earlier member.
+  over the two directions (an empty answer agrees with no other); or, with an embeddings endpoint configured, the
+  cosine of the answers' embeddings (key facts when that endpoint fails, and the answer says so). Ties go to the
+  earlier member.
 - `judge`: an OpenAI-compatible model is shown the question and the numbered answers and names the best (its reply
   is kept in the answer); a reply without a number in range, or a judge that fails, falls back to consensus, and the
   answer says so.
@@ -35,6 +36,7 @@ from prefloop_server.qa.runner import Decoding, Endpoint, chat, embed
 from prefloop_server.qa.scoring import cosine, fact_found, normalize
 from prefloop_server.settings import ServerSettings
 from prefloop_server.slots import Model, Slot
+from prefloop_server.upstream import send
 
 log = logging.getLogger("prefloop.ensemble")
 
@@ -52,14 +54,17 @@ class UpstreamError(Exception):
         self.response = response
 
 
-def _recall(answer: str, other: str) -> float:
-    words = set(normalize(other).split())
-    return sum(fact_found(answer, word) for word in words) / len(words) if words else 1.0
+def _recall(answer: str, words: set[str]) -> float:
+    return sum(fact_found(answer, word) for word in words) / len(words)
 
 
 def similarity(a: str, b: str) -> float:
-    """Key-fact similarity in [0, 1], symmetric: how much of each answer the other contains."""
-    return (_recall(a, b) + _recall(b, a)) / 2
+    """Key-fact similarity in [0, 1], symmetric: how much of each answer the other contains. Two empty answers are
+    alike; an empty one shares nothing with one that says something (else it would agree with everyone by half)."""
+    words_a, words_b = set(normalize(a).split()), set(normalize(b).split())
+    if not words_a or not words_b:
+        return 1.0 if words_a == words_b else 0.0
+    return (_recall(a, words_b) + _recall(b, words_a)) / 2
 
 
 def consensus(answers: Sequence[str], vectors: Sequence[list[float]] | None = None) -> list[float]:
@@ -115,9 +120,20 @@ class Ensemble:
     async def complete(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
         """Ask every member with `body` (a chat completion request, never streamed to them) and answer as the rule
         picks; raises UpstreamError with the first member response that is not a 200."""
-        responses = await asyncio.gather(
-            *(client.post(self.url, json=self.member_body(body, i), headers=self.headers) for i in range(len(self.model.members)))
-        )
+        asking = [
+            asyncio.create_task(
+                send(client, client.build_request("POST", self.url, json=self.member_body(body, i), headers=self.headers))
+            )
+            for i in range(len(self.model.members))
+        ]
+        try:
+            responses = await asyncio.gather(*asking)
+        finally:
+            # When one member fails, the others stop too: the router counts the request done on this slot, and a
+            # drain must not find it idle while members still generate on it.
+            for task in asking:
+                task.cancel()
+            await asyncio.gather(*asking, return_exceptions=True)
         for response in responses:
             if response.status_code != 200:
                 raise UpstreamError(response)
@@ -144,27 +160,40 @@ class Ensemble:
     ) -> tuple[int, list[float], dict[str, str]]:
         """The index of the answer kept, each answer's score, and a note when the judge's pick was not used."""
         if self.model.rule is not EnsembleRule.JUDGE or self.judge is None:
-            return *await self.by_consensus(client, answers), {}
+            return await self.by_consensus(client, answers)
         listed = "\n\n".join(f"Answer {i + 1}:\n{answer}" for i, answer in enumerate(answers))
         prompt = JUDGE_PROMPT.format(question=question, answers=listed)
         try:
             reply = await chat(client, self.judge, [ChatMessage(role="user", content=prompt)], Decoding(max_tokens=16))
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             log.warning("the ensemble's judge failed (%s): consensus picked the answer", exc)
-            return *await self.by_consensus(client, answers), {"fallback": f"consensus (the judge failed: {type(exc).__name__})"}
-        pick = parse_choice(reply, len(answers))
-        if pick is None:
-            return *await self.by_consensus(client, answers), {"fallback": f"consensus (the judge replied {reply[:80]!r})"}
-        return pick, [1.0 if i == pick else 0.0 for i in range(len(answers))], {"judge": reply[:80]}
+            reason = f"consensus (the judge failed: {type(exc).__name__})"
+        else:
+            pick = parse_choice(reply, len(answers))
+            if pick is not None:
+                return pick, [1.0 if i == pick else 0.0 for i in range(len(answers))], {"judge": reply[:80]}
+            reason = f"consensus (the judge replied {reply[:80]!r})"
+        chosen, scores, note = await self.by_consensus(client, answers)
+        return chosen, scores, {**note, "fallback": reason}
 
-    async def by_consensus(self, client: httpx.AsyncClient, answers: list[str]) -> tuple[int, list[float]]:
-        """The consensus pick and every answer's score, by embeddings when an endpoint is set (an empty answer embeds
-        as a space)."""
-        vectors = await embed(client, self.embeddings, [a or " " for a in answers]) if self.embeddings else None
-        scores = consensus(answers, vectors)
+    async def by_consensus(self, client: httpx.AsyncClient, answers: list[str]) -> tuple[int, list[float], dict[str, str]]:
+        """The consensus pick, every answer's score and a note when the embeddings were wanted but not had: by
+        embeddings when an endpoint is set (an empty answer embeds as a space), else, or when it fails, by key facts."""
+        scores, note = None, {}
+        if self.embeddings:
+            try:
+                vectors = await embed(client, self.embeddings, [a or " " for a in answers])
+                if len(vectors) != len(answers):
+                    raise ValueError(f"{len(vectors)} embeddings for {len(answers)} answers")
+                scores = consensus(answers, vectors)
+            except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
+                log.warning("the ensemble's embeddings endpoint failed (%s): key-fact similarity picked the answer", exc)
+                note = {"similarity": f"key facts (the embeddings endpoint failed: {type(exc).__name__})"}
+        if scores is None:
+            scores = consensus(answers)
         # Scores equal to 6 places are a tie (embeddings of one text differ in the last bits across a batch): the
         # earlier member answers.
-        return max(range(len(answers)), key=lambda i: (round(scores[i], 6), -i)), scores
+        return max(range(len(answers)), key=lambda i: (round(scores[i], 6), -i)), scores, note
 
 
 async def stream(result: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prefloop_server.bluegreen import BlueGreen
 from prefloop_server.ensemble import Ensemble, UpstreamError, ensemble_of, stream
 from prefloop_server.slots import Slot
+from prefloop_server.upstream import send
 
 log = logging.getLogger("prefloop.router")
 router = APIRouter()
@@ -45,16 +46,6 @@ def _unavailable() -> JSONResponse:
 
 def _headers(headers: httpx.Headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
-
-
-async def _send(client: httpx.AsyncClient, upstream: httpx.Request) -> httpx.Response:
-    """Send, once more if the slot dropped the connection before answering: llama-server closes a kept-alive
-    connection after a few idle seconds, and a request that goes out on it as it closes was never read (seen under
-    promote/rollback, when the connections to a slot sit idle until it is live again)."""
-    try:
-        return await client.send(upstream, stream=True)
-    except (httpx.RemoteProtocolError, httpx.ConnectError):
-        return await client.send(upstream, stream=True)
 
 
 def request_problem(method: str, path: str, body: bytes) -> str | None:
@@ -97,7 +88,7 @@ async def _forward(request: Request, path: str) -> Response:
         finally:
             slot.in_flight -= 1
     try:
-        upstream = await _send(
+        upstream = await send(
             client,
             client.build_request(
                 request.method,
@@ -105,6 +96,7 @@ async def _forward(request: Request, path: str) -> Response:
                 content=body,
                 headers={"content-type": request.headers.get("content-type", "application/json"), **slot.headers()},
             ),
+            stream=True,
         )
     except httpx.HTTPError as exc:
         slot.in_flight -= 1

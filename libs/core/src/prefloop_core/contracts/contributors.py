@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,7 +98,7 @@ class ContributorStats(_Closed):
 class OfferRequest(_Closed):
     """Items to offer to contributors (or withdraw): the listed ids, or the pending items of a game, or all pending."""
 
-    item_ids: list[int] | None = Field(default=None, max_length=10_000)
+    item_ids: list[Annotated[int, Field(ge=1, le=SQL_INT_MAX)]] | None = Field(default=None, max_length=10_000)
     game: Slug | None = None
     offered: bool = True
 

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from prefloop_core.contracts import SQL_INT_MAX, Contribution, ContributionOutcome
 from prefloop_collector.auth import contributor_for, token_from
-from prefloop_collector.contributors import Contributors
+from prefloop_collector.contributors import ContributorError, Contributors
 from prefloop_collector.http_params import ItemId
 from prefloop_collector.web.routes import templates
 
@@ -82,7 +82,10 @@ async def upload(request: Request, file: Annotated[UploadFile, File()]) -> Respo
     except ValidationError as exc:
         problems = [_problem(name, error) for error in exc.errors()]
         return _page(request, contributor, problems=problems[:20])
-    outcomes: list[ContributionOutcome] = _contributors(request).submit(contributor, entries)
+    try:
+        outcomes: list[ContributionOutcome] = _contributors(request).submit(contributor, entries)
+    except ContributorError:  # revoked since the page was opened
+        return RedirectResponse("/login", status_code=303)
     return _page(request, contributor, outcomes=outcomes, uploaded=name)
 
 
@@ -91,7 +94,10 @@ def answer(request: Request, item_id: ItemId, answer: Annotated[str, Form()] = "
     contributor = _signed_in(request)
     if contributor is None:
         return RedirectResponse("/login", status_code=303)
-    (outcome,) = _contributors(request).submit(contributor, [Contribution(item_id=item_id, answer=answer)])
+    try:
+        (outcome,) = _contributors(request).submit(contributor, [Contribution(item_id=item_id, answer=answer)])
+    except ContributorError:  # revoked since the page was opened
+        return RedirectResponse("/login", status_code=303)
     if outcome.outcome == "refused":
         return _page(request, contributor, item_id - 1, outcomes=[outcome], draft=answer, retry=item_id)
     return _page(request, contributor, item_id, outcomes=[outcome])

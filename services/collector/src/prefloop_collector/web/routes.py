@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from prefloop_core.contracts import ReviewStatus, check_text
 from prefloop_collector.auth import COOKIE, contributor_for, reviewer_for, token_from
 from prefloop_collector.checks import run_checks
-from prefloop_collector.contributors import Contributors
+from prefloop_collector.contributors import ContributorError, Contributors
 from prefloop_collector.http_params import ContributionId, FormVersion, ItemId
 from prefloop_collector.queue import Conflict, Filters, ItemNotFound, ReviewQueue
 from prefloop_collector.snapshot import candidates, reviewed_items
@@ -161,6 +161,18 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
             queue.delete(item_id, version)
     except ItemNotFound:
         return _page(request, "message.html", reviewer, message=f"There is no item {item_id}.")
+    except ContributorError as exc:
+        item = queue.get(item_id)
+        return _page(
+            request,
+            "item.html",
+            reviewer,
+            item=item,
+            conflict=None,
+            draft="",
+            error=str(exc),
+            next_url=_next_pending(queue, item_id),
+        )
     except Conflict as exc:
         # Show the answer saved meanwhile beside the reviewer's own draft; nothing is overwritten.
         return _page(
