@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from collector_helpers import Collector, record
+import httpx
+from collector_helpers import TOKENS, Collector, record
 
 from prefloop_core.contracts import CandidateRecord
+from prefloop_collector.auth import COOKIE
 
 
 def seed(collector: Collector, n: int = 3) -> list[int]:
@@ -92,6 +94,13 @@ def test_a_users_mistakes_are_4xx_naming_the_field_never_500(collector: Collecto
         ["body", 0, "question"],
         "control character",
     )
+    # The review UI's form says so on the item page, the draft kept.
+    page = httpx.post(
+        f"{collector.url}/items/{item_id}/chosen",
+        data={"chosen": "a\u0000b", "version": str(version)},
+        cookies={COOKIE: TOKENS["minji"]},
+    )
+    assert page.status_code == 200 and "The answer holds the control character" in page.text
     # Nothing was stored from any of them: the item is as it was, and a snapshot is not blocked.
     assert client.get(f"/api/items/{item_id}").json()["version"] == version
     assert client.get("/api/checks").status_code == 200

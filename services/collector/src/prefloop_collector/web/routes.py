@@ -130,6 +130,20 @@ def item_page(request: Request, item_id: ItemId) -> Response:
     )
 
 
+def _refused(request: Request, queue: ReviewQueue, reviewer: str, item_id: int, draft: str, error: str) -> HTMLResponse:
+    """The item page again, with the reviewer's draft and why the action was refused."""
+    return _page(
+        request,
+        "item.html",
+        reviewer,
+        item=queue.get(item_id),
+        conflict=None,
+        draft=draft,
+        error=error,
+        next_url=_next_pending(queue, item_id),
+    )
+
+
 def _act(request: Request, item_id: int, action: str, version: int, chosen: str = "", contribution_id: int = 0) -> Response:
     reviewer = _who(request)
     if reviewer is None:
@@ -140,17 +154,7 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
             try:
                 check_text(chosen)
             except ValueError as exc:
-                item = queue.get(item_id)
-                return _page(
-                    request,
-                    "item.html",
-                    reviewer,
-                    item=item,
-                    conflict=None,
-                    draft=chosen,
-                    error=f"The answer {exc}.",
-                    next_url=_next_pending(queue, item_id),
-                )
+                return _refused(request, queue, reviewer, item_id, chosen, f"The answer {exc}.")
             queue.save_chosen(item_id, chosen, reviewer, version)
         elif action == "approve":
             contributors: Contributors = request.app.state.contributors
@@ -162,17 +166,7 @@ def _act(request: Request, item_id: int, action: str, version: int, chosen: str 
     except ItemNotFound:
         return _page(request, "message.html", reviewer, message=f"There is no item {item_id}.")
     except ContributorError as exc:
-        item = queue.get(item_id)
-        return _page(
-            request,
-            "item.html",
-            reviewer,
-            item=item,
-            conflict=None,
-            draft="",
-            error=str(exc),
-            next_url=_next_pending(queue, item_id),
-        )
+        return _refused(request, queue, reviewer, item_id, "", str(exc))
     except Conflict as exc:
         # Show the answer saved meanwhile beside the reviewer's own draft; nothing is overwritten.
         return _page(
