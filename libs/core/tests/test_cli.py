@@ -68,10 +68,27 @@ def test_bad_settings_stop_with_one_line_not_a_traceback() -> None:
     assert "PREFLOOP_STORE_BACKEND" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_config_prints_settings_without_secrets() -> None:
-    result = run("config", PREFLOOP_S3_SECRET_KEY="hunter2")
-    assert result.returncode == 0
-    assert "PREFLOOP_S3_SECRET_KEY=********" in result.stdout and "hunter2" not in result.stdout
+def test_config_prints_every_services_settings_without_secrets(tmp_path: Path) -> None:
+    venvs = os.environ.get("PREFLOOP_VENVS_DIR")
+    assert venvs, "make test sets PREFLOOP_VENVS_DIR"
+    secrets = {"PREFLOOP_S3_SECRET_KEY": "hunter2", "PREFLOOP_COLLECTOR_ADMIN_TOKEN": "an-admin-token-of-length"}
+    result = run("config", PREFLOOP_VENVS_DIR=venvs, PREFLOOP_STORE_BACKEND="local", **secrets)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # Values as .env takes them: an enum's value, a secret hidden, and each service's own settings under its name.
+    assert "PREFLOOP_STORE_BACKEND=local" in lines and "PREFLOOP_S3_SECRET_KEY=**********" in lines
+    assert "PREFLOOP_COLLECTOR_ADMIN_TOKEN=**********" in lines and "PREFLOOP_COLLECTOR_REVIEWERS={}" in lines
+    for service, prefix in (("collector", "PREFLOOP_COLLECTOR_"), ("server", "PREFLOOP_SERVER_"), ("flows", "PREFLOOP_FLOWS_")):
+        start = lines.index(f"# {service}")
+        assert lines[start + 1].startswith(prefix)
+    assert not any(secret in result.stdout for secret in secrets.values())
+    # A service's bad setting is named, the others still shown; without the services, config says so.
+    bad = run("config", PREFLOOP_VENVS_DIR=venvs, PREFLOOP_SERVER_PORT="many")
+    assert bad.returncode == 2 and "prefloop config: server: invalid settings:" in bad.stderr
+    assert "PREFLOOP_SERVER_PORT" in bad.stderr and "# collector" in bad.stdout
+    alone = run("config", PREFLOOP_VENVS_DIR=str(tmp_path), PATH="/usr/bin:/bin")
+    assert alone.returncode == 0 and "# server: not installed here" in alone.stdout
+    assert "docs/configuration.md" in run("config", "--help").stdout
 
 
 def test_gc_lists_with_dry_run_and_removes_what_a_killed_publish_left(tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from prefloop_core.settings import Settings, SettingsError, load_settings
+from prefloop_core.settings import Settings, SettingsError, load_settings, settings_lines
 
 # stage -> (service, what it does); the order is the loop's order.
 STAGES: dict[str, tuple[str, str]] = {
@@ -44,6 +45,14 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 
+# service -> its settings class, read in the service's own environment (this command imports no service)
+SERVICE_SETTINGS = {
+    "collector": "prefloop_collector.settings:CollectorSettings",
+    "server": "prefloop_server.settings:ServerSettings",
+    "flows": "prefloop_flows.settings:FlowsSettings",
+}
+
+
 def service_command(service: str, settings: Settings) -> Path | None:
     """The `prefloop-<service>` executable: beside this Python, in the venvs folder, or on PATH."""
     name = f"prefloop-{service}"
@@ -65,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "QA -> collect -> review -> snapshot -> train -> export -> deploy -> QA gate -> promote.",
         epilog="stages (each runs in its service; `prefloop STAGE --help` for its options):\n"
         + "\n".join(lines)
-        + "\n\nother:\n  config    print the resolved settings (secrets hidden)\n"
+        + "\n\nother:\n  config    print the settings in effect, shared and each service's (secrets hidden)\n"
         "  gc        remove what killed publishes left in the bucket (--dry-run lists it)\n\n"
         "Settings come from PREFLOOP_* environment variables or .env: docs/configuration.md lists them.",
     )
@@ -89,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.stage == "gc":
         return gc(settings, ns.args)
     if ns.stage == "config":
-        for name, value in settings.model_dump().items():
-            shown = "********" if "key" in name and value is not None else value
-            print(f"PREFLOOP_{name.upper()}={'' if shown is None else shown}")
-        return 0
+        return config(settings, ns.args)
     service, _ = STAGES[ns.stage]
     command = service_command(service, settings)
     if command is None:
@@ -105,6 +111,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.execv(command, [str(command), ns.stage, *ns.args])
     return 0  # pragma: no cover - execv does not return
+
+
+def config(settings: Settings, args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prefloop config",
+        description="Print the settings in effect here as PREFLOOP_* lines, as you would write them in .env (secrets "
+        "as asterisks): the ones every service shares, then the collector's, the server's and the flows' own, each "
+        "read in that service's environment. The trainer reads a YAML config of its own (`prefloop train --help`).",
+        epilog="what each setting means, and its default: docs/configuration.md",
+    )
+    parser.parse_args(args)
+    print("# every service")
+    print("\n".join(settings_lines(settings)))
+    status = 0
+    for service, settings_class in SERVICE_SETTINGS.items():
+        command = service_command(service, settings)
+        python = (
+            next((p for p in (command.parent / "python", command.parent / "python3") if p.is_file()), None) if command else None
+        )
+        if python is None:
+            print(f"\n# {service}: not installed here")
+            continue
+        shown = subprocess.run(
+            [str(python), "-m", "prefloop_core.settings", "--show", settings_class], capture_output=True, text=True, timeout=120
+        )
+        if shown.returncode != 0:
+            print(f"prefloop config: {service}: {shown.stderr.strip()}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"\n# {service}")
+        print(shown.stdout, end="")
+    return status
 
 
 def gc(settings: Settings, args: list[str]) -> int:

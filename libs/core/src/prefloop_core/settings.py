@@ -7,6 +7,8 @@ from these models (`make docs`) and tests keep them in sync.
 from __future__ import annotations
 
 import enum
+import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
@@ -151,9 +153,39 @@ def settings_markdown(model: type[Settings] = Settings) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--markdown"]:
+def settings_lines(settings: Settings, own: bool = False) -> list[str]:
+    """`PREFLOOP_NAME=value` for each setting in effect, as a line of .env would give it (secrets as asterisks, lists
+    and maps as JSON); `own`: a service's own settings only, not the ones every service shares."""
+    values = settings.model_dump(mode="json")  # SecretStr dumps as asterisks
+    names = [n for n in type(settings).model_fields if not own or n not in Settings.model_fields]
+
+    def shown(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return str(value).lower()
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+
+    return [f"{ENV_PREFIX}{name.upper()}={shown(values[name])}" for name in names]
+
+
+def _main(args: list[str]) -> int:
+    """`--markdown`: the shared settings' table; `--show module:Class`: that service's own settings in effect (how
+    `prefloop config` reads each service's settings in the service's own environment)."""
+    if args == ["--markdown"]:
         print(settings_markdown())
-    else:
-        print("usage: python -m prefloop_core.settings --markdown", file=sys.stderr)
-        sys.exit(2)
+        return 0
+    if len(args) == 2 and args[0] == "--show":
+        module, _, name = args[1].partition(":")
+        try:
+            print("\n".join(settings_lines(load_settings(getattr(importlib.import_module(module), name)), own=True)))
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
+    print("usage: python -m prefloop_core.settings --markdown | --show module:SettingsClass", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
