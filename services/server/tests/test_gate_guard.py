@@ -35,6 +35,8 @@ def test_a_release_deployed_after_the_gate_cannot_be_promoted_on_its_verdict_but
     ).json()
     report_id = result["report"]["report_id"]
     assert result["report"]["verdict"]["accepted"], result["markdown"]
+    lax = admin.post("/admin/promote", json={"tag": "good", "report_id": report_id})  # the caller's rule, not the server's
+    assert lax.status_code == 409 and "was decided by a rule other than this server's (count" in lax.json()["detail"]
 
     admin.post("/admin/deploy", json={"tag": "good-copy"}).raise_for_status()  # another release into the idle slot
     wrong_slot = admin.post("/admin/promote", json={"tag": "good", "report_id": report_id})

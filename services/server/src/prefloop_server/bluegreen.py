@@ -25,7 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefloop_core.children import stop_recorded
-from prefloop_core.contracts import GateReport, HistoryAction, ReleaseHistoryEntry, ServerStatus, SlotName, SlotState, SlotStatus
+from prefloop_core.contracts import (
+    GateReport,
+    GateRule,
+    HistoryAction,
+    ReleaseHistoryEntry,
+    ServerStatus,
+    SlotName,
+    SlotState,
+    SlotStatus,
+)
 from prefloop_core.store import ArtifactNotFound, ArtifactStore
 from prefloop_core.toolchain import LlamaCpp
 from prefloop_server.releases import materialize
@@ -63,8 +72,8 @@ class GateHold:
         )
 
 
-def report_problem(report: GateReport, tag: str, live_tag: str) -> str | None:
-    """Why `report` does not allow promoting `tag` over `live_tag` now, or None."""
+def report_problem(report: GateReport, tag: str, live_tag: str, rule: GateRule) -> str | None:
+    """Why `report` does not allow promoting `tag` over `live_tag` now under the server's `rule`, or None."""
     if report.candidate_tag != tag:
         return f"QA gate report {report.report_id} is about {report.candidate_tag}, not {tag}"
     if report.live_tag != live_tag:
@@ -76,6 +85,13 @@ def report_problem(report: GateReport, tag: str, live_tag: str) -> str | None:
         return (
             f"the QA gate refused {tag} (report {report.report_id}): {'; '.join(report.verdict.reasons)}. "
             "To overrule it, promote with force and a reason (`prefloop promote TAG --force --reason TEXT`)"
+        )
+    if report.verdict.rule != rule:
+        # A caller may ask /admin/gate with a rule of its own; only the server's rule (PREFLOOP_SERVER_GATE_*) gates.
+        return (
+            f"QA gate report {report.report_id} was decided by a rule other than this server's "
+            f"({report.verdict.rule.method.value} with other settings than PREFLOOP_SERVER_GATE_*): run the QA gate "
+            "again without a rule, or promote with force and a reason"
         )
     return None
 
@@ -221,7 +237,7 @@ class BlueGreen:
                 raise OperationRefused("a forced promotion needs a reason: it goes into the release history and the changelog")
             if force is None and live_tag is not None:
                 problem = (
-                    report_problem(report, tag, live_tag)
+                    report_problem(report, tag, live_tag, self.settings.gate_rule())
                     if report
                     else (
                         f"no QA gate report accepted {tag}: run the QA gate first (`prefloop qa --gate --set FILE`, or the "
