@@ -111,11 +111,14 @@ def mean_nll(tools: LlamaCpp, model: Path, loras: list[Path], text: Path, ctx: i
     command = [str(tools.perplexity), "-m", str(model), "-f", str(text), "-c", str(ctx), "-b", str(ctx)]
     for lora in loras:
         command += ["--lora", str(lora)]
-    output = _run(command, f"llama-perplexity on {model.name}")
-    found = _FINAL_PPL.search(output)
-    if found is None:
-        raise ToolFailed(f"llama-perplexity printed no final estimate for {model.name}:\n{output[-800:]}")
-    return math.log(float(found.group(1)))
+    # Asked twice at most: this build once exited 0 without printing its final estimate on a loaded machine (its log
+    # is written asynchronously), and a second run printed it.
+    for _ in range(2):
+        output = _run(command, f"llama-perplexity on {model.name}")
+        found = _FINAL_PPL.search(output)
+        if found is not None:
+            return math.log(float(found.group(1)))
+    raise ToolFailed(f"llama-perplexity printed no final estimate for {model.name} (twice):\n{output[-800:]}")
 
 
 _PUBLISHED = re.compile(r"^\s*\d+\s+or\s+(\S+)\s*:\s*[0-9.]+G,\s*([+-][0-9.]+) ppl @ (\S+)", re.MULTILINE)
