@@ -117,8 +117,18 @@ def test_data_of_a_publish_killed_before_its_manifest_is_a_leftover(store: Artif
 def _upload_started_probe(store: ArtifactStore) -> Callable[[], bool]:
     backend = store.backend
     if isinstance(backend, LocalBackend):
-        # The local backend writes into a '.partial-' file beside the blob's key.
-        return lambda: any(p.name.startswith(".partial-") for p in backend.root.rglob("*"))
+        # The local backend writes into a '.partial-' file beside the blob's key. The upload has started once bytes are
+        # in it: the file exists, empty, for a moment before the first write (a kill then leaves a 0-byte leftover).
+        def partial_has_bytes() -> bool:
+            for p in backend.root.rglob(".partial-*"):
+                try:
+                    if p.stat().st_size > 0:
+                        return True
+                except FileNotFoundError:  # renamed into place between the listing and the stat
+                    pass
+            return False
+
+        return partial_has_bytes
     assert isinstance(backend, S3Backend)
 
     def multipart_in_progress() -> bool:
