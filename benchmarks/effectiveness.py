@@ -237,9 +237,11 @@ class Loop:
         [found] = out.glob(f"*{suffix}")
         return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
 
-    def qa_on_slot(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
-        """The QA set against the slot that serves `tag`, one request at a time, no prompt reuse: its records."""
-        return self.ask(tag, qa_set_file, self.work / "qa" / tag, ["--concurrency", "1", "--llama-server"], ".records.jsonl")
+    def qa_on_slot(self, tag: str, qa_set_file: Path, folder: str = "") -> list[dict[str, Any]]:
+        """The QA set against the slot that serves `tag`, one request at a time, no prompt reuse: its records, kept in
+        `<work>/qa/<folder or tag>/` for reading the answers later."""
+        out = self.work / "qa" / (folder or tag)
+        return self.ask(tag, qa_set_file, out, ["--concurrency", "1", "--llama-server"], ".records.jsonl")
 
     def candidates(self, tag: str, qa_set_file: Path) -> list[dict[str, Any]]:
         """Four sampled answers per question from the slot that serves `tag` (`--candidates`): the bad ones."""
@@ -260,7 +262,7 @@ class Loop:
         self.server.deploy(trained["tag"], "benchmark")
         try:
             self.lora_scale(scale)
-            records = self.qa_on_slot(trained["tag"], qa_set_file)
+            records = self.qa_on_slot(trained["tag"], qa_set_file, f"{trained['tag']}-x{scale:g}")  # beside scale 1's
         finally:
             self.server.discard("benchmark")
         return {**trained, "trial": name, "description": TRIALS[name][0], "scores": scores_of(records), "lora_scale": scale}
