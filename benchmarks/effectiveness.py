@@ -421,7 +421,8 @@ def paired_with_defaults(
     from live's right answer) more often under the trial than under the defaults; against the defaults the other way.
     The sign test over those questions treats questions as independent and a question's seeds as one observation, so
     five seeds of one question are not counted as five pieces of evidence (they are not independent: the question is
-    the same). It is the gate's McNemar test, with the defaults in live's place."""
+    the same). It is the gate's McNemar test, with the defaults in live's place. Beside it, the same test over seeds
+    (each seed an independent training, counted by its number of regressions; equal seeds left out)."""
     defaults = {r["seed"]: r for r in by_name.get(DEFAULTS, [])}
     everything = [*split["train"], *split["heldout"]]
     lines = [
@@ -430,9 +431,9 @@ def paired_with_defaults(
         "under the defaults, summed over those seeds, and the two-sided sign test over them. Regressions: a question "
         "live answers right, turned wrong; trained and second week: answered right.",
         "",
-        "| setting | paired seeds | regressions per seed, setting - defaults | fewer regressions / more | trained right "
-        "more / fewer | second week right more / fewer |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| setting | paired seeds | regressions per seed, setting - defaults | seeds with fewer / more | fewer "
+        "regressions / more | trained right more / fewer | second week right more / fewer |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in by_name.items():
         paired = [(r, defaults[r["seed"]]) for r in runs if r["seed"] in defaults and name != DEFAULTS]
@@ -456,7 +457,7 @@ def paired_with_defaults(
         ]
         lines.append(
             f"| `{name}` | {', '.join(str(t['seed']) for t, _ in paired)} | {' / '.join(f'{x:+d}' for x in differences)} | "
-            f"{net(everything, kept)} | {net(split['train'], right)} | {net(split.get('week2', []), right)} |"
+            f"{sign_test(sum(x < 0 for x in differences), sum(x > 0 for x in differences))} | {net(everything, kept)} | {net(split['train'], right)} | {net(split.get('week2', []), right)} |"
         )
     return lines
 
